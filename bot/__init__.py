@@ -1,0 +1,1 @@
+"""Tugboat's runtime: settings, Slack wiring, the webhook server, the ECS gateway, state."""

@@ -1,0 +1,233 @@
+"""The catalog (`tugboat.yml`): which apps exist, where they run, and who may touch them.
+
+Strict on purpose: a typo in a deploy bot's config must stop it at start, not surface as a
+surprise in production. Every error names the file, the key path and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+"""App, environment and task names: what the command grammar accepts, nothing more."""
+
+GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+
+
+class CatalogError(Exception):
+    """The catalog file cannot be used; the message names file, key path and expectation."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class TaskSpec(_Strict):
+    """A named one-off task: run from the service's task definition with this command."""
+
+    command: list[str] = Field(min_length=1)
+    timeout: int = Field(default=600, gt=0, le=86_400)
+    args: bool = False
+
+
+class AutoDeploy(_Strict):
+    """Which GitHub events deploy this environment by themselves."""
+
+    branch: str = Field(min_length=1)
+    on: Literal["push", "workflow_run"] = "push"
+    workflow: str | None = None
+    image_wait: int = Field(default=900, ge=0, le=86_400)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: object) -> object:
+        """YAML 1.1 reads the key `on` as the boolean true; take it back."""
+        if isinstance(data, dict) and True in data:
+            return {("on" if key is True else key): value for key, value in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _workflow_named(self) -> AutoDeploy:
+        if self.on == "workflow_run" and not self.workflow:
+            raise ValueError("`workflow` is required when `on` is workflow_run")
+        return self
+
+
+def _ids(pattern: re.Pattern[str], kind: str, values: list[str]) -> list[str]:
+    for value in values:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not a Slack {kind} id (like {pattern.pattern})")
+    return values
+
+
+class Environment(_Strict):
+    """One deploy target: an ECS service in a cluster, plus its safety rules."""
+
+    cluster: str = Field(min_length=1)
+    service: str = Field(min_length=1)
+    region: str | None = None
+    channel: str | None = None
+    auto_deploy: AutoDeploy | None = None
+    promote_from: str | None = None
+    before_deploy: list[str] = Field(default_factory=list)
+    rollback_on_failure: bool = True
+    confirm: bool = False
+    allowed_users: list[str] = Field(default_factory=list)
+    allowed_groups: list[str] = Field(default_factory=list)
+    allowed_channels: list[str] = Field(default_factory=list)
+    read_users: list[str] = Field(default_factory=list)
+    read_groups: list[str] = Field(default_factory=list)
+    role_arn: str | None = None
+    timeout: int = Field(default=900, gt=0, le=86_400)
+
+    @field_validator("allowed_users", "read_users")
+    @classmethod
+    def _users(cls, value: list[str]) -> list[str]:
+        return _ids(USER_ID, "user", value)
+
+    @field_validator("allowed_groups", "read_groups")
+    @classmethod
+    def _groups(cls, value: list[str]) -> list[str]:
+        return _ids(GROUP_ID, "user group", value)
+
+    @field_validator("allowed_channels")
+    @classmethod
+    def _channels(cls, value: list[str]) -> list[str]:
+        return _ids(CHANNEL_ID, "channel", value)
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        if value is not None:
+            _ids(CHANNEL_ID, "channel", [value])
+        return value
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$", value):
+            raise ValueError("expected an IAM role ARN like arn:aws:iam::123456789012:role/x")
+        return value
+
+
+AppName = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class App(_Strict):
+    """A deployable app: one container image, shipped to one ECS service per environment."""
+
+    repository: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
+    container: str = Field(min_length=1)
+    image: str = Field(min_length=1)
+    tag_format: Literal["{sha}", "{short_sha}"] = "{sha}"
+    tasks: dict[AppName, TaskSpec] = Field(default_factory=dict)
+    environments: dict[AppName, Environment] = Field(min_length=1)
+
+    @field_validator("image")
+    @classmethod
+    def _untagged(cls, value: str) -> str:
+        last = value.rsplit("/", 1)[-1]
+        if ":" in last or "@" in last:
+            raise ValueError("expected the image without a tag, like 1234.dkr.ecr.REGION/name")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> App:
+        for env_name, env in self.environments.items():
+            for task in env.before_deploy:
+                if task not in self.tasks:
+                    known = ", ".join(sorted(self.tasks)) or "none are defined"
+                    raise ValueError(
+                        f"environments.{env_name}.before_deploy: unknown task {task!r} "
+                        f"(known tasks: {known})"
+                    )
+            if env.promote_from is not None and env.promote_from not in self.environments:
+                raise ValueError(
+                    f"environments.{env_name}.promote_from: unknown environment "
+                    f"{env.promote_from!r} (known: {', '.join(sorted(self.environments))})"
+                )
+            if env.promote_from == env_name:
+                raise ValueError(
+                    f"environments.{env_name}.promote_from: cannot promote from itself"
+                )
+            if env.auto_deploy is not None and env.channel is None:
+                raise ValueError(
+                    f"environments.{env_name}.channel: required when auto_deploy is set, "
+                    "so webhook deploys know where to report"
+                )
+        return self
+
+
+class Catalog(_Strict):
+    """Every app Tugboat may act on. Nothing outside it can be touched."""
+
+    region: str = "us-east-1"
+    apps: dict[AppName, App] = Field(min_length=1)
+
+    def target(self, app: str, env: str) -> tuple[App, Environment]:
+        """The app and environment by name; KeyError when either is unknown."""
+        app_spec = self.apps[app]
+        return app_spec, app_spec.environments[env]
+
+    def region_of(self, env: Environment) -> str:
+        return env.region or self.region
+
+    def targets(self) -> list[tuple[str, str]]:
+        """Every (app, env) pair, in catalog order."""
+        return [(a, e) for a, spec in self.apps.items() for e in spec.environments]
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc if part not in ("function-after", "function-plain"))
+
+
+def _describe(error: dict[str, object]) -> str:
+    kind = str(error.get("type", ""))
+    msg = str(error.get("msg", ""))
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if msg.startswith("Value error, "):
+        return msg.removeprefix("Value error, ")
+    got = error.get("input")
+    if isinstance(got, str | int | float | bool) and kind != "model_type":
+        return f"{msg[0].lower()}{msg[1:]} (got {got!r})"
+    return f"{msg[0].lower()}{msg[1:]}"
+
+
+def parse_catalog(text: str, source: str = "tugboat.yml") -> Catalog:
+    """Parse catalog YAML, raising CatalogError with one line per problem."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise CatalogError(f"{source}: not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise CatalogError(f"{source}: expected a mapping with `apps:` at the top")
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            path = _location(tuple(err["loc"])) or "(top level)"
+            lines.append(f"{source}: {path}: {_describe(dict(err))}")
+        raise CatalogError("\n".join(lines)) from None
+
+
+def load_catalog(path: Path) -> Catalog:
+    """Read and validate the catalog file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read the catalog: {exc.strerror}") from None
+    return parse_catalog(text, str(path))

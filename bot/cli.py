@@ -1,0 +1,76 @@
+"""The `tugboat` command: serve, check, sandbox.
+
+A bad setting or catalog stops the process at start with one line naming the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from bot import logs
+from bot.catalog import CatalogError, load_catalog
+from bot.settings import Settings, SettingsError, load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tugboat", description="Slack ChatOps for Amazon ECS.")
+    sub = parser.add_subparsers(dest="verb")
+    sub.add_parser("serve", help="run the bot: Socket Mode plus the HTTP server on $PORT")
+    sandbox = sub.add_parser(
+        "sandbox", help="the whole bot against a simulated ECS and a terminal Slack"
+    )
+    sandbox.add_argument(
+        "--rollout-seconds", type=float, default=4.0, help="how long a simulated rollout takes"
+    )
+    args = parser.parse_args(argv)
+    verb = args.verb or "serve"
+    if verb == "sandbox":
+        from bot.sandbox.terminal import run_sandbox
+
+        return run_sandbox(rollout_seconds=args.rollout_seconds)
+    return serve()
+
+
+def serve() -> int:
+    try:
+        settings = load_settings()
+        settings.require_slack()
+        catalog = load_catalog(settings.tugboat_config)
+    except (SettingsError, CatalogError) as exc:
+        print(f"tugboat: {exc}", file=sys.stderr)
+        return 2
+    secrets = [
+        s.get_secret_value()
+        for s in (
+            settings.slack_bot_token,
+            settings.slack_app_token,
+            settings.github_webhook_secret,
+        )
+        if s is not None
+    ]
+    logs.configure(settings.log_level, settings.log_format, secrets)
+    return asyncio.run(_serve(settings, catalog))
+
+
+async def _serve(settings: Settings, catalog: object) -> int:
+    from bot.catalog import Catalog
+    from bot.runtime import Tugboat
+
+    assert isinstance(catalog, Catalog)
+    bot = Tugboat(settings, catalog)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await bot.start()
+    await stop.wait()
+    await bot.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,444 @@
+"""EcsGateway: every AWS call Tugboat makes, run off the event loop, retried with jitter.
+
+boto3 is blocking, so each call runs in a bounded thread pool. botocore retries a few times
+itself; on top of that, throttling and transient errors get full-jitter backoff within a
+per-call budget, and anything else ends the call at once with AWS's own message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bot import metrics
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ProvisionedThroughputExceededException",
+        "ServerException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "RequestTimeout",
+    }
+)
+BOTO_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20
+)
+READ_ONLY_TASK_DEF_KEYS = (
+    "taskDefinitionArn",
+    "revision",
+    "status",
+    "compatibilities",
+    "requiresAttributes",
+    "registeredAt",
+    "registeredBy",
+    "deregisteredAt",
+)
+
+
+class AwsError(Exception):
+    """An AWS call failed for good; the message carries the operation and AWS's words."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        self.operation = operation
+        self.code = code
+        self.aws_message = message
+        super().__init__(f"{operation} failed: {code}: {message}")
+
+    @property
+    def throttled(self) -> bool:
+        return self.code in RETRYABLE
+
+
+class ServiceNotFound(AwsError):
+    """The catalog names a service ECS does not have (or that is no longer ACTIVE)."""
+
+
+@dataclass(frozen=True)
+class ServiceRef:
+    """Where one ECS service lives: everything needed to call AWS about it."""
+
+    region: str
+    cluster: str
+    service: str
+    role_arn: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.region}/{self.cluster}/{self.service}"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    status: str
+    task_definition: str
+    desired: int
+    running: int
+    pending: int
+    failed_tasks: int
+    rollout_state: str | None
+    rollout_reason: str | None
+
+
+@dataclass(frozen=True)
+class ServiceEvent:
+    id: str
+    at: datetime | None
+    message: str
+
+
+@dataclass(frozen=True)
+class ServiceSnapshot:
+    """One describe_services answer for one service, typed."""
+
+    ref: ServiceRef
+    status: str
+    task_definition: str
+    desired: int
+    running: int
+    pending: int
+    deployments: tuple[Deployment, ...]
+    events: tuple[ServiceEvent, ...]
+    raw: dict[str, Any]
+
+    @property
+    def primary(self) -> Deployment | None:
+        return next((d for d in self.deployments if d.status == "PRIMARY"), None)
+
+    def deployment(self, deployment_id: str) -> Deployment | None:
+        return next((d for d in self.deployments if d.id == deployment_id), None)
+
+    @classmethod
+    def parse(cls, ref: ServiceRef, raw: dict[str, Any]) -> ServiceSnapshot:
+        deployments = tuple(
+            Deployment(
+                id=str(d.get("id", "")),
+                status=str(d.get("status", "")),
+                task_definition=str(d.get("taskDefinition", "")),
+                desired=int(d.get("desiredCount", 0)),
+                running=int(d.get("runningCount", 0)),
+                pending=int(d.get("pendingCount", 0)),
+                failed_tasks=int(d.get("failedTasks", 0)),
+                rollout_state=d.get("rolloutState"),
+                rollout_reason=d.get("rolloutStateReason"),
+            )
+            for d in raw.get("deployments", [])
+        )
+        events = tuple(
+            ServiceEvent(str(e.get("id", "")), e.get("createdAt"), str(e.get("message", "")))
+            for e in raw.get("events", [])
+        )
+        return cls(
+            ref=ref,
+            status=str(raw.get("status", "")),
+            task_definition=str(raw.get("taskDefinition", "")),
+            desired=int(raw.get("desiredCount", 0)),
+            running=int(raw.get("runningCount", 0)),
+            pending=int(raw.get("pendingCount", 0)),
+            deployments=deployments,
+            events=events,
+            raw=raw,
+        )
+
+
+def revision_of(task_definition_arn: str) -> int:
+    """The revision number at the end of a task definition ARN (`…/family:42` → 42)."""
+    try:
+        return int(task_definition_arn.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def family_of(task_definition_arn: str) -> str:
+    return task_definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
+def registrable(task_definition: dict[str, Any]) -> dict[str, Any]:
+    """A described task definition minus the read-only keys, ready to register again."""
+    return {k: v for k, v in task_definition.items() if k not in READ_ONLY_TASK_DEF_KEYS}
+
+
+def chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class EcsGateway:
+    """The only door to AWS. Clients are made once per (service, region, role) and reused."""
+
+    def __init__(
+        self,
+        *,
+        max_workers: int = 16,
+        budget_s: float = 60.0,
+        session_factory: Callable[[], boto3.session.Session] = boto3.session.Session,
+    ) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aws")
+        self._clients: dict[tuple[str, str, str | None], Any] = {}
+        self._client_lock = threading.Lock()
+        self._session_factory = session_factory
+        self._budget_s = budget_s
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _client(self, service: str, region: str, role_arn: str | None) -> Any:
+        key = (service, region, role_arn)
+        with self._client_lock:
+            client = self._clients.get(key)
+            if client is None:
+                session = self._session_factory()
+                if role_arn is not None:
+                    from bot.assume_role import assumed_session
+
+                    session = assumed_session(session, role_arn, region)
+                client = session.client(service, region_name=region, config=BOTO_CONFIG)
+                self._clients[key] = client
+            return client
+
+    def _blocking_call(
+        self,
+        service: str,
+        region: str,
+        role_arn: str | None,
+        operation: str,
+        kwargs: dict[str, Any],
+    ) -> dict[str, Any]:
+        client = self._client(service, region, role_arn)
+        method = getattr(client, operation)
+        try:
+            result = method(**kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", "Unknown"))
+            metrics.AWS_CALLS.labels(operation=operation, code=code).inc()
+            raise AwsError(operation, code, str(error.get("Message", exc))) from None
+        except BotoCoreError as exc:
+            metrics.AWS_CALLS.labels(operation=operation, code="ConnectionError").inc()
+            raise AwsError(operation, "ConnectionError", str(exc)) from None
+        metrics.AWS_CALLS.labels(operation=operation, code="OK").inc()
+        return cast(dict[str, Any], result)
+
+    async def call(
+        self,
+        service: str,
+        region: str,
+        operation: str,
+        *,
+        role_arn: str | None = None,
+        retry: bool = True,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Run one AWS operation in the pool; retry throttling with full jitter in budget."""
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + self._budget_s
+        attempt = 0
+        while True:
+            try:
+                return await loop.run_in_executor(
+                    self._pool,
+                    self._blocking_call,
+                    service,
+                    region,
+                    role_arn,
+                    operation,
+                    kwargs,
+                )
+            except AwsError as exc:
+                retryable = exc.throttled or exc.code == "ConnectionError"
+                attempt += 1
+                delay = random.uniform(0, min(20.0, 0.5 * 2**attempt))
+                if not retry or not retryable or time.monotonic() + delay > deadline:
+                    raise
+                log.info(
+                    "aws call retried",
+                    extra={"operation": operation, "code": exc.code, "attempt": attempt},
+                )
+                metrics.AWS_RETRIES.labels(operation=operation).inc()
+                await asyncio.sleep(delay)
+
+    async def ecs(
+        self, ref: ServiceRef, operation: str, *, retry: bool = True, **kwargs: Any
+    ) -> dict[str, Any]:
+        return await self.call(
+            "ecs", ref.region, operation, role_arn=ref.role_arn, retry=retry, **kwargs
+        )
+
+    # -- services --------------------------------------------------------------------------
+
+    async def describe_services(
+        self, refs: list[ServiceRef], *, retry: bool = True
+    ) -> dict[str, ServiceSnapshot]:
+        """Snapshots by ref.key; at most 10 services per call, as ECS requires."""
+        found: dict[str, ServiceSnapshot] = {}
+        groups: dict[tuple[str, str, str | None], list[ServiceRef]] = {}
+        for ref in refs:
+            groups.setdefault((ref.region, ref.cluster, ref.role_arn), []).append(ref)
+        for (_region, cluster, _role), members in groups.items():
+            by_name = {r.service: r for r in members}
+            for names in chunks(sorted(by_name), 10):
+                answer = await self.ecs(
+                    members[0], "describe_services", retry=retry, cluster=cluster, services=names
+                )
+                for raw in answer.get("services", []):
+                    match = by_name.get(str(raw.get("serviceName")))
+                    if match is not None and raw.get("status") == "ACTIVE":
+                        found[match.key] = ServiceSnapshot.parse(match, raw)
+        return found
+
+    async def describe_service(self, ref: ServiceRef) -> ServiceSnapshot:
+        found = await self.describe_services([ref])
+        if ref.key not in found:
+            raise ServiceNotFound(
+                "DescribeServices",
+                "ServiceNotFoundException",
+                f"service {ref.service} is not active in cluster {ref.cluster} ({ref.region})",
+            )
+        return found[ref.key]
+
+    async def update_service(self, ref: ServiceRef, task_definition: str) -> ServiceSnapshot:
+        answer = await self.ecs(
+            ref,
+            "update_service",
+            cluster=ref.cluster,
+            service=ref.service,
+            taskDefinition=task_definition,
+        )
+        return ServiceSnapshot.parse(ref, answer["service"])
+
+    # -- task definitions ------------------------------------------------------------------
+
+    async def describe_task_definition(self, ref: ServiceRef, arn: str) -> dict[str, Any]:
+        answer = await self.ecs(
+            ref, "describe_task_definition", taskDefinition=arn, include=["TAGS"]
+        )
+        definition = dict(answer["taskDefinition"])
+        if answer.get("tags"):
+            definition["tags"] = answer["tags"]
+        return definition
+
+    async def register_task_definition(
+        self, ref: ServiceRef, spec: dict[str, Any]
+    ) -> dict[str, Any]:
+        answer = await self.ecs(ref, "register_task_definition", retry=False, **spec)
+        return cast(dict[str, Any], answer["taskDefinition"])
+
+    async def list_revisions(self, ref: ServiceRef, family: str, limit: int = 10) -> list[str]:
+        answer = await self.ecs(
+            ref,
+            "list_task_definitions",
+            familyPrefix=family,
+            status="ACTIVE",
+            sort="DESC",
+            maxResults=limit,
+        )
+        return [a for a in answer.get("taskDefinitionArns", []) if family_of(a) == family]
+
+    # -- images ----------------------------------------------------------------------------
+
+    async def image_exists(self, region: str, repository: str, tag: str, role: str | None) -> bool:
+        try:
+            await self.call(
+                "ecr",
+                region,
+                "describe_images",
+                role_arn=role,
+                repositoryName=repository,
+                imageIds=[{"imageTag": tag}],
+            )
+        except AwsError as exc:
+            if exc.code in ("ImageNotFoundException", "RepositoryNotFoundException"):
+                return False
+            raise
+        return True
+
+    async def image_tags(self, region: str, repository: str, role: str | None) -> list[str]:
+        """Every tag in the repository (paginated), for resolving short git shas."""
+        tags: list[str] = []
+        token: str | None = None
+        while True:
+            extra: dict[str, Any] = {"nextToken": token} if token else {}
+            answer = await self.call(
+                "ecr",
+                region,
+                "list_images",
+                role_arn=role,
+                repositoryName=repository,
+                filter={"tagStatus": "TAGGED"},
+                maxResults=1000,
+                **extra,
+            )
+            tags.extend(str(i["imageTag"]) for i in answer.get("imageIds", []) if "imageTag" in i)
+            token = answer.get("nextToken")
+            if not token:
+                return tags
+
+    # -- one-off tasks ---------------------------------------------------------------------
+
+    async def run_task(self, ref: ServiceRef, **kwargs: Any) -> dict[str, Any]:
+        answer = await self.ecs(ref, "run_task", retry=False, cluster=ref.cluster, **kwargs)
+        failures = answer.get("failures") or []
+        if failures or not answer.get("tasks"):
+            reason = "; ".join(
+                f"{f.get('arn', '')} {f.get('reason', '')}".strip() for f in failures
+            )
+            raise AwsError("RunTask", "TaskNotStarted", reason or "ECS started no task")
+        return cast(dict[str, Any], answer["tasks"][0])
+
+    async def describe_tasks(self, ref: ServiceRef, arns: list[str]) -> list[dict[str, Any]]:
+        tasks: list[dict[str, Any]] = []
+        for batch in chunks(arns, 100):
+            answer = await self.ecs(ref, "describe_tasks", cluster=ref.cluster, tasks=batch)
+            tasks.extend(answer.get("tasks", []))
+        return tasks
+
+    async def stop_task(self, ref: ServiceRef, arn: str, reason: str) -> None:
+        await self.ecs(ref, "stop_task", cluster=ref.cluster, task=arn, reason=reason[:255])
+
+    async def stopped_task_arns(self, ref: ServiceRef) -> list[str]:
+        answer = await self.ecs(
+            ref, "list_tasks", cluster=ref.cluster, serviceName=ref.service, desiredStatus="STOPPED"
+        )
+        return [str(a) for a in answer.get("taskArns", [])]
+
+    async def log_tail(
+        self, region: str, group: str, stream: str, role: str | None, lines: int = 20
+    ) -> list[str]:
+        try:
+            answer = await self.call(
+                "logs",
+                region,
+                "get_log_events",
+                role_arn=role,
+                logGroupName=group,
+                logStreamName=stream,
+                startFromHead=False,
+                limit=lines,
+            )
+        except AwsError as exc:
+            if exc.code == "ResourceNotFoundException":
+                return []
+            raise
+        return [str(e.get("message", "")).rstrip("\n") for e in answer.get("events", [])]

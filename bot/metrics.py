@@ -1,0 +1,29 @@
+"""Prometheus metrics, served on /metrics. Module-level because Prometheus registries are."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DEPLOYS = Counter(
+    "tugboat_operations_total",
+    "Finished operations by action, app, env and result",
+    ["action", "app", "env", "result"],
+)
+DEPLOY_SECONDS = Histogram(
+    "tugboat_operation_duration_seconds",
+    "How long operations took, start to final state",
+    ["action"],
+    buckets=(5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600),
+)
+AWS_CALLS = Counter(
+    "tugboat_aws_calls_total", "AWS API calls by operation and outcome code", ["operation", "code"]
+)
+AWS_RETRIES = Counter(
+    "tugboat_aws_retries_total", "AWS calls retried after throttling", ["operation"]
+)
+SLACK_CALLS = Counter(
+    "tugboat_slack_calls_total", "Slack Web API calls by method and status", ["method", "status"]
+)
+IN_FLIGHT = Gauge("tugboat_operations_in_flight", "Operations running now")
+SOCKET_CONNECTED = Gauge("tugboat_socket_connected", "1 while the Socket Mode connection is up")
+WATCHED_SERVICES = Gauge("tugboat_watched_services", "Services the rollout watcher polls")

@@ -1,0 +1,338 @@
+"""OperationRunner: turns an understood request into one tracked, recorded operation.
+
+It checks (permission, lock, busy target, image), claims the target atomically in the store,
+writes the record before the first ECS write, opens the thread, and runs the action in a
+task it tracks, so shutdown can wait for it and a restart can resume it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from bot import metrics
+from bot.catalog import Catalog
+from bot.ecs import AwsError, EcsGateway
+from bot.report.slack import ThreadReporter
+from bot.report.view import ThreadView
+from bot.slack_api import SlackApi
+from bot.store import Lock, OperationRecord, StateStore
+from bot.watcher import RolloutWatcher
+from commands import deploy as deploy_action
+from commands.events import (
+    Failed,
+    ProgressEvent,
+    RollingBack,
+    ServiceUpdated,
+    Started,
+    Succeeded,
+    TaskDefinitionRegistered,
+    TaskStarted,
+)
+from commands.grammar import DeployRequest, Target
+
+log = logging.getLogger(__name__)
+
+Reply = Callable[[str], Awaitable[None]]
+"""Tells the requester something privately (an ephemeral message or the terminal)."""
+
+LEASE_S = 60.0
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who asked, from where, and how."""
+
+    actor: str
+    channel: str
+    trigger: str = "slash command"
+    thread_ts: str | None = None
+
+
+class TaskTracker:
+    """Every task the bot starts, so none is lost and shutdown can wait for all of them."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task failed", exc_info=task.exception(), extra={"task": task.get_name()})
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def idle(self) -> None:
+        """Wait until no tracked task is left (tasks may start others meanwhile)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def cancel_all(self, timeout: float) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+
+class OperationRunner:
+    """Starts, tracks and resumes operations. Everything it needs is passed in."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        ecs: EcsGateway,
+        watcher: RolloutWatcher,
+        store: StateStore,
+        slack: SlackApi,
+        tracker: TaskTracker | None = None,
+        owner: str | None = None,
+        thread_interval_s: float = 3.0,
+    ) -> None:
+        self.catalog = catalog
+        self.ecs = ecs
+        self.watcher = watcher
+        self.store = store
+        self.slack = slack
+        self.tracker = tracker or TaskTracker()
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.thread_interval_s = thread_interval_s
+        self.accepting = True
+        self._running: dict[str, OperationRecord] = {}
+
+    @property
+    def deploy_deps(self) -> deploy_action.DeployDeps:
+        return deploy_action.DeployDeps(self.ecs, self.watcher, self.catalog)
+
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def authorize(self, target: Target, origin: Origin, *, write: bool = True) -> str | None:
+        """Why `origin` may not act on `target`, or None when it may."""
+        _, env = self.catalog.target(target.app, target.env)
+        if env.allowed_channels and origin.channel not in env.allowed_channels:
+            return (
+                f"{target} accepts commands only from "
+                + ", ".join(f"<#{c}>" for c in env.allowed_channels)
+                + "."
+            )
+        if write and env.allowed_users and origin.actor not in env.allowed_users:
+            return f"You are not in `allowed_users` for {target}."
+        return None
+
+    async def busy_or_locked(self, target: Target) -> str | None:
+        lock = await self.store.get_lock(target.app, target.env)
+        if lock is not None:
+            return _lock_text(target, lock)
+        running = await self.store.active_on(target.app, target.env)
+        if running is not None:
+            return _busy_text(target, running)
+        return None
+
+    # -- deploy ----------------------------------------------------------------------------
+
+    def submit(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        self.tracker.spawn(coro, name)
+
+    async def deploy(
+        self, request: DeployRequest, origin: Origin, reply: Reply
+    ) -> OperationRecord | None:
+        """Check, prepare, claim, open the thread and start the rollout in a tracked task."""
+        target = request.target
+        refusal = self.authorize(target, origin) or await self.busy_or_locked(target)
+        if refusal is not None:
+            await reply(refusal)
+            return None
+        try:
+            plan = await deploy_action.prepare(request, self.deploy_deps)
+        except (deploy_action.DeployRefused, AwsError) as exc:
+            await reply(f"Not deploying {target}: {exc}")
+            return None
+        record = OperationRecord(
+            action="deploy",
+            app=target.app,
+            env=target.env,
+            actor=origin.actor,
+            subject=plan.tag,
+            trigger=origin.trigger,
+            owner=self.owner,
+            previous_task_definition=plan.current_task_definition,
+            channel=plan.env.channel or origin.channel,
+        )
+        holder = await self.store.claim_target(record, LEASE_S)
+        if holder is not None:
+            await reply(_busy_text(target, holder))
+            return None
+        reporter = await self._open_thread(record)
+        await reply(f"Deploying {target} `{plan.tag}`: {reporter.permalink}")
+        self.tracker.spawn(self._run_deploy(record, plan, reporter), f"deploy-{record.id}")
+        return record
+
+    async def _open_thread(self, record: OperationRecord) -> ThreadReporter:
+        view = view_of(record)
+        assert record.channel is not None
+        reporter = ThreadReporter(
+            self.slack, record.channel, view, min_interval_s=self.thread_interval_s
+        )
+        try:
+            record.ts = await reporter.open()
+        except Exception:
+            record.state, record.reason = "failed", "could not post the Slack thread"
+            await self.store.save(record)
+            await self.store.release_target(record)
+            raise
+        record.permalink = reporter.permalink
+        await self.store.save(record)
+        return reporter
+
+    async def _run_deploy(
+        self, record: OperationRecord, plan: deploy_action.DeployPlan, reporter: ThreadReporter
+    ) -> None:
+        emit = self._emitter(record, reporter)
+
+        async def body() -> None:
+            await emit(
+                Started("deploy", record.app, record.env, record.actor, plan.tag, record.trigger)
+            )
+            await deploy_action.execute(plan, self.deploy_deps, emit)
+
+        await self._run(record, reporter, body)
+
+    # -- running ---------------------------------------------------------------------------
+
+    def _emitter(
+        self, record: OperationRecord, reporter: ThreadReporter
+    ) -> Callable[[ProgressEvent], Awaitable[None]]:
+        async def emit(event: ProgressEvent) -> None:
+            changed = _fold(record, event)
+            await reporter(event)
+            if changed:
+                await self.store.save(record)
+
+        return emit
+
+    async def _run(
+        self,
+        record: OperationRecord,
+        reporter: ThreadReporter,
+        body: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Run an action to its final event, whatever happens; release the target after."""
+        self._running[record.id] = record
+        metrics.IN_FLIGHT.set(len(self._running))
+        started = time.monotonic()
+        heartbeat = asyncio.create_task(self._heartbeat(record), name=f"lease-{record.id}")
+        interrupted = False
+        emit = self._emitter(record, reporter)
+        try:
+            await body()
+        except asyncio.CancelledError:
+            interrupted = True
+            raise
+        except AwsError as exc:
+            await emit(Failed(f"AWS refused {exc.operation}: {exc.code}: {exc.aws_message}"))
+        except Exception as exc:
+            log.exception("operation crashed", extra={"op": record.id})
+            await emit(
+                Failed(
+                    f"Tugboat hit an internal error ({type(exc).__name__});"
+                    " nothing further was changed."
+                )
+            )
+        finally:
+            heartbeat.cancel()
+            self._running.pop(record.id, None)
+            metrics.IN_FLIGHT.set(len(self._running))
+            if interrupted:
+                await reporter.abandon()
+            else:
+                if not record.finished:
+                    await emit(Failed("The operation ended without a result."))
+                await reporter.close()
+                await self.store.release_target(record)
+                metrics.DEPLOYS.labels(record.action, record.app, record.env, record.state).inc()
+                metrics.DEPLOY_SECONDS.labels(record.action).observe(time.monotonic() - started)
+                log.info(
+                    "operation finished",
+                    extra={
+                        "op": record.id,
+                        "action": record.action,
+                        "app": record.app,
+                        "env": record.env,
+                        "result": record.state,
+                        "actor": record.actor,
+                    },
+                )
+
+    async def _heartbeat(self, record: OperationRecord) -> None:
+        while True:
+            await asyncio.sleep(LEASE_S / 3)
+            with contextlib.suppress(Exception):
+                await self.store.renew_claim(record, LEASE_S)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop taking work; interrupt running operations, which stay recorded for resume."""
+        self.accepting = False
+        await self.tracker.cancel_all(timeout)
+
+
+def view_of(record: OperationRecord) -> ThreadView:
+    return ThreadView(
+        action=record.action,
+        app=record.app,
+        env=record.env,
+        actor=record.actor,
+        subject=record.subject,
+        trigger=record.trigger,
+        op_id=record.id,
+        started_at=record.created_at,
+    )
+
+
+def _fold(record: OperationRecord, event: ProgressEvent) -> bool:
+    """Copy what a resume needs from the event into the record; True if it changed."""
+    match event:
+        case TaskDefinitionRegistered(arn=arn):
+            record.task_definition, record.phase = arn, "registered"
+        case TaskStarted(task_arn=arn):
+            record.task_arn, record.phase = arn, "task running"
+        case ServiceUpdated(deployment_id=dep, task_definition=arn):
+            record.deployment_id, record.task_definition, record.phase = dep, arn, "updated"
+        case RollingBack():
+            record.phase = "rolling back"
+        case Succeeded(summary=summary):
+            record.state, record.reason, record.ended_at = "succeeded", summary, time.time()
+        case Failed(reason=reason):
+            record.state, record.reason, record.ended_at = "failed", reason, time.time()
+        case _:
+            return False
+    return True
+
+
+def _lock_text(target: Target, lock: Lock) -> str:
+    until = f" until <!date^{int(lock.expires_at)}^{{time}}|later>" if lock.expires_at else ""
+    return f":lock: {target} is locked by <@{lock.holder}>{until}: {lock.reason}"
+
+
+def _busy_text(target: Target, running: OperationRecord) -> str:
+    link = f" <{running.permalink}|See its thread.>" if running.permalink else ""
+    return (
+        f"{target} is busy: a {running.action} of `{running.subject}` by <@{running.actor}>"
+        f" is in progress.{link}"
+    )

@@ -1,0 +1,131 @@
+"""ThreadReporter: turns progress events into one Slack thread, gently.
+
+Events arrive fast; Slack allows about one post per second per channel and a few dozen
+edits a minute. So events only change a ThreadView and queue detail lines; one flusher per
+thread sends at most one reply and one parent edit every `min_interval_s`, and always
+sends the final state, retrying through 429s until it lands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from bot.report.blocks import detail_blocks, detail_text, parent_blocks, parent_text
+from bot.report.view import Detail, ThreadView
+from bot.slack_api import SlackApi
+from commands.events import ProgressEvent
+
+log = logging.getLogger(__name__)
+MAX_FAILURES = 5
+
+
+class ThreadReporter:
+    """Owns one thread: its parent message and its replies."""
+
+    def __init__(
+        self,
+        slack: SlackApi,
+        channel: str,
+        view: ThreadView,
+        *,
+        ts: str | None = None,
+        min_interval_s: float = 3.0,
+    ) -> None:
+        self.slack = slack
+        self.channel = channel
+        self.view = view
+        self.ts = ts
+        self._min_interval_s = min_interval_s
+        self._pending: list[Detail] = []
+        self._parent_dirty = False
+        self._wake = asyncio.Event()
+        self._last_flush = 0.0
+        self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
+        self._failures = 0
+
+    @property
+    def permalink(self) -> str | None:
+        return self.slack.permalink(self.channel, self.ts) if self.ts else None
+
+    async def open(self) -> str:
+        """Post the parent message now (the requester gets its link) and start flushing."""
+        if self.ts is None:
+            self.ts = await self.slack.post(
+                self.channel, parent_text(self.view), parent_blocks(self.view)
+            )
+            self._last_flush = time.monotonic()
+        self._flusher = asyncio.create_task(self._flush_loop(), name=f"thread-{self.ts}")
+        return self.ts
+
+    async def __call__(self, event: ProgressEvent) -> None:
+        """The `emit` an action calls: fold the event in and wake the flusher."""
+        self._pending.extend(self.view.apply(event))
+        self._parent_dirty = True
+        self._wake.set()
+
+    def say(self, text: str) -> None:
+        """Queue a line that is not an action event (a skipped auto-deploy, a takeover)."""
+        self._pending.append(Detail(text))
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Wait until everything, the final state included, has reached Slack."""
+        self._closed = True
+        self._wake.set()
+        if self._flusher is not None:
+            await self._flusher
+
+    async def abandon(self) -> None:
+        """Stop flushing without waiting (shutdown); unsent lines are lost, the record is not."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            urgent = self._closed or self.view.finished
+            wait = self._last_flush + self._min_interval_s - time.monotonic()
+            if wait > 0 and not urgent:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._sleep_unless_closed(), wait)
+            await self._flush()
+            if self._closed and not self._pending and not self._parent_dirty:
+                return
+
+    async def _sleep_unless_closed(self) -> None:
+        while not self._closed and not self.view.finished:
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def _flush(self) -> None:
+        assert self.ts is not None
+        self._last_flush = time.monotonic()
+        try:
+            if self._pending:
+                details = list(self._pending)
+                await self.slack.post(
+                    self.channel, detail_text(details), detail_blocks(details), self.ts
+                )
+                del self._pending[: len(details)]
+            if self._parent_dirty:
+                self._parent_dirty = False
+                await self.slack.update(
+                    self.channel, self.ts, parent_text(self.view), parent_blocks(self.view)
+                )
+            self._failures = 0
+        except Exception:
+            self._failures += 1
+            log.exception("thread update failed", extra={"channel": self.channel, "ts": self.ts})
+            if self._failures >= MAX_FAILURES:
+                self._pending.clear()
+                return
+            self._parent_dirty = True
+            await asyncio.sleep(min(30.0, 2.0**self._failures))
+            self._wake.set()

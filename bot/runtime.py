@@ -1,0 +1,130 @@
+"""Tugboat: the running bot, assembled from its parts: Socket Mode, HTTP, watcher, runner.
+
+`start()` and `stop()` are the only lifecycle; `tugboat serve`, the sandbox and the tests all
+use them, so what is tested is what runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import metrics
+from bot.catalog import Catalog
+from bot.dispatch import Dispatcher
+from bot.ecs import EcsGateway
+from bot.operations import OperationRunner, TaskTracker
+from bot.settings import Settings
+from bot.slack_api import SlackApi
+from bot.slack_app import build_app
+from bot.store import StateStore, store_from_url
+from bot.watcher import PollTiming, RolloutWatcher
+from bot.web import build_web_app
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Timings a test or benchmark may shorten; production uses the defaults."""
+
+    poll: PollTiming = field(default_factory=PollTiming)
+    thread_interval_s: float = 3.0
+    http_host: str = "0.0.0.0"  # noqa: S104 - a container must listen beyond loopback
+
+
+class Tugboat:
+    """One bot process. Dependencies may be passed in; otherwise they come from settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        *,
+        tuning: Tuning | None = None,
+        store: StateStore | None = None,
+        ecs: EcsGateway | None = None,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.tuning = tuning or Tuning()
+        self.store = store or store_from_url(settings.tugboat_state)
+        self.ecs = ecs or EcsGateway()
+        self.tracker = TaskTracker()
+        self.watcher = RolloutWatcher(self.ecs, self.tuning.poll)
+        self.handler: AsyncSocketModeHandler | None = None
+        self.port: int | None = None
+        self._web_runner: web.AppRunner | None = None
+        self._started = False
+        bot_token, self._app_token = settings.require_slack()
+        self.client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_url)
+        self.slack = SlackApi(self.client)
+        self.runner = OperationRunner(
+            catalog=catalog,
+            ecs=self.ecs,
+            watcher=self.watcher,
+            store=self.store,
+            slack=self.slack,
+            tracker=self.tracker,
+            thread_interval_s=self.tuning.thread_interval_s,
+        )
+        self.dispatcher = Dispatcher(self.runner)
+        self.app = build_app(self.client, self.dispatcher)
+
+    async def start(self) -> None:
+        began = time.monotonic()
+        await self.store.open()
+        self.watcher.start()
+        await self.slack.learn_team_url()
+        await self._start_http()
+        self.handler = AsyncSocketModeHandler(self.app, self._app_token)
+        await self.handler.connect_async()  # type: ignore[no-untyped-call]
+        self._started = True
+        log.info(
+            "tugboat started",
+            extra={"port": self.port, "seconds": round(time.monotonic() - began, 3)},
+        )
+
+    async def _start_http(self) -> None:
+        app = build_web_app(self.healthy)
+        self._web_runner = web.AppRunner(app, access_log=None)
+        await self._web_runner.setup()
+        site = web.TCPSite(self._web_runner, self.tuning.http_host, self.settings.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+
+    async def healthy(self) -> bool:
+        """True only while the Socket Mode connection is really up."""
+        connected = False
+        if self.handler is not None and self._started:
+            connected = bool(await self.handler.client.is_connected())
+        metrics.SOCKET_CONNECTED.set(1 if connected else 0)
+        return connected
+
+    async def idle(self) -> None:
+        """Wait until every operation and reply has finished (the sandbox's EOF)."""
+        await self.tracker.idle()
+
+    async def stop(self, timeout: float = 8.0) -> None:
+        """Stop taking work, interrupt what runs (it stays recorded), close everything."""
+        self.runner.accepting = False
+        await self.runner.stop(timeout=timeout / 2)
+        await self.watcher.stop()
+        if self.handler is not None:
+            with contextlib.suppress(Exception):
+                closing = self.handler.close_async()  # type: ignore[no-untyped-call]
+                await asyncio.wait_for(closing, timeout / 4)
+        if self._web_runner is not None:
+            await self._web_runner.cleanup()
+        await self.store.close()
+        self.ecs.close()
+        self._started = False

@@ -1,0 +1,86 @@
+"""Process settings, read from the environment with pydantic-settings.
+
+Tokens are SecretStr so that no repr, log line or traceback ever shows them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Everything `tugboat serve` reads from its environment (see SPEC: Settings)."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    github_webhook_secret: SecretStr | None = None
+    tugboat_config: Path = Path("tugboat.yml")
+    tugboat_state: str = "sqlite:///tugboat.db"
+    port: int = Field(default=8080, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("expected a bot token starting with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("expected an app-level token starting with xapp-")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("expected an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("tugboat_state")
+    @classmethod
+    def _state(cls, value: str) -> str:
+        if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
+            return value
+        if value.startswith("dynamodb://") and len(value) > len("dynamodb://"):
+            return value
+        raise ValueError("expected sqlite:///PATH or dynamodb://TABLE")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    def require_slack(self) -> tuple[str, str]:
+        """Both Slack tokens, or SettingsError naming the one that is missing."""
+        if self.slack_bot_token is None:
+            raise SettingsError("SLACK_BOT_TOKEN is not set (expected a bot token xoxb-…)")
+        if self.slack_app_token is None:
+            raise SettingsError("SLACK_APP_TOKEN is not set (expected an app token xapp-…)")
+        return self.slack_bot_token.get_secret_value(), self.slack_app_token.get_secret_value()
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or SettingsError with one line naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).upper() if err["loc"] else "settings"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{name}: {msg}") from None

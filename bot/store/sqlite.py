@@ -1,0 +1,282 @@
+"""SQLite state store: one file, one writer thread, schema created on first start.
+
+sqlite3 blocks, so every statement runs on a single dedicated thread; that also serializes
+writes, which makes each claim an atomic check-and-set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bot.store.base import Lock, OperationRecord
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS operations (
+    id TEXT PRIMARY KEY,
+    app TEXT NOT NULL,
+    env TEXT NOT NULL,
+    state TEXT NOT NULL,
+    owner TEXT,
+    lease_until REAL NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS operations_target ON operations (app, env, created_at);
+CREATE INDEX IF NOT EXISTS operations_state ON operations (state);
+CREATE TABLE IF NOT EXISTS claims (
+    target TEXT PRIMARY KEY,
+    op_id TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS locks (
+    target TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    expires_at REAL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    at REAL NOT NULL,
+    body TEXT NOT NULL
+);
+"""
+
+
+class SqliteStore:
+    """StateStore on a local SQLite file (`TUGBOAT_STATE=sqlite:///PATH`)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = str(path)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def in_thread() -> T:
+            assert self._db is not None, "store used before open()"
+            with self._db:
+                return fn(self._db)
+
+        return await asyncio.get_running_loop().run_in_executor(self._thread, in_thread)
+
+    async def open(self) -> None:
+        def connect() -> None:
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(SCHEMA)
+            db.isolation_level = "IMMEDIATE"
+            self._db = db
+
+        await asyncio.get_running_loop().run_in_executor(self._thread, connect)
+
+    async def close(self) -> None:
+        def disconnect() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await asyncio.get_running_loop().run_in_executor(self._thread, disconnect)
+        self._thread.shutdown(wait=True)
+
+    # -- operations ------------------------------------------------------------------------
+
+    @staticmethod
+    def _put(
+        db: sqlite3.Connection, record: OperationRecord, lease_until: float | None = None
+    ) -> None:
+        record.updated_at = time.time()
+        db.execute(
+            "INSERT INTO operations (id, app, env, state, owner, lease_until, created_at, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET state=excluded.state, owner=excluded.owner,"
+            " lease_until=CASE WHEN ? IS NULL THEN operations.lease_until"
+            " ELSE excluded.lease_until END,"
+            " body=excluded.body",
+            (
+                record.id,
+                record.app,
+                record.env,
+                record.state,
+                record.owner,
+                lease_until or 0,
+                record.created_at,
+                record.to_json(),
+                lease_until,
+            ),
+        )
+
+    async def claim_target(self, record: OperationRecord, lease_s: float) -> OperationRecord | None:
+        def claim(db: sqlite3.Connection) -> OperationRecord | None:
+            now = time.time()
+            row = db.execute(
+                "SELECT op_id FROM claims WHERE target = ? AND expires_at > ?",
+                (record.target_key, now),
+            ).fetchone()
+            if row is not None and row[0] != record.id:
+                holder = db.execute(
+                    "SELECT body FROM operations WHERE id = ?", (row[0],)
+                ).fetchone()
+                if holder is not None:
+                    held = OperationRecord.from_json(holder[0])
+                    if not held.finished:
+                        return held
+            db.execute(
+                "INSERT OR REPLACE INTO claims (target, op_id, expires_at) VALUES (?, ?, ?)",
+                (record.target_key, record.id, now + lease_s),
+            )
+            self._put(db, record, now + lease_s)
+            return None
+
+        return await self._run(claim)
+
+    async def renew_claim(self, record: OperationRecord, lease_s: float) -> bool:
+        def renew(db: sqlite3.Connection) -> bool:
+            until = time.time() + lease_s
+            cur = db.execute(
+                "UPDATE claims SET expires_at = ? WHERE target = ? AND op_id = ?",
+                (until, record.target_key, record.id),
+            )
+            db.execute("UPDATE operations SET lease_until = ? WHERE id = ?", (until, record.id))
+            return cur.rowcount > 0
+
+        return await self._run(renew)
+
+    async def release_target(self, record: OperationRecord) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "DELETE FROM claims WHERE target = ? AND op_id = ?", (record.target_key, record.id)
+            )
+        )
+
+    async def active_on(self, app: str, env: str) -> OperationRecord | None:
+        def find(db: sqlite3.Connection) -> OperationRecord | None:
+            row = db.execute(
+                "SELECT o.body FROM claims c JOIN operations o ON o.id = c.op_id"
+                " WHERE c.target = ? AND o.state = 'running'",
+                (f"{app}/{env}",),
+            ).fetchone()
+            return OperationRecord.from_json(row[0]) if row else None
+
+        return await self._run(find)
+
+    async def save(self, record: OperationRecord) -> None:
+        await self._run(lambda db: self._put(db, record))
+
+    async def get(self, op_id: str) -> OperationRecord | None:
+        row = await self._run(
+            lambda db: db.execute("SELECT body FROM operations WHERE id = ?", (op_id,)).fetchone()
+        )
+        return OperationRecord.from_json(row[0]) if row else None
+
+    async def unfinished(self) -> list[OperationRecord]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT body FROM operations WHERE state = 'running' ORDER BY created_at"
+            ).fetchall()
+        )
+        return [OperationRecord.from_json(r[0]) for r in rows]
+
+    async def adopt(self, record: OperationRecord, owner: str, lease_s: float) -> bool:
+        def take(db: sqlite3.Connection) -> bool:
+            now = time.time()
+            cur = db.execute(
+                "UPDATE operations SET owner = ?, lease_until = ?"
+                " WHERE id = ? AND state = 'running'"
+                " AND (lease_until < ? OR owner = ? OR owner IS NULL)",
+                (owner, now + lease_s, record.id, now, owner),
+            )
+            if cur.rowcount == 0:
+                return False
+            record.owner = owner
+            self._put(db, record, now + lease_s)
+            db.execute(
+                "INSERT OR REPLACE INTO claims (target, op_id, expires_at) VALUES (?, ?, ?)",
+                (record.target_key, record.id, now + lease_s),
+            )
+            return True
+
+        return await self._run(take)
+
+    async def history(self, app: str, env: str, limit: int = 10) -> list[OperationRecord]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT body FROM operations WHERE app = ? AND env = ?"
+                " ORDER BY created_at DESC LIMIT ?",
+                (app, env, limit),
+            ).fetchall()
+        )
+        return [OperationRecord.from_json(r[0]) for r in rows]
+
+    # -- locks, deliveries, audit ----------------------------------------------------------
+
+    async def lock(self, lock: Lock) -> Lock | None:
+        def take(db: sqlite3.Connection) -> Lock | None:
+            existing = _read_lock(db, lock.app, lock.env)
+            if existing is not None:
+                return existing
+            db.execute(
+                "INSERT OR REPLACE INTO locks (target, body, expires_at) VALUES (?, ?, ?)",
+                (f"{lock.app}/{lock.env}", json.dumps(lock.__dict__), lock.expires_at),
+            )
+            return None
+
+        return await self._run(take)
+
+    async def unlock(self, app: str, env: str) -> Lock | None:
+        def release(db: sqlite3.Connection) -> Lock | None:
+            existing = _read_lock(db, app, env)
+            db.execute("DELETE FROM locks WHERE target = ?", (f"{app}/{env}",))
+            return existing
+
+        return await self._run(release)
+
+    async def get_lock(self, app: str, env: str) -> Lock | None:
+        return await self._run(lambda db: _read_lock(db, app, env))
+
+    async def first_delivery(self, delivery_id: str, ttl_s: float = 7 * 86_400) -> bool:
+        def remember(db: sqlite3.Connection) -> bool:
+            now = time.time()
+            db.execute("DELETE FROM deliveries WHERE id = ? AND expires_at < ?", (delivery_id, now))
+            cur = db.execute(
+                "INSERT OR IGNORE INTO deliveries (id, expires_at) VALUES (?, ?)",
+                (delivery_id, now + ttl_s),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(remember)
+
+    async def audit(self, entry: dict[str, Any]) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO audit (at, body) VALUES (?, ?)", (time.time(), json.dumps(entry))
+            )
+        )
+
+    async def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT body FROM audit ORDER BY at DESC LIMIT ?", (limit,)
+            ).fetchall()
+        )
+        return [json.loads(r[0]) for r in rows]
+
+
+def _read_lock(db: sqlite3.Connection, app: str, env: str) -> Lock | None:
+    row = db.execute("SELECT body FROM locks WHERE target = ?", (f"{app}/{env}",)).fetchone()
+    if row is None:
+        return None
+    lock = Lock(**json.loads(row[0]))
+    return lock if lock.active() else None

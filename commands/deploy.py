@@ -1,0 +1,357 @@
+"""Deploy: ship an image tag to an app's ECS service (SPEC, deploy semantics).
+
+Reads top-down like ecspresso's deploy.go: describe what runs now, decide what to ship,
+act (register a revision, run before_deploy tasks, update the service), then wait, and on
+failure go back. `prepare` only reads; `execute` is the first to write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from bot.catalog import App, Catalog, Environment
+from bot.ecs import AwsError, EcsGateway, ServiceRef, registrable, revision_of
+from bot.watcher import RolloutWatcher
+from commands.events import (
+    Emit,
+    Failed,
+    ImageVerified,
+    RolledBack,
+    RollingBack,
+    ServiceUpdated,
+    Succeeded,
+    TaskDefinitionRegistered,
+    WaitingForImage,
+)
+from commands.grammar import DeployRequest, Target
+from commands.wait import RolloutOutcome, stopped_task_reasons, wait_for_rollout
+
+T = TypeVar("T")
+SHORT_SHA = re.compile(r"^[0-9a-f]{7,39}$")
+ECR_IMAGE = re.compile(r"^(?:\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(.+)$")
+
+BeforeDeploy = Callable[[str], Awaitable[str | None]]
+"""Runs the before_deploy tasks from the new revision's ARN; returns why it failed, or None."""
+
+
+class DeployRefused(Exception):
+    """The deploy cannot start; nothing was changed. The message says why."""
+
+
+@dataclass(frozen=True)
+class DeployDeps:
+    """What a deploy needs, passed in by name."""
+
+    ecs: EcsGateway
+    watcher: RolloutWatcher
+    catalog: Catalog
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    """A fully understood deploy: every name resolved and the image known to exist."""
+
+    target: Target
+    service: ServiceRef
+    app: App
+    env: Environment
+    tag: str
+    image: str
+    current_task_definition: str
+    current_image: str | None
+    promoted_from: str | None = None
+
+    @property
+    def current_revision(self) -> int:
+        return revision_of(self.current_task_definition)
+
+
+def service_ref(catalog: Catalog, target: Target) -> ServiceRef:
+    _, env = catalog.target(target.app, target.env)
+    return ServiceRef(catalog.region_of(env), env.cluster, env.service, env.role_arn)
+
+
+def repository_of(image: str, default_region: str) -> tuple[str, str]:
+    """(region, repository name) of an ECR image reference without its tag."""
+    match = ECR_IMAGE.match(image)
+    if match is None:
+        return default_region, image.rsplit("/", 1)[-1]
+    return match.group(1), match.group(2)
+
+
+def container_image(task_definition: dict[str, Any], container: str) -> str | None:
+    for spec in task_definition.get("containerDefinitions", []):
+        if spec.get("name") == container:
+            return str(spec.get("image"))
+    return None
+
+
+def tag_of(image: str | None) -> str | None:
+    if image is None or ":" not in image.rsplit("/", 1)[-1]:
+        return None
+    return image.rsplit(":", 1)[1]
+
+
+# -- describe and decide -----------------------------------------------------------------
+
+
+async def prepare(
+    request: DeployRequest,
+    deps: DeployDeps,
+    *,
+    image_wait_s: float = 0,
+    emit: Emit | None = None,
+) -> DeployPlan:
+    """Resolve the request against ECS and ECR without changing anything."""
+    catalog = deps.catalog
+    app, env = catalog.target(request.target.app, request.target.env)
+    ref = service_ref(catalog, request.target)
+    service = await deps.ecs.describe_service(ref)
+    current = await deps.ecs.describe_task_definition(ref, service.task_definition)
+    current_image = container_image(current, app.container)
+    if current_image is None:
+        raise DeployRefused(
+            f"Container `{app.container}` is not in task definition "
+            f"{current.get('family')}:{current.get('revision')} of service {ref.service}."
+        )
+    promoted_from = None
+    if request.ref is None:
+        promoted_from = env.promote_from
+        tag = await _promoted_tag(request.target, deps)
+    else:
+        tag = await _resolve_tag(request.ref, app, env, deps, catalog.region_of(env))
+    image = f"{app.image}:{tag}"
+    await _require_image(app, env, tag, image, deps, catalog.region_of(env), image_wait_s, emit)
+    return DeployPlan(
+        target=request.target,
+        service=ref,
+        app=app,
+        env=env,
+        tag=tag,
+        image=image,
+        current_task_definition=service.task_definition,
+        current_image=current_image,
+        promoted_from=promoted_from,
+    )
+
+
+async def _promoted_tag(target: Target, deps: DeployDeps) -> str:
+    app, env = deps.catalog.target(target.app, target.env)
+    source = env.promote_from
+    assert source is not None
+    source_ref = service_ref(deps.catalog, Target(target.app, source))
+    service = await deps.ecs.describe_service(source_ref)
+    definition = await deps.ecs.describe_task_definition(source_ref, service.task_definition)
+    tag = tag_of(container_image(definition, app.container))
+    if tag is None:
+        raise DeployRefused(
+            f"Cannot tell which image {target.app} {source} runs, so nothing to promote."
+        )
+    return tag
+
+
+async def _resolve_tag(ref: str, app: App, env: Environment, deps: DeployDeps, region: str) -> str:
+    """A short git sha becomes the one ECR tag that starts with it (SPEC: REF)."""
+    if app.tag_format != "{sha}" or not SHORT_SHA.match(ref):
+        return ref
+    repo_region, repository = repository_of(app.image, region)
+    tags = await deps.ecs.image_tags(repo_region, repository, env.role_arn)
+    matches = sorted(t for t in tags if t.startswith(ref))
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        if ref in tags:
+            return ref
+        raise DeployRefused(f"No image tag in `{repository}` starts with `{ref}`.")
+    shown = ", ".join(f"`{m}`" for m in matches[:5])
+    raise DeployRefused(
+        f"`{ref}` matches {len(matches)} tags in `{repository}`: {shown}. Give more of the sha."
+    )
+
+
+async def _require_image(
+    app: App,
+    env: Environment,
+    tag: str,
+    image: str,
+    deps: DeployDeps,
+    region: str,
+    wait_s: float,
+    emit: Emit | None,
+) -> None:
+    repo_region, repository = repository_of(app.image, region)
+    if await deps.ecs.image_exists(repo_region, repository, tag, env.role_arn):
+        return
+    if wait_s <= 0:
+        raise DeployRefused(f"Image tag `{tag}` does not exist in ECR repository `{repository}`.")
+    if emit is not None:
+        await emit(WaitingForImage(image, int(wait_s)))
+    deadline = time.monotonic() + wait_s
+    delay = 2.0
+    while time.monotonic() < deadline:
+        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        if await deps.ecs.image_exists(repo_region, repository, tag, env.role_arn):
+            return
+        delay = min(delay * 1.5, 30.0)
+    raise DeployRefused(
+        f"Image tag `{tag}` did not appear in ECR repository `{repository}` within {int(wait_s)} s."
+    )
+
+
+# -- act and wait ------------------------------------------------------------------------
+
+
+async def execute(
+    plan: DeployPlan,
+    deps: DeployDeps,
+    emit: Emit,
+    *,
+    before_deploy: BeforeDeploy | None = None,
+) -> bool:
+    """Ship the plan. Returns True on success; the last event emitted is Succeeded or Failed."""
+    ecs, ref = deps.ecs, plan.service
+    await emit(ImageVerified(plan.image, plan.current_image))
+
+    current = await ecs.describe_task_definition(ref, plan.current_task_definition)
+    registered = await ecs.register_task_definition(
+        ref, with_image(current, plan.app.container, plan.image)
+    )
+    new_arn = str(registered["taskDefinitionArn"])
+    await emit(
+        TaskDefinitionRegistered(
+            new_arn,
+            str(registered["family"]),
+            int(registered["revision"]),
+            plan.current_revision,
+            plan.image,
+        )
+    )
+
+    if before_deploy is not None and plan.env.before_deploy:
+        problem = await before_deploy(new_arn)
+        if problem is not None:
+            await emit(Failed(f"{problem} The service was not changed.", ()))
+            return False
+
+    service = await ecs.update_service(ref, new_arn)
+    primary = service.primary
+    if primary is None or primary.task_definition != new_arn:
+        await emit(Failed("ECS accepted update_service but shows no PRIMARY deployment for it."))
+        return False
+    await emit(ServiceUpdated(primary.id, new_arn, plan.current_task_definition))
+
+    outcome = await wait_for_rollout(
+        deps.watcher,
+        ref,
+        primary.id,
+        new_arn,
+        plan.env.timeout,
+        emit,
+        seen_events={e.id for e in service.events},
+    )
+    return await finish(
+        plan.env, plan.current_task_definition, primary.id, new_arn, outcome, deps, emit
+    )
+
+
+def with_image(task_definition: dict[str, Any], container: str, image: str) -> dict[str, Any]:
+    """The same task definition with only `container`'s image changed."""
+    spec = registrable(task_definition)
+    spec["containerDefinitions"] = [
+        {**c, "image": image} if c.get("name") == container else c
+        for c in task_definition.get("containerDefinitions", [])
+    ]
+    return spec
+
+
+async def finish(
+    env: Environment,
+    previous_task_definition: str,
+    deployment_id: str,
+    new_task_definition: str,
+    outcome: RolloutOutcome,
+    deps: DeployDeps,
+    emit: Emit,
+) -> bool:
+    """Report success, or explain the failure and go back to the previous revision."""
+    if outcome.ok:
+        await emit(
+            Succeeded(f"Revision {revision_of(new_task_definition)} is live: {outcome.reason}.")
+        )
+        return True
+    ref = outcome.snapshot.ref if outcome.snapshot else None
+    details: tuple[str, ...] = ()
+    if ref is not None:
+        stopped = await _safely(stopped_task_reasons(deps.ecs, ref, deployment_id))
+        if stopped is not None and stopped.reasons:
+            await emit(stopped)
+            details = stopped.reasons
+    if ref is not None and outcome.ecs_rollback is not None:
+        await _follow_ecs_rollback(env, ref, outcome, deps, emit)
+    elif ref is not None and env.rollback_on_failure:
+        await roll_back(env, ref, previous_task_definition, outcome.reason, deps, emit)
+    await emit(Failed(outcome.reason, details))
+    return False
+
+
+async def _follow_ecs_rollback(
+    env: Environment, ref: ServiceRef, outcome: RolloutOutcome, deps: DeployDeps, emit: Emit
+) -> None:
+    rollback = outcome.ecs_rollback
+    assert rollback is not None
+    revision = revision_of(rollback.task_definition)
+    await emit(
+        RollingBack(
+            revision, "ECS's deployment circuit breaker rolled the deployment back", by_ecs=True
+        )
+    )
+    after = await wait_for_rollout(
+        deps.watcher, ref, rollback.id, rollback.task_definition, env.timeout, emit
+    )
+    await emit(RolledBack(revision, completed=after.ok, by_ecs=True))
+
+
+async def roll_back(
+    env: Environment,
+    ref: ServiceRef,
+    task_definition: str,
+    reason: str,
+    deps: DeployDeps,
+    emit: Emit,
+) -> bool:
+    """Put the service back on an earlier revision and watch that too."""
+    revision = revision_of(task_definition)
+    await emit(RollingBack(revision, reason))
+    try:
+        service = await deps.ecs.update_service(ref, task_definition)
+    except AwsError as exc:
+        await emit(RolledBack(revision, completed=False))
+        raise exc from None
+    primary = service.primary
+    if primary is None:
+        await emit(RolledBack(revision, completed=False))
+        return False
+    after = await wait_for_rollout(
+        deps.watcher,
+        ref,
+        primary.id,
+        task_definition,
+        env.timeout,
+        emit,
+        seen_events={e.id for e in service.events},
+    )
+    await emit(RolledBack(revision, completed=after.ok))
+    return after.ok
+
+
+async def _safely(awaitable: Awaitable[T]) -> T | None:
+    """Extra detail for a failure report must not turn into a second failure."""
+    try:
+        return await awaitable
+    except AwsError:
+        return None

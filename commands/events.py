@@ -1,0 +1,154 @@
+"""Typed progress events: the one language actions speak and every renderer understands.
+
+Actions emit them in order; the final event of an operation is always Succeeded or Failed.
+Renderers (Slack threads, the terminal) only show them; they never decide outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Started:
+    """An operation was accepted and is about to touch ECS."""
+
+    action: str
+    app: str
+    env: str
+    actor: str
+    subject: str
+    trigger: str = "slash command"
+
+
+@dataclass(frozen=True)
+class WaitingForImage:
+    image: str
+    timeout_s: int
+
+
+@dataclass(frozen=True)
+class ImageVerified:
+    image: str
+    previous_image: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskDefinitionRegistered:
+    arn: str
+    family: str
+    revision: int
+    previous_revision: int
+    image: str
+
+
+@dataclass(frozen=True)
+class TaskStarted:
+    name: str
+    task_arn: str
+    revision: int
+
+
+@dataclass(frozen=True)
+class TaskStopped:
+    """A one-off task ended; exit codes per container, ECS's reasons and the log tail."""
+
+    name: str
+    task_arn: str
+    exit_codes: dict[str, int | None]
+    stop_code: str | None
+    reason: str | None
+    log_tail: tuple[str, ...] = ()
+    log_location: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return bool(self.exit_codes) and all(code == 0 for code in self.exit_codes.values())
+
+
+@dataclass(frozen=True)
+class ServiceUpdated:
+    """update_service was accepted; from here on, the deployment id is what gets watched."""
+
+    deployment_id: str
+    task_definition: str
+    previous_task_definition: str
+
+    @property
+    def revision(self) -> int:
+        return int(self.task_definition.rsplit(":", 1)[-1])
+
+    @property
+    def previous_revision(self) -> int:
+        return int(self.previous_task_definition.rsplit(":", 1)[-1])
+
+
+@dataclass(frozen=True)
+class RolloutProgress:
+    running: int
+    desired: int
+    pending: int
+    failed_tasks: int = 0
+    new_events: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StoppedTasks:
+    """Why the new deployment's tasks died: what on-call needs first when a rollout fails."""
+
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RollingBack:
+    to_revision: int
+    reason: str
+    by_ecs: bool = False
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    to_revision: int
+    completed: bool = True
+    by_ecs: bool = False
+
+
+@dataclass(frozen=True)
+class Note:
+    """A line for the thread that is neither progress nor outcome (a skipped step, a force)."""
+
+    text: str
+    loud: bool = False
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    summary: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    reason: str
+    details: tuple[str, ...] = field(default=())
+
+
+ProgressEvent = (
+    Started
+    | WaitingForImage
+    | ImageVerified
+    | TaskDefinitionRegistered
+    | TaskStarted
+    | TaskStopped
+    | ServiceUpdated
+    | RolloutProgress
+    | StoppedTasks
+    | RollingBack
+    | RolledBack
+    | Note
+    | Succeeded
+    | Failed
+)
+
+Emit = Callable[[ProgressEvent], Awaitable[None]]
+"""Where an action sends its events; awaited, so the consumer may persist before it goes on."""

@@ -1,0 +1,373 @@
+"""The command grammar shared by slash commands, `@Tugboat …` mentions and the CLI.
+
+Text becomes a typed request or a UsageError that names what was wrong and what would be
+right. Nothing here touches ECS: a request exists only if every name in it is in the
+catalog, so nothing downstream can act on something the bot did not fully understand.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bot.catalog import App, Catalog
+
+MAX_TEXT = 4000
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+DURATION = re.compile(r"^(\d{1,4})([mhd])$")
+MENTION = re.compile(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>\s*")
+ARG = re.compile(r"^[\x21-\x7e]{1,256}$")
+
+USAGE = {
+    "deploy": "/deploy APP ENV [REF] [--force]",
+    "rollback": "/rollback APP ENV [REVISION]",
+    "run-task": "/run-task APP ENV TASK [ARGS…]",
+    "status": "/ecs-status [APP [ENV]]",
+    "tugboat": "/tugboat help | lock APP ENV [for 2h] REASON… | unlock APP ENV | history APP ENV",
+}
+
+
+class UsageError(Exception):
+    """The text is not a command Tugboat understands; `str()` says why and what would work."""
+
+    def __init__(self, problem: str, usage: str | None = None) -> None:
+        self.problem = problem
+        self.usage = usage
+        super().__init__(f"{problem}\nUsage: `{usage}`" if usage else problem)
+
+
+@dataclass(frozen=True)
+class Target:
+    """An app and environment that both exist in the catalog."""
+
+    app: str
+    env: str
+
+    def __str__(self) -> str:
+        return f"{self.app} {self.env}"
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    target: Target
+    ref: str | None = None
+    force: bool = False
+    verb: str = field(default="deploy", init=False)
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    target: Target
+    revision: int | None = None
+    verb: str = field(default="rollback", init=False)
+
+
+@dataclass(frozen=True)
+class RunTaskRequest:
+    target: Target
+    task: str
+    args: tuple[str, ...] = ()
+    verb: str = field(default="run-task", init=False)
+
+
+@dataclass(frozen=True)
+class StatusRequest:
+    app: str | None = None
+    env: str | None = None
+    verb: str = field(default="status", init=False)
+
+
+@dataclass(frozen=True)
+class HelpRequest:
+    verb: str = field(default="help", init=False)
+
+
+@dataclass(frozen=True)
+class LockRequest:
+    target: Target
+    reason: str
+    seconds: int | None = None
+    verb: str = field(default="lock", init=False)
+
+
+@dataclass(frozen=True)
+class UnlockRequest:
+    target: Target
+    verb: str = field(default="unlock", init=False)
+
+
+@dataclass(frozen=True)
+class HistoryRequest:
+    target: Target
+    verb: str = field(default="history", init=False)
+
+
+Request = (
+    DeployRequest
+    | RollbackRequest
+    | RunTaskRequest
+    | StatusRequest
+    | HelpRequest
+    | LockRequest
+    | UnlockRequest
+    | HistoryRequest
+)
+
+SLASH_VERBS = {
+    "/deploy": "deploy",
+    "/rollback": "rollback",
+    "/run-task": "run-task",
+    "/ecs-status": "status",
+    "/tugboat": "tugboat",
+}
+MENTION_VERBS = {
+    "deploy": "deploy",
+    "rollback": "rollback",
+    "run-task": "run-task",
+    "status": "status",
+    "ecs-status": "status",
+    "help": "tugboat",
+    "lock": "tugboat",
+    "unlock": "tugboat",
+    "history": "tugboat",
+}
+
+
+def parse_slash(command: str, text: str, catalog: Catalog) -> Request:
+    """Parse a slash command such as ("/deploy", "api production v2")."""
+    verb = SLASH_VERBS.get(command)
+    if verb is None:
+        raise UsageError(f"Unknown command `{_show(command)}`.", _all_usage())
+    return _parse(verb, _words(text), catalog)
+
+
+def parse_mention(text: str, catalog: Catalog) -> Request:
+    """Parse `@Tugboat deploy api production v2`: the slash grammar without the slash."""
+    words = _words(MENTION.sub("", text, count=1))
+    if not words:
+        raise UsageError("Tell me what to do.", _all_usage())
+    first = words[0].lower().lstrip("/")
+    verb = MENTION_VERBS.get(first)
+    if verb is None:
+        raise UsageError(f"Unknown command `{_show(words[0])}`.", _all_usage())
+    rest = words if verb == "tugboat" else words[1:]
+    return _parse(verb, rest, catalog)
+
+
+def _parse(verb: str, words: list[str], catalog: Catalog) -> Request:
+    if verb == "deploy":
+        return _deploy(words, catalog)
+    if verb == "rollback":
+        return _rollback(words, catalog)
+    if verb == "run-task":
+        return _run_task(words, catalog)
+    if verb == "status":
+        return _status(words, catalog)
+    return _tugboat(words, catalog)
+
+
+def _words(text: str) -> list[str]:
+    if len(text) > MAX_TEXT:
+        raise UsageError(f"That command is {len(text)} characters long; the limit is {MAX_TEXT}.")
+    return text.split()
+
+
+def _deploy(words: list[str], catalog: Catalog) -> DeployRequest:
+    usage = USAGE["deploy"]
+    force = False
+    positional: list[str] = []
+    for word in words:
+        if word == "--force":
+            force = True
+        elif word.startswith("-"):
+            raise UsageError(
+                f"Unknown option `{_show(word)}`; the only option is `--force`.", usage
+            )
+        else:
+            positional.append(word)
+    target = _target(positional, catalog, usage)
+    rest = positional[2:]
+    if len(rest) > 1:
+        raise UsageError(f"Too many words after `{target}`: expected at most one REF.", usage)
+    ref = rest[0] if rest else None
+    if ref is not None:
+        _check_ref(ref, usage)
+    elif catalog.apps[target.app].environments[target.env].promote_from is None:
+        raise UsageError(
+            f"`{target}` needs a REF (an image tag or git sha): it has no `promote_from`.", usage
+        )
+    return DeployRequest(target, ref, force)
+
+
+def _rollback(words: list[str], catalog: Catalog) -> RollbackRequest:
+    usage = USAGE["rollback"]
+    _no_options(words, usage)
+    target = _target(words, catalog, usage)
+    rest = words[2:]
+    if len(rest) > 1:
+        raise UsageError(f"Too many words after `{target}`: expected at most a REVISION.", usage)
+    if not rest:
+        return RollbackRequest(target)
+    if not rest[0].isascii() or not rest[0].isdigit() or int(rest[0]) < 1 or len(rest[0]) > 9:
+        raise UsageError(
+            f"`{_show(rest[0])}` is not a task definition revision: expected a number like 42.",
+            usage,
+        )
+    return RollbackRequest(target, int(rest[0]))
+
+
+def _run_task(words: list[str], catalog: Catalog) -> RunTaskRequest:
+    usage = USAGE["run-task"]
+    target = _target(words, catalog, usage)
+    app = catalog.apps[target.app]
+    if len(words) < 3:
+        raise UsageError(f"Which task? {_known('tasks', app.tasks)}", usage)
+    task = words[2]
+    if task.startswith("-"):
+        raise UsageError(f"Unknown option `{_show(task)}`; /run-task takes no options.", usage)
+    if task not in app.tasks:
+        raise UsageError(
+            f"`{_show(task)}` is not a task of {target.app}. {_known('tasks', app.tasks)}"
+        )
+    args = tuple(words[3:])
+    if args and not app.tasks[task].args:
+        raise UsageError(
+            f"Task `{task}` takes no arguments (its catalog entry does not say `args: true`).",
+            usage,
+        )
+    for arg in args:
+        if not ARG.match(arg):
+            raise UsageError(
+                f"Argument `{_show(arg)}` is not allowed: printable ASCII only, 256 at most.", usage
+            )
+    return RunTaskRequest(target, task, args)
+
+
+def _status(words: list[str], catalog: Catalog) -> StatusRequest:
+    usage = USAGE["status"]
+    _no_options(words, usage)
+    if not words:
+        return StatusRequest()
+    if len(words) > 2:
+        raise UsageError("Too many words: expected at most APP and ENV.", usage)
+    app = _app(words[0], catalog, usage)
+    if len(words) == 1:
+        return StatusRequest(app)
+    return StatusRequest(app, _env(words[1], catalog.apps[app], app, usage))
+
+
+def _tugboat(words: list[str], catalog: Catalog) -> Request:
+    usage = USAGE["tugboat"]
+    if not words or words[0].lower() == "help":
+        return HelpRequest()
+    sub, rest = words[0].lower(), words[1:]
+    if sub == "lock":
+        target = _target(rest, catalog, usage)
+        tail = rest[2:]
+        seconds = None
+        if len(tail) >= 2 and tail[0].lower() == "for":
+            seconds = _duration(tail[1], usage)
+            tail = tail[2:]
+        if not tail:
+            raise UsageError("A lock needs a REASON, so others know why they are blocked.", usage)
+        return LockRequest(target, " ".join(tail)[:500], seconds)
+    if sub in ("unlock", "history"):
+        _no_options(rest, usage)
+        target = _target(rest, catalog, usage)
+        if len(rest) > 2:
+            raise UsageError(f"Too many words after `{target}`.", usage)
+        return UnlockRequest(target) if sub == "unlock" else HistoryRequest(target)
+    raise UsageError(f"Unknown /tugboat command `{_show(words[0])}`.", usage)
+
+
+def _target(words: list[str], catalog: Catalog, usage: str) -> Target:
+    if not words:
+        raise UsageError(f"Which app? {_known('apps', catalog.apps)}", usage)
+    app = _app(words[0], catalog, usage)
+    if len(words) < 2:
+        envs = catalog.apps[app].environments
+        raise UsageError(f"Which environment of {app}? {_known('environments', envs)}", usage)
+    return Target(app, _env(words[1], catalog.apps[app], app, usage))
+
+
+def _app(word: str, catalog: Catalog, usage: str) -> str:
+    if word in catalog.apps:
+        return word
+    if word.startswith("-"):
+        raise UsageError(f"Unknown option `{_show(word)}` where an APP was expected.", usage)
+    hint = _case_hint(word, catalog.apps)
+    raise UsageError(f"Unknown app `{_show(word)}`.{hint} {_known('apps', catalog.apps)}", usage)
+
+
+def _env(word: str, app: App, app_name: str, usage: str) -> str:
+    if word in app.environments:
+        return word
+    hint = _case_hint(word, app.environments)
+    envs = _known("environments", app.environments)
+    raise UsageError(f"Unknown environment `{_show(word)}` for {app_name}.{hint} {envs}", usage)
+
+
+def _check_ref(ref: str, usage: str) -> None:
+    if TAG.match(ref):
+        return
+    if ":" in ref:
+        problem = f"`{_show(ref)}` has a colon: give only the tag, like `v2` or a git sha"
+    elif len(ref) > 128:
+        problem = f"That REF is {len(ref)} characters long; an image tag has at most 128"
+    else:
+        problem = f"`{_show(ref)}` is not an image tag or git sha"
+    raise UsageError(f"{problem} (letters, digits, `_`, `.`, `-`).", usage)
+
+
+def _duration(word: str, usage: str) -> int:
+    match = DURATION.match(word.lower())
+    if not match or int(match.group(1)) == 0:
+        raise UsageError(
+            f"`{_show(word)}` is not a duration: expected e.g. `30m`, `2h`, `1d`.", usage
+        )
+    return int(match.group(1)) * {"m": 60, "h": 3600, "d": 86_400}[match.group(2)]
+
+
+def _no_options(words: list[str], usage: str) -> None:
+    for word in words:
+        if word.startswith("-"):
+            raise UsageError(f"Unknown option `{_show(word)}`.", usage)
+
+
+def _case_hint(word: str, names: Mapping[str, object]) -> str:
+    for name in names:
+        if name.lower() == word.lower():
+            return f" Did you mean `{name}`? Names are case-sensitive."
+    return ""
+
+
+def _known(kind: str, names: Mapping[str, object]) -> str:
+    listed = ", ".join(f"`{n}`" for n in sorted(names))
+    return f"Known {kind}: {listed}." if names else f"No {kind} are defined."
+
+
+def _show(word: str, limit: int = 40) -> str:
+    """Echo user text back safely: bounded, no backticks or Slack control characters."""
+    cleaned = "".join(c if c.isprintable() and c not in "`<>&" else "?" for c in word)
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+def _all_usage() -> str:
+    return " · ".join(USAGE.values())
+
+
+def help_text() -> str:
+    """The help reply: every command with its usage."""
+    return "\n".join(
+        [
+            "*Tugboat* deploys and inspects ECS services.",
+            "• `/deploy APP ENV [REF]` ship an image tag or git sha (no REF: promote)",
+            "• `/rollback APP ENV [REVISION]` back to the last good deploy, or a revision",
+            "• `/run-task APP ENV TASK [ARGS…]` run a catalog task as a one-off ECS task",
+            "• `/ecs-status [APP [ENV]]` service status",
+            "• `/tugboat lock APP ENV [for 2h] REASON…`, `/tugboat unlock APP ENV`",
+            "• `/tugboat history APP ENV` recent deploys",
+            "Mention me with the same words in a thread: `@Tugboat status api staging`.",
+        ]
+    )
