@@ -28,8 +28,10 @@ class Dispatcher:
 
     def __init__(self, runner: OperationRunner) -> None:
         self.runner = runner
+        self.received = 0
 
     def submit_slash(self, command: str, text: str, origin: Origin, reply: Reply) -> None:
+        self.received += 1
         self.runner.submit(self.slash(command, text, origin, reply), f"slash-{command}")
 
     async def slash(self, command: str, text: str, origin: Origin, reply: Reply) -> None:

@@ -243,9 +243,10 @@ class EcsGateway:
 
     async def call(
         self,
-        service: str,
+        aws_service: str,
         region: str,
         operation: str,
+        /,
         *,
         role_arn: str | None = None,
         retry: bool = True,
@@ -260,7 +261,7 @@ class EcsGateway:
                 return await loop.run_in_executor(
                     self._pool,
                     self._blocking_call,
-                    service,
+                    aws_service,
                     region,
                     role_arn,
                     operation,
@@ -280,7 +281,7 @@ class EcsGateway:
                 await asyncio.sleep(delay)
 
     async def ecs(
-        self, ref: ServiceRef, operation: str, *, retry: bool = True, **kwargs: Any
+        self, ref: ServiceRef, operation: str, /, *, retry: bool = True, **kwargs: Any
     ) -> dict[str, Any]:
         return await self.call(
             "ecs", ref.region, operation, role_arn=ref.role_arn, retry=retry, **kwargs

@@ -108,7 +108,7 @@ class OperationRunner:
         self.watcher = watcher
         self.store = store
         self.slack = slack
-        self.tracker = tracker or TaskTracker()
+        self.tracker = tracker if tracker is not None else TaskTracker()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.thread_interval_s = thread_interval_s
         self.accepting = True
@@ -257,8 +257,6 @@ class OperationRunner:
             )
         finally:
             heartbeat.cancel()
-            self._running.pop(record.id, None)
-            metrics.IN_FLIGHT.set(len(self._running))
             if interrupted:
                 await reporter.abandon()
             else:
@@ -279,6 +277,8 @@ class OperationRunner:
                         "actor": record.actor,
                     },
                 )
+            self._running.pop(record.id, None)
+            metrics.IN_FLIGHT.set(len(self._running))
 
     async def _heartbeat(self, record: OperationRecord) -> None:
         while True:

@@ -63,6 +63,7 @@ class Tugboat:
         self.port: int | None = None
         self._web_runner: web.AppRunner | None = None
         self._started = False
+        self._stopped = False
         bot_token, self._app_token = settings.require_slack()
         self.client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_url)
         self.slack = SlackApi(self.client)
@@ -116,6 +117,9 @@ class Tugboat:
 
     async def stop(self, timeout: float = 8.0) -> None:
         """Stop taking work, interrupt what runs (it stays recorded), close everything."""
+        if self._stopped:
+            return
+        self._stopped = True
         self.runner.accepting = False
         await self.runner.stop(timeout=timeout / 2)
         await self.watcher.stop()

@@ -310,8 +310,15 @@ async def _follow_ecs_rollback(
             revision, "ECS's deployment circuit breaker rolled the deployment back", by_ecs=True
         )
     )
+    seen = {e.id for e in outcome.snapshot.events} if outcome.snapshot else set()
     after = await wait_for_rollout(
-        deps.watcher, ref, rollback.id, rollback.task_definition, env.timeout, emit
+        deps.watcher,
+        ref,
+        rollback.id,
+        rollback.task_definition,
+        env.timeout,
+        emit,
+        seen_events=seen,
     )
     await emit(RolledBack(revision, completed=after.ok, by_ecs=True))
 

@@ -1,0 +1,115 @@
+"""The test world: moto over HTTP with the rollout simulator, the fake Slack, and the real bot.
+
+Nothing of ours is mocked: the bot talks to Slack through slack_sdk's Socket Mode client and
+to AWS through boto3, exactly as in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.catalog import Catalog, load_catalog, parse_catalog
+from bot.runtime import Tugboat, Tuning
+from bot.sandbox.fake_slack import FakeSlack, wait_for
+from bot.sandbox.world import SandboxWorld
+from bot.settings import Settings
+from bot.watcher import PollTiming
+
+EXAMPLE = Path(__file__).parent.parent / "bot" / "sandbox" / "example.yml"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/api"
+FAST = Tuning(
+    poll=PollTiming(fast_s=0.2, normal_s=0.5, fast_window_s=3.0, tick_s=0.05, max_backoff_s=2.0),
+    thread_interval_s=0.3,
+    http_host="127.0.0.1",
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """slack-sdk reads HTTP(S)_PROXY but ignores NO_PROXY; everything here is on 127.0.0.1."""
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxWorld]:
+    world = SandboxWorld(rollout_seconds=1.5, tick=0.05, task_seconds=0.5)
+    world.start()
+    try:
+        world.seed_example()
+        for name, value in world.env().items():
+            monkeypatch.setenv(name, value)
+        world.reset_calls()
+        yield world
+    finally:
+        world.stop()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def catalog() -> Catalog:
+    return load_catalog(EXAMPLE)
+
+
+def settings_for(fake: FakeSlack, state: Path) -> Settings:
+    return Settings(
+        slack_bot_token=fake.bot_token,
+        slack_app_token=fake.app_token,
+        slack_api_url=fake.api_url,
+        tugboat_state=f"sqlite:///{state}",
+        port=0,
+    )
+
+
+async def start(tugboat: Tugboat, fake: FakeSlack) -> Tugboat:
+    """Start the bot and wait until the fake Slack sees its socket, as Slack would."""
+    connected_before = fake.connections_opened
+    await tugboat.start()
+    await wait_for(lambda: fake.connections_opened > connected_before, timeout=10, what="socket")
+    return tugboat
+
+
+@pytest.fixture
+async def bot(
+    world: SandboxWorld, fake: FakeSlack, catalog: Catalog, tmp_path: Path
+) -> AsyncIterator[Tugboat]:
+    tugboat = Tugboat(settings_for(fake, tmp_path / "tugboat.db"), catalog, tuning=FAST)
+    await start(tugboat, fake)
+    try:
+        yield tugboat
+    finally:
+        await tugboat.stop()
+
+
+def fleet_catalog(count: int, channel: str | None = "C0FLEET") -> Catalog:
+    """`count` apps, svc0…, each on its own service in cluster `fleet`; one channel, or one each."""
+    apps = "\n".join(
+        f"""  svc{i}:
+    container: web
+    image: {IMAGE}
+    environments:
+      prod: {{cluster: fleet, service: svc{i}, channel: {channel or f"C0FLEET{i}"}, timeout: 99}}"""
+        for i in range(count)
+    )
+    return parse_catalog(f"apps:\n{apps}\n", "fleet.yml")
+
+
+def seed_fleet(world: SandboxWorld, count: int) -> None:
+    for i in range(count):
+        world.seed_service("fleet", f"svc{i}", f"svc{i}", f"{IMAGE}:v1")
+    world.reset_calls()

@@ -1,0 +1,196 @@
+"""`/deploy` end to end: real Socket Mode client, fake Slack, moto with the rollout simulator."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from bot.runtime import Tugboat
+from bot.sandbox.fake_slack import FakeSlack, wait_for
+from bot.sandbox.world import SandboxWorld
+from tests.conftest import FAST, fleet_catalog, seed_fleet, settings_for, start
+from tests.slackview import ephemeral_to, final_parent, parents, revisions, service, thread_text
+
+DEV = "U0DEV"
+
+
+async def test_happy_deploy_changes_only_the_web_image(
+    bot: Tugboat, fake: FakeSlack, world: SandboxWorld
+) -> None:
+    fake.slash_command("/deploy", "api staging v2", user=DEV, channel="C0DEV")
+
+    parent = await final_parent(fake, "C0STAGING")
+    assert "*Succeeded*" in parent.flat and "<@U0DEV>" in parent.flat
+    assert "rev 1 → 2" in parent.flat
+    replies = await thread_text(fake, parent, must_contain="is live")
+    assert "`api-staging:2` (from `api-staging:1`)" in replies
+
+    ecs = world.client("ecs")
+    current = service(world, "staging", "api")
+    assert current["taskDefinition"].endswith("api-staging:2")
+    assert [d["status"] for d in current["deployments"]] == ["PRIMARY"]
+    old = ecs.describe_task_definition(taskDefinition="api-staging:1")["taskDefinition"]
+    new = ecs.describe_task_definition(taskDefinition="api-staging:2")["taskDefinition"]
+    images = {c["name"]: c["image"] for c in new["containerDefinitions"]}
+    assert images["web"].endswith("acme/api:v2")
+    old_sidecar = next(c for c in old["containerDefinitions"] if c["name"] == "log-router")
+    new_sidecar = next(c for c in new["containerDefinitions"] if c["name"] == "log-router")
+    assert new_sidecar == old_sidecar
+    for key in ("cpu", "memory", "networkMode", "executionRoleArn", "taskRoleArn"):
+        assert new.get(key) == old.get(key)
+
+    link = await ephemeral_to(fake, DEV, containing="Deploying api staging")
+    assert "archives/C0STAGING/p" in link
+
+
+async def test_missing_tag_is_named_and_nothing_changes(
+    bot: Tugboat, fake: FakeSlack, world: SandboxWorld
+) -> None:
+    fake.slash_command("/deploy", "api staging v9", user=DEV)
+
+    text = await ephemeral_to(fake, DEV, containing="v9")
+    assert "does not exist in ECR repository `acme/api`" in text
+    assert len(revisions(world, "api-staging")) == 1
+    assert service(world, "staging", "api")["taskDefinition"].endswith("api-staging:1")
+    assert parents(fake, "C0STAGING") == []
+
+
+async def test_image_that_cannot_start_fails_and_ends_on_the_old_revision(
+    bot: Tugboat, fake: FakeSlack, world: SandboxWorld
+) -> None:
+    fake.slash_command("/deploy", "api staging broken", user=DEV)
+
+    parent = await final_parent(fake, "C0STAGING", timeout=40)
+    assert "*Failed*" in parent.flat and "Succeeded" not in parent.flat
+    assert "circuit breaker" in parent.flat
+    replies = await thread_text(fake, parent, must_contain="*Failed:*")
+    assert "CannotStartContainerError" in replies
+    assert "Service is back on revision 1" in replies
+    assert "is live" not in replies
+
+    current = service(world, "staging", "api")
+    assert current["taskDefinition"].endswith("api-staging:1")
+    assert [d["status"] for d in current["deployments"]] == ["PRIMARY"]
+
+
+async def test_timeout_rolls_back_to_the_previous_revision(
+    world: SandboxWorld, fake: FakeSlack, tmp_path: Path
+) -> None:
+    from bot.catalog import parse_catalog
+
+    text = Path(__file__).parent.parent.joinpath("bot/sandbox/example.yml").read_text()
+    catalog = parse_catalog(text.replace("        timeout: 300", "        timeout: 2"))
+    world.simulator.rollout_seconds = 30
+    tugboat = Tugboat(settings_for(fake, tmp_path / "t.db"), catalog, tuning=FAST)
+    await start(tugboat, fake)
+    try:
+        fake.slash_command("/deploy", "api staging v2", user=DEV)
+        parent = await final_parent(fake, "C0STAGING", timeout=30)
+        world.simulator.rollout_seconds = 1.0
+        assert "*Failed*" in parent.flat and "timed out after 2 s" in parent.flat
+        replies = await thread_text(fake, parent, must_contain="Rolling back to revision 1")
+        assert "Rolling back to revision 1" in replies
+    finally:
+        await tugboat.stop()
+
+
+async def test_two_deploys_at_once_exactly_one_proceeds(
+    bot: Tugboat, fake: FakeSlack, world: SandboxWorld
+) -> None:
+    fake.slash_command("/deploy", "api staging v2", user="U0ALICE")
+    fake.slash_command("/deploy", "api staging v3", user="U0BOB")
+
+    await final_parent(fake, "C0STAGING")
+    threads = parents(fake, "C0STAGING")
+    assert len(threads) == 1
+    winner = "U0ALICE" if "v2" in threads[0].flat else "U0BOB"
+    loser = "U0BOB" if winner == "U0ALICE" else "U0ALICE"
+    refusal = await ephemeral_to(fake, loser, containing="busy")
+    assert f"by <@{winner}> is in progress" in refusal
+    assert len(revisions(world, "api-staging")) == 2
+
+
+async def test_bad_input_gets_usage_and_changes_nothing(
+    bot: Tugboat, fake: FakeSlack, world: SandboxWorld
+) -> None:
+    cases = {
+        "U0A": ("api", "Which environment of api?"),
+        "U0B": ("shop staging v2", "Unknown app `shop`"),
+        "U0C": ("api qa v2", "Unknown environment `qa` for api"),
+        "U0D": ("api staging v2 v3", "Too many words"),
+    }
+    for user, (text, _) in cases.items():
+        fake.slash_command("/deploy", text, user=user)
+    for user, (_, expected) in cases.items():
+        message = await ephemeral_to(fake, user, containing=expected)
+        assert "Usage: `/deploy APP ENV [REF] [--force]`" in message
+    assert len(revisions(world, "api-staging")) == 1
+    assert parents(fake, "C0STAGING") == []
+    assert world.calls()["ecs:UpdateService"] == 0
+
+
+async def test_ack_is_fast_while_ten_deploys_roll_out(
+    world: SandboxWorld, fake: FakeSlack, tmp_path: Path
+) -> None:
+    seed_fleet(world, 10)
+    world.simulator.rollout_seconds = 6
+    tugboat = Tugboat(settings_for(fake, tmp_path / "t.db"), fleet_catalog(10, None), tuning=FAST)
+    await start(tugboat, fake)
+    try:
+        for i in range(10):
+            fake.slash_command("/deploy", f"svc{i} prod v2", user=DEV)
+        await wait_for(
+            lambda: tugboat.runner.in_flight() == 10, timeout=20, what="10 deploys in flight"
+        )
+        latencies = []
+        for _ in range(10):
+            envelope = fake.slash_command("/tugboat", "help", user="U0OTHER")
+            ack = await wait_for(lambda e=envelope: fake.ack_for(e), timeout=5, what="ack")
+            latencies.append(ack.latency_s)
+        assert tugboat.runner.in_flight() == 10
+        assert max(latencies) < 1.0, latencies
+        await wait_for(lambda: tugboat.runner.in_flight() == 0, timeout=60, what="all deploys done")
+        finals = [parents(fake, f"C0FLEET{i}")[0].flat for i in range(10)]
+        assert all("*Succeeded*" in text for text in finals)
+    finally:
+        await tugboat.stop()
+
+
+async def test_five_deploys_in_one_channel_reach_final_state_under_rate_limits(
+    world: SandboxWorld, fake: FakeSlack, tmp_path: Path
+) -> None:
+    seed_fleet(world, 5)
+    fake.set_rate_limit("chat.postMessage", per_second=1.0, burst=1)
+    fake.set_rate_limit("chat.update", per_second=1.0, burst=2)
+    tugboat = Tugboat(settings_for(fake, tmp_path / "t.db"), fleet_catalog(5), tuning=FAST)
+    await start(tugboat, fake)
+    try:
+        for i in range(5):
+            fake.slash_command("/deploy", f"svc{i} prod v2", user=DEV)
+        await wait_for(
+            lambda: (
+                len(parents(fake, "C0FLEET")) == 5
+                and all("*Succeeded*" in p.flat for p in parents(fake, "C0FLEET"))
+            ),
+            timeout=90,
+            what="5 final threads",
+        )
+        assert any(call.status == 429 for call in fake.calls)
+        for parent in parents(fake, "C0FLEET"):
+            replies = await thread_text(fake, parent, must_contain="is live")
+            assert "Service updated to revision 2" in replies
+        assert fake.block_kit_violations == []
+    finally:
+        await tugboat.stop()
+
+
+async def test_healthz_follows_the_socket(bot: Tugboat) -> None:
+    import aiohttp
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{bot.port}/healthz") as answer,
+    ):
+        assert answer.status == 200
+    await asyncio.wait_for(bot.stop(), 10)
+    assert await bot.healthy() is False
