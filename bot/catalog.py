@@ -145,8 +145,7 @@ class App(_Strict):
                 if task not in self.tasks:
                     known = ", ".join(sorted(self.tasks)) or "none are defined"
                     raise ValueError(
-                        f"environments.{env_name}.before_deploy: unknown task {task!r} "
-                        f"(known tasks: {known})"
+                        f"environments.{env_name}.before_deploy: unknown task {task!r} (known tasks: {known})"
                     )
             if env.promote_from is not None and env.promote_from not in self.environments:
                 raise ValueError(
@@ -154,9 +153,7 @@ class App(_Strict):
                     f"{env.promote_from!r} (known: {', '.join(sorted(self.environments))})"
                 )
             if env.promote_from == env_name:
-                raise ValueError(
-                    f"environments.{env_name}.promote_from: cannot promote from itself"
-                )
+                raise ValueError(f"environments.{env_name}.promote_from: cannot promote from itself")
             if env.auto_deploy is not None and env.channel is None:
                 raise ValueError(
                     f"environments.{env_name}.channel: required when auto_deploy is set, "

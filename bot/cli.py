@@ -20,9 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tugboat", description="Slack ChatOps for Amazon ECS.")
     sub = parser.add_subparsers(dest="verb")
     sub.add_parser("serve", help="run the bot: Socket Mode plus the HTTP server on $PORT")
-    sandbox = sub.add_parser(
-        "sandbox", help="the whole bot against a simulated ECS and a terminal Slack"
-    )
+    sandbox = sub.add_parser("sandbox", help="the whole bot against a simulated ECS and a terminal Slack")
     sandbox.add_argument(
         "--rollout-seconds", type=float, default=4.0, help="how long a simulated rollout takes"
     )

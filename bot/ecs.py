@@ -40,9 +40,7 @@ RETRYABLE = frozenset(
         "RequestTimeout",
     }
 )
-BOTO_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20
-)
+BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20)
 READ_ONLY_TASK_DEF_KEYS = (
     "taskDefinitionArn",
     "revision",
@@ -283,9 +281,7 @@ class EcsGateway:
     async def ecs(
         self, ref: ServiceRef, operation: str, /, *, retry: bool = True, **kwargs: Any
     ) -> dict[str, Any]:
-        return await self.call(
-            "ecs", ref.region, operation, role_arn=ref.role_arn, retry=retry, **kwargs
-        )
+        return await self.call("ecs", ref.region, operation, role_arn=ref.role_arn, retry=retry, **kwargs)
 
     # -- services --------------------------------------------------------------------------
 
@@ -332,17 +328,13 @@ class EcsGateway:
     # -- task definitions ------------------------------------------------------------------
 
     async def describe_task_definition(self, ref: ServiceRef, arn: str) -> dict[str, Any]:
-        answer = await self.ecs(
-            ref, "describe_task_definition", taskDefinition=arn, include=["TAGS"]
-        )
+        answer = await self.ecs(ref, "describe_task_definition", taskDefinition=arn, include=["TAGS"])
         definition = dict(answer["taskDefinition"])
         if answer.get("tags"):
             definition["tags"] = answer["tags"]
         return definition
 
-    async def register_task_definition(
-        self, ref: ServiceRef, spec: dict[str, Any]
-    ) -> dict[str, Any]:
+    async def register_task_definition(self, ref: ServiceRef, spec: dict[str, Any]) -> dict[str, Any]:
         answer = await self.ecs(ref, "register_task_definition", retry=False, **spec)
         return cast(dict[str, Any], answer["taskDefinition"])
 
@@ -402,9 +394,7 @@ class EcsGateway:
         answer = await self.ecs(ref, "run_task", retry=False, cluster=ref.cluster, **kwargs)
         failures = answer.get("failures") or []
         if failures or not answer.get("tasks"):
-            reason = "; ".join(
-                f"{f.get('arn', '')} {f.get('reason', '')}".strip() for f in failures
-            )
+            reason = "; ".join(f"{f.get('arn', '')} {f.get('reason', '')}".strip() for f in failures)
             raise AwsError("RunTask", "TaskNotStarted", reason or "ECS started no task")
         return cast(dict[str, Any], answer["tasks"][0])
 

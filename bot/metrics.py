@@ -18,9 +18,7 @@ DEPLOY_SECONDS = Histogram(
 AWS_CALLS = Counter(
     "tugboat_aws_calls_total", "AWS API calls by operation and outcome code", ["operation", "code"]
 )
-AWS_RETRIES = Counter(
-    "tugboat_aws_retries_total", "AWS calls retried after throttling", ["operation"]
-)
+AWS_RETRIES = Counter("tugboat_aws_retries_total", "AWS calls retried after throttling", ["operation"])
 SLACK_CALLS = Counter(
     "tugboat_slack_calls_total", "Slack Web API calls by method and status", ["method", "status"]
 )

@@ -20,14 +20,18 @@ from typing import Any
 from bot import metrics
 from bot.catalog import Catalog
 from bot.ecs import AwsError, EcsGateway
+from bot.permissions import GroupDirectory, Permissions
 from bot.report.slack import ThreadReporter
 from bot.report.view import ThreadView
 from bot.slack_api import SlackApi
 from bot.store import Lock, OperationRecord, StateStore
 from bot.watcher import RolloutWatcher
 from commands import deploy as deploy_action
+from commands import rollback as rollback_action
+from commands import run_task as run_task_action
 from commands.events import (
     Failed,
+    Note,
     ProgressEvent,
     RollingBack,
     ServiceUpdated,
@@ -36,7 +40,15 @@ from commands.events import (
     TaskDefinitionRegistered,
     TaskStarted,
 )
-from commands.grammar import DeployRequest, Target
+from commands.grammar import (
+    DeployRequest,
+    HistoryRequest,
+    LockRequest,
+    RollbackRequest,
+    RunTaskRequest,
+    Target,
+    UnlockRequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +125,8 @@ class OperationRunner:
         self.thread_interval_s = thread_interval_s
         self.accepting = True
         self._running: dict[str, OperationRecord] = {}
+        self._cancels: dict[str, asyncio.Event] = {}
+        self.permissions = Permissions(catalog, GroupDirectory(slack))
 
     @property
     def deploy_deps(self) -> deploy_action.DeployDeps:
@@ -123,18 +137,27 @@ class OperationRunner:
 
     # -- checks ----------------------------------------------------------------------------
 
-    def authorize(self, target: Target, origin: Origin, *, write: bool = True) -> str | None:
-        """Why `origin` may not act on `target`, or None when it may."""
-        _, env = self.catalog.target(target.app, target.env)
-        if env.allowed_channels and origin.channel not in env.allowed_channels:
-            return (
-                f"{target} accepts commands only from "
-                + ", ".join(f"<#{c}>" for c in env.allowed_channels)
-                + "."
-            )
-        if write and env.allowed_users and origin.actor not in env.allowed_users:
-            return f"You are not in `allowed_users` for {target}."
-        return None
+    async def authorize(self, target: Target, origin: Origin, *, write: bool = True) -> str | None:
+        """Why `origin` may not act on (or read) `target`, or None; refusals are audited."""
+        refusal = await self.permissions.check(target, origin.actor, origin.channel, write=write)
+        if refusal is not None:
+            await self.audit(origin, "refused", target, refusal)
+        return refusal
+
+    async def audit(self, origin: Origin, what: str, target: Target | None, outcome: str) -> None:
+        """One audit record per action and refusal: in the store, and as one JSON log line."""
+        entry = {
+            "who": origin.actor,
+            "what": what,
+            "where": str(target) if target else None,
+            "channel": origin.channel,
+            "trigger": origin.trigger,
+            "outcome": outcome,
+            "at": time.time(),
+        }
+        log.info("audit", extra={f"audit_{k}": v for k, v in entry.items() if k != "at"})
+        with contextlib.suppress(Exception):
+            await self.store.audit(entry)
 
     async def busy_or_locked(self, target: Target) -> str | None:
         lock = await self.store.get_lock(target.app, target.env)
@@ -150,12 +173,16 @@ class OperationRunner:
     def submit(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         self.tracker.spawn(coro, name)
 
-    async def deploy(
-        self, request: DeployRequest, origin: Origin, reply: Reply
-    ) -> OperationRecord | None:
+    async def deploy(self, request: DeployRequest, origin: Origin, reply: Reply) -> OperationRecord | None:
         """Check, prepare, claim, open the thread and start the rollout in a tracked task."""
         target = request.target
-        refusal = self.authorize(target, origin) or await self.busy_or_locked(target)
+        refusal = await self.authorize(target, origin)
+        lock = await self.store.get_lock(target.app, target.env)
+        if refusal is None and lock is not None and not request.force:
+            refusal = _lock_text(target, lock) + " (`--force` deploys anyway.)"
+        running = await self.store.active_on(target.app, target.env)
+        if refusal is None and running is not None:
+            refusal = _busy_text(target, running)
         if refusal is not None:
             await reply(refusal)
             return None
@@ -179,17 +206,173 @@ class OperationRunner:
         if holder is not None:
             await reply(_busy_text(target, holder))
             return None
-        reporter = await self._open_thread(record)
+        reporter = await self.open_thread(record)
         await reply(f"Deploying {target} `{plan.tag}`: {reporter.permalink}")
-        self.tracker.spawn(self._run_deploy(record, plan, reporter), f"deploy-{record.id}")
+        if lock is not None:
+            await self.audit(origin, "force", target, f"deployed through lock by {lock.holder}")
+        self.tracker.spawn(self._run_deploy(record, plan, reporter, lock), f"deploy-{record.id}")
         return record
 
-    async def _open_thread(self, record: OperationRecord) -> ThreadReporter:
+    async def rollback(
+        self,
+        request: RollbackRequest,
+        origin: Origin,
+        reply: Reply,
+        *,
+        to_task_definition: str | None = None,
+    ) -> OperationRecord | None:
+        """Check, find the revision to go back to, claim, and roll back in a tracked task."""
+        target = request.target
+        refusal = await self.authorize(target, origin) or await self.busy_or_locked(target)
+        if refusal is not None:
+            await reply(refusal)
+            return None
+        history = await self.store.history(target.app, target.env, 50)
+        try:
+            plan = await rollback_action.prepare(
+                request, self.ecs, self.catalog, history, to_task_definition=to_task_definition
+            )
+        except (rollback_action.RollbackRefused, AwsError) as exc:
+            await reply(f"Not rolling back {target}: {exc}")
+            return None
+        record = self._record("rollback", target, origin, f"rev {plan.revision}")
+        record.previous_task_definition = plan.current_task_definition
+        record.channel = plan.env.channel or origin.channel
+        holder = await self.store.claim_target(record, LEASE_S)
+        if holder is not None:
+            await reply(_busy_text(target, holder))
+            return None
+        reporter = await self.open_thread(record)
+        await reply(f"Rolling back {target} to revision {plan.revision}: {reporter.permalink}")
+        cancel = self._cancel_event(record)
+        emit = self.emitter(record, reporter)
+
+        async def body() -> None:
+            await emit(Started("rollback", target.app, target.env, origin.actor, record.subject))
+            await rollback_action.execute(plan, self.deploy_deps, emit, cancel)
+
+        self.tracker.spawn(self.run(record, reporter, body), f"rollback-{record.id}")
+        return record
+
+    async def run_task(self, request: RunTaskRequest, origin: Origin, reply: Reply) -> OperationRecord | None:
+        """Run a catalog task as a one-off ECS task, in its own thread."""
+        target = request.target
+        refusal = await self.authorize(target, origin)
+        if refusal is not None:
+            await reply(refusal)
+            return None
+        try:
+            plan = await run_task_action.prepare(request, self.ecs, self.catalog, origin.actor)
+        except AwsError as exc:
+            await reply(f"Not running `{request.task}` on {target}: {exc}")
+            return None
+        _, env = self.catalog.target(target.app, target.env)
+        subject = " ".join((request.task, *request.args))
+        record = self._record("run-task", target, origin, subject)
+        record.channel = env.channel or origin.channel
+        record.task_definition = plan.task_definition
+        await self.store.save(record)
+        reporter = await self.open_thread(record)
+        await reply(f"Running `{subject}` on {target}: {reporter.permalink}")
+        cancel = self._cancel_event(record)
+        emit = self.emitter(record, reporter)
+
+        async def body() -> None:
+            await emit(Started("run-task", target.app, target.env, origin.actor, subject))
+            await run_task_action.execute(plan, self.ecs, emit, cancel)
+
+        self.tracker.spawn(self.run(record, reporter, body), f"run-task-{record.id}")
+        return record
+
+    def _record(self, action: str, target: Target, origin: Origin, subject: str) -> OperationRecord:
+        return OperationRecord(
+            action=action,
+            app=target.app,
+            env=target.env,
+            actor=origin.actor,
+            subject=subject,
+            trigger=origin.trigger,
+            owner=self.owner,
+        )
+
+    def _cancel_event(self, record: OperationRecord) -> asyncio.Event:
+        event = asyncio.Event()
+        self._cancels[record.id] = event
+        return event
+
+    async def cancel(self, op_id: str, origin: Origin, reply: Reply) -> None:
+        """The Cancel button: stop a one-off task, or stop a rollout and roll it back."""
+        record = self._running.get(op_id) or await self.store.get(op_id)
+        if record is None or record.finished:
+            await reply("That operation has already finished; there is nothing to cancel.")
+            return
+        refusal = await self.authorize(Target(record.app, record.env), origin)
+        if refusal is not None:
+            await reply(refusal)
+            return
+        event = self._cancels.get(op_id)
+        if event is None:
+            await reply("That operation is not running on this replica; try again in a moment.")
+            return
+        event.set()
+        await reply(f"Cancelling the {record.action} of `{record.subject}` on {record.app} {record.env}.")
+
+    async def lock(self, request: LockRequest, origin: Origin, reply: Reply) -> None:
+        """Hold a target: deploys, rollbacks and auto-deploys are refused until unlock."""
+        target = request.target
+        refusal = await self.authorize(target, origin)
+        if refusal is not None:
+            await reply(refusal)
+            return
+        now = time.time()
+        expires = now + request.seconds if request.seconds else None
+        lock = Lock(target.app, target.env, origin.actor, request.reason, now, expires)
+        existing = await self.store.lock(lock)
+        if existing is not None:
+            await reply(_lock_text(target, existing))
+            return
+        await self.audit(origin, "lock", target, request.reason)
+        await self._announce(
+            target,
+            origin,
+            f":lock: <@{origin.actor}> locked {target}{_until(expires)}: {request.reason}",
+        )
+        await reply(f"Locked {target}.")
+
+    async def unlock(self, request: UnlockRequest, origin: Origin, reply: Reply) -> None:
+        target = request.target
+        refusal = await self.authorize(target, origin)
+        if refusal is not None:
+            await reply(refusal)
+            return
+        removed = await self.store.unlock(target.app, target.env)
+        if removed is None:
+            await reply(f"{target} was not locked.")
+            return
+        await self.audit(origin, "unlock", target, f"was locked by {removed.holder}: {removed.reason}")
+        await self._announce(target, origin, f":unlock: <@{origin.actor}> unlocked {target}.")
+        await reply(f"Unlocked {target}.")
+
+    async def _announce(self, target: Target, origin: Origin, text: str) -> None:
+        _, env = self.catalog.target(target.app, target.env)
+        try:
+            await self.slack.post(env.channel or origin.channel, text)
+        except Exception:
+            log.warning("could not announce", extra={"target": str(target)})
+
+    async def history(self, request: HistoryRequest, origin: Origin) -> list[OperationRecord] | str:
+        """The last 10 deploys and rollbacks, or the refusal."""
+        refusal = await self.authorize(request.target, origin, write=False)
+        if refusal is not None:
+            return refusal
+        records = await self.store.history(request.target.app, request.target.env, 30)
+        return [r for r in records if r.action in ("deploy", "rollback")][:10]
+
+    async def open_thread(self, record: OperationRecord) -> ThreadReporter:
+        """Post the parent message for a claimed record and save where it lives."""
         view = view_of(record)
         assert record.channel is not None
-        reporter = ThreadReporter(
-            self.slack, record.channel, view, min_interval_s=self.thread_interval_s
-        )
+        reporter = ThreadReporter(self.slack, record.channel, view, min_interval_s=self.thread_interval_s)
         try:
             record.ts = await reporter.open()
         except Exception:
@@ -202,21 +385,28 @@ class OperationRunner:
         return reporter
 
     async def _run_deploy(
-        self, record: OperationRecord, plan: deploy_action.DeployPlan, reporter: ThreadReporter
+        self,
+        record: OperationRecord,
+        plan: deploy_action.DeployPlan,
+        reporter: ThreadReporter,
+        lock: Lock | None,
     ) -> None:
-        emit = self._emitter(record, reporter)
+        emit = self.emitter(record, reporter)
+
+        cancel = self._cancel_event(record)
 
         async def body() -> None:
-            await emit(
-                Started("deploy", record.app, record.env, record.actor, plan.tag, record.trigger)
-            )
-            await deploy_action.execute(plan, self.deploy_deps, emit)
+            await emit(Started("deploy", record.app, record.env, record.actor, plan.tag, record.trigger))
+            if lock is not None:
+                holder = f"<@{lock.holder}>: {lock.reason}"
+                await emit(Note(f"Forced through the lock held by {holder}", loud=True))
+            await deploy_action.execute(plan, self.deploy_deps, emit, actor=record.actor, cancel=cancel)
 
-        await self._run(record, reporter, body)
+        await self.run(record, reporter, body)
 
     # -- running ---------------------------------------------------------------------------
 
-    def _emitter(
+    def emitter(
         self, record: OperationRecord, reporter: ThreadReporter
     ) -> Callable[[ProgressEvent], Awaitable[None]]:
         async def emit(event: ProgressEvent) -> None:
@@ -227,7 +417,7 @@ class OperationRunner:
 
         return emit
 
-    async def _run(
+    async def run(
         self,
         record: OperationRecord,
         reporter: ThreadReporter,
@@ -239,7 +429,7 @@ class OperationRunner:
         started = time.monotonic()
         heartbeat = asyncio.create_task(self._heartbeat(record), name=f"lease-{record.id}")
         interrupted = False
-        emit = self._emitter(record, reporter)
+        emit = self.emitter(record, reporter)
         try:
             await body()
         except asyncio.CancelledError:
@@ -250,10 +440,7 @@ class OperationRunner:
         except Exception as exc:
             log.exception("operation crashed", extra={"op": record.id})
             await emit(
-                Failed(
-                    f"Tugboat hit an internal error ({type(exc).__name__});"
-                    " nothing further was changed."
-                )
+                Failed(f"Tugboat hit an internal error ({type(exc).__name__}); nothing further was changed.")
             )
         finally:
             heartbeat.cancel()
@@ -278,6 +465,7 @@ class OperationRunner:
                     },
                 )
             self._running.pop(record.id, None)
+            self._cancels.pop(record.id, None)
             metrics.IN_FLIGHT.set(len(self._running))
 
     async def _heartbeat(self, record: OperationRecord) -> None:
@@ -325,9 +513,15 @@ def _fold(record: OperationRecord, event: ProgressEvent) -> bool:
     return True
 
 
+def _until(expires_at: float | None) -> str:
+    if expires_at is None:
+        return ""
+    stamp = time.strftime("%H:%M UTC", time.gmtime(expires_at))
+    return f" until <!date^{int(expires_at)}^{{time}}|{stamp}>"
+
+
 def _lock_text(target: Target, lock: Lock) -> str:
-    until = f" until <!date^{int(lock.expires_at)}^{{time}}|later>" if lock.expires_at else ""
-    return f":lock: {target} is locked by <@{lock.holder}>{until}: {lock.reason}"
+    return f":lock: {target} is locked by <@{lock.holder}>{_until(lock.expires_at)}: {lock.reason}"
 
 
 def _busy_text(target: Target, running: OperationRecord) -> str:

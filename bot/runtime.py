@@ -20,6 +20,7 @@ from bot import metrics
 from bot.catalog import Catalog
 from bot.dispatch import Dispatcher
 from bot.ecs import EcsGateway
+from bot.github import webhook_handler
 from bot.operations import OperationRunner, TaskTracker
 from bot.settings import Settings
 from bot.slack_api import SlackApi
@@ -94,7 +95,7 @@ class Tugboat:
         )
 
     async def _start_http(self) -> None:
-        app = build_web_app(self.healthy)
+        app = build_web_app(self.healthy, webhook_handler(self.settings, self.runner))
         self._web_runner = web.AppRunner(app, access_log=None)
         await self._web_runner.setup()
         site = web.TCPSite(self._web_runner, self.tuning.http_host, self.settings.port)

@@ -30,9 +30,7 @@ class SlackApi:
         self._deadline_s = deadline_s
         self.team_url = "https://slack.com/"
 
-    async def call(
-        self, method: str, *, deadline_s: float | None = None, **params: Any
-    ) -> dict[str, Any]:
+    async def call(self, method: str, *, deadline_s: float | None = None, **params: Any) -> dict[str, Any]:
         """Call `method` until it succeeds, fails for good, or the deadline passes."""
         deadline = time.monotonic() + (deadline_s if deadline_s is not None else self._deadline_s)
         attempt = 0
@@ -46,9 +44,7 @@ class SlackApi:
                 status = exc.response.status_code
                 metrics.SLACK_CALLS.labels(method=method, status=str(status)).inc()
                 if status == 429:
-                    delay = float(
-                        exc.response.headers.get("Retry-After", "1") or 1
-                    ) + random.uniform(0, 0.5)
+                    delay = float(exc.response.headers.get("Retry-After", "1") or 1) + random.uniform(0, 0.5)
                 elif status >= 500:
                     delay = random.uniform(0, min(30.0, 0.5 * 2**attempt))
                 else:

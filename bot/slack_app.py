@@ -13,7 +13,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.dispatch import Dispatcher
-from bot.operations import Origin
+from bot.operations import Origin, Reply
+from bot.report.blocks import CANCEL_ACTION, ROLLBACK_ACTION
+from bot.report.status import REFRESH_ACTION
+from commands.grammar import RollbackRequest, Target
 
 log = logging.getLogger(__name__)
 
@@ -23,19 +26,97 @@ SLASH_COMMANDS = ("/deploy", "/rollback", "/run-task", "/ecs-status", "/tugboat"
 def build_app(client: AsyncWebClient, dispatcher: Dispatcher) -> AsyncApp:
     """The Bolt app with every listener Tugboat has."""
     app = AsyncApp(client=client, process_before_response=False)
+    runner = dispatcher.runner
 
     async def slash(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-
-        async def reply(text: str) -> None:
-            await respond(text=text, response_type="ephemeral")
-
         origin = Origin(actor=str(command["user_id"]), channel=str(command["channel_id"]))
         dispatcher.submit_slash(
-            str(command["command"]), str(command.get("text", "")), origin, reply
+            str(command["command"]), str(command.get("text", "")), origin, _private(respond)
         )
 
     for name in SLASH_COMMANDS:
         app.command(name)(slash)
 
+    @app.event("app_mention")
+    async def mention(event: dict[str, Any], body: dict[str, Any]) -> None:
+        origin = Origin(
+            actor=str(event.get("user", "")),
+            channel=str(event.get("channel", "")),
+            trigger="mention",
+            thread_ts=event.get("thread_ts"),
+        )
+        dispatcher.submit_mention(str(event.get("text", "")), origin, body.get("event_id"))
+
+    @app.event("app_home_opened")
+    async def home(event: dict[str, Any]) -> None:
+        if event.get("tab", "home") == "home":
+            dispatcher.submit(dispatcher.home(str(event["user"])), "home")
+
+    @app.action(ROLLBACK_ACTION)
+    async def rollback_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        origin = _clicker(body)
+        dispatcher.submit(
+            _rollback_from(dispatcher, _value(body), origin, _private(respond)), "rollback-button"
+        )
+
+    @app.action(CANCEL_ACTION)
+    async def cancel_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        dispatcher.submit(runner.cancel(_value(body), _clicker(body), _private(respond)), "cancel-button")
+
+    @app.action(REFRESH_ACTION)
+    async def refresh_button(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        app_name, _, env = _value(body).partition(" ")
+        container = body.get("container", {})
+        if app_name in runner.catalog.apps and env in runner.catalog.apps[app_name].environments:
+            work = dispatcher.refresh_status(
+                Target(app_name, env),
+                _clicker(body),
+                str(container.get("channel_id")),
+                str(container.get("message_ts")),
+            )
+            dispatcher.submit(work, "refresh-button")
+
     return app
+
+
+async def _rollback_from(dispatcher: Dispatcher, op_id: str, origin: Origin, reply: Reply) -> None:
+    """The Rollback button on a thread: back to the revision before that operation."""
+    record = await dispatcher.runner.store.get(op_id)
+    if record is None:
+        await reply("I have no record of that deploy any more.")
+        return
+    catalog = dispatcher.runner.catalog
+    if record.app not in catalog.apps or record.env not in catalog.apps[record.app].environments:
+        await reply(f"{record.app} {record.env} is no longer in the catalog.")
+        return
+    await dispatcher.runner.rollback(
+        RollbackRequest(Target(record.app, record.env)),
+        origin,
+        reply,
+        to_task_definition=record.previous_task_definition,
+    )
+
+
+def _private(respond: AsyncRespond) -> Reply:
+    async def reply(text: str) -> None:
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+
+    return reply
+
+
+def _clicker(body: dict[str, Any]) -> Origin:
+    channel = body.get("channel") or {}
+    return Origin(
+        actor=str(body.get("user", {}).get("id", "")),
+        channel=str(channel.get("id", "")),
+        trigger="button",
+    )
+
+
+def _value(body: dict[str, Any]) -> str:
+    actions = body.get("actions") or [{}]
+    return str(actions[0].get("value", ""))

@@ -59,9 +59,7 @@ class Subscription:
         entry = self._entry
         async with entry.changed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    entry.changed.wait_for(lambda: entry.version > self._seen), timeout
-                )
+                await asyncio.wait_for(entry.changed.wait_for(lambda: entry.version > self._seen), timeout)
             if entry.version <= self._seen:
                 return None
             self._seen = entry.version
@@ -144,9 +142,7 @@ class RolloutWatcher:
         extra = [
             e
             for e in self._entries.values()
-            if e not in due
-            and e.due <= soon
-            and (e.ref.region, e.ref.cluster, e.ref.role_arn) in clusters
+            if e not in due and e.due <= soon and (e.ref.region, e.ref.cluster, e.ref.role_arn) in clusters
         ]
         return due + extra
 
@@ -169,9 +165,7 @@ class RolloutWatcher:
             snapshot = found.get(entry.ref.key)
             error = None
             if snapshot is None:
-                error = AwsError(
-                    "DescribeServices", "ServiceNotFoundException", f"{entry.ref.key} is gone"
-                )
+                error = AwsError("DescribeServices", "ServiceNotFoundException", f"{entry.ref.key} is gone")
             await self._publish(entry, snapshot, error)
             fast = now < entry.fast_until
             interval = self._timing.fast_s if fast else self._timing.normal_s
@@ -183,17 +177,13 @@ class RolloutWatcher:
             cap = min(self._timing.max_backoff_s, self._timing.normal_s * 2**self._throttle_streak)
             self._backoff_until = time.monotonic() + random.uniform(self._timing.fast_s, cap)
             metrics.AWS_RETRIES.labels(operation="describe_services").inc()
-            log.info(
-                "watcher backing off", extra={"code": exc.code, "streak": self._throttle_streak}
-            )
+            log.info("watcher backing off", extra={"code": exc.code, "streak": self._throttle_streak})
             return
         for entry in entries:
             await self._publish(entry, entry.snapshot, exc)
             entry.due = time.monotonic() + self._timing.normal_s
 
-    async def _publish(
-        self, entry: _Entry, snapshot: ServiceSnapshot | None, error: AwsError | None
-    ) -> None:
+    async def _publish(self, entry: _Entry, snapshot: ServiceSnapshot | None, error: AwsError | None) -> None:
         async with entry.changed:
             entry.snapshot = snapshot
             entry.error = error

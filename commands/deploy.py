@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,14 +29,12 @@ from commands.events import (
     WaitingForImage,
 )
 from commands.grammar import DeployRequest, Target
+from commands.run_task import before_deploy_plans, failure_reason, run_one_off
 from commands.wait import RolloutOutcome, stopped_task_reasons, wait_for_rollout
 
 T = TypeVar("T")
 SHORT_SHA = re.compile(r"^[0-9a-f]{7,39}$")
 ECR_IMAGE = re.compile(r"^(?:\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(.+)$")
-
-BeforeDeploy = Callable[[str], Awaitable[str | None]]
-"""Runs the before_deploy tasks from the new revision's ARN; returns why it failed, or None."""
 
 
 class DeployRefused(Exception):
@@ -149,9 +147,7 @@ async def _promoted_tag(target: Target, deps: DeployDeps) -> str:
     definition = await deps.ecs.describe_task_definition(source_ref, service.task_definition)
     tag = tag_of(container_image(definition, app.container))
     if tag is None:
-        raise DeployRefused(
-            f"Cannot tell which image {target.app} {source} runs, so nothing to promote."
-        )
+        raise DeployRefused(f"Cannot tell which image {target.app} {source} runs, so nothing to promote.")
     return tag
 
 
@@ -211,32 +207,32 @@ async def execute(
     deps: DeployDeps,
     emit: Emit,
     *,
-    before_deploy: BeforeDeploy | None = None,
+    actor: str = "tugboat",
+    cancel: asyncio.Event | None = None,
 ) -> bool:
     """Ship the plan. Returns True on success; the last event emitted is Succeeded or Failed."""
     ecs, ref = deps.ecs, plan.service
     await emit(ImageVerified(plan.image, plan.current_image))
 
     current = await ecs.describe_task_definition(ref, plan.current_task_definition)
-    registered = await ecs.register_task_definition(
-        ref, with_image(current, plan.app.container, plan.image)
-    )
+    spec = with_image(current, plan.app.container, plan.image)
+    registered = await ecs.register_task_definition(ref, spec)
     new_arn = str(registered["taskDefinitionArn"])
-    await emit(
-        TaskDefinitionRegistered(
-            new_arn,
-            str(registered["family"]),
-            int(registered["revision"]),
-            plan.current_revision,
-            plan.image,
-        )
-    )
+    family, revision = str(registered["family"]), int(registered["revision"])
+    await emit(TaskDefinitionRegistered(new_arn, family, revision, plan.current_revision, plan.image))
 
-    if before_deploy is not None and plan.env.before_deploy:
-        problem = await before_deploy(new_arn)
-        if problem is not None:
-            await emit(Failed(f"{problem} The service was not changed.", ()))
-            return False
+    if plan.env.before_deploy:
+        snapshot = await ecs.describe_service(ref)
+        tasks = before_deploy_plans(plan.app, plan.env, plan.target, ref, snapshot, new_arn, actor)
+        for task in tasks:
+            stopped = await run_one_off(task, ecs, emit, cancel)
+            if not stopped.succeeded:
+                reason = failure_reason(task.name, stopped)
+                await emit(Failed(f"{reason} The service was not changed."))
+                return False
+    if cancel is not None and cancel.is_set():
+        await emit(Failed("Cancelled before the service was changed."))
+        return False
 
     service = await ecs.update_service(ref, new_arn)
     primary = service.primary
@@ -253,10 +249,9 @@ async def execute(
         plan.env.timeout,
         emit,
         seen_events={e.id for e in service.events},
+        cancel=cancel,
     )
-    return await finish(
-        plan.env, plan.current_task_definition, primary.id, new_arn, outcome, deps, emit
-    )
+    return await finish(plan.env, plan.current_task_definition, primary.id, new_arn, outcome, deps, emit)
 
 
 def with_image(task_definition: dict[str, Any], container: str, image: str) -> dict[str, Any]:
@@ -280,9 +275,7 @@ async def finish(
 ) -> bool:
     """Report success, or explain the failure and go back to the previous revision."""
     if outcome.ok:
-        await emit(
-            Succeeded(f"Revision {revision_of(new_task_definition)} is live: {outcome.reason}.")
-        )
+        await emit(Succeeded(f"Revision {revision_of(new_task_definition)} is live: {outcome.reason}."))
         return True
     ref = outcome.snapshot.ref if outcome.snapshot else None
     details: tuple[str, ...] = ()
@@ -306,9 +299,7 @@ async def _follow_ecs_rollback(
     assert rollback is not None
     revision = revision_of(rollback.task_definition)
     await emit(
-        RollingBack(
-            revision, "ECS's deployment circuit breaker rolled the deployment back", by_ecs=True
-        )
+        RollingBack(revision, "ECS's deployment circuit breaker rolled the deployment back", by_ecs=True)
     )
     seen = {e.id for e in outcome.snapshot.events} if outcome.snapshot else set()
     after = await wait_for_rollout(

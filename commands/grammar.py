@@ -181,9 +181,7 @@ def _deploy(words: list[str], catalog: Catalog) -> DeployRequest:
         if word == "--force":
             force = True
         elif word.startswith("-"):
-            raise UsageError(
-                f"Unknown option `{_show(word)}`; the only option is `--force`.", usage
-            )
+            raise UsageError(f"Unknown option `{_show(word)}`; the only option is `--force`.", usage)
         else:
             positional.append(word)
     target = _target(positional, catalog, usage)
@@ -227,9 +225,7 @@ def _run_task(words: list[str], catalog: Catalog) -> RunTaskRequest:
     if task.startswith("-"):
         raise UsageError(f"Unknown option `{_show(task)}`; /run-task takes no options.", usage)
     if task not in app.tasks:
-        raise UsageError(
-            f"`{_show(task)}` is not a task of {target.app}. {_known('tasks', app.tasks)}"
-        )
+        raise UsageError(f"`{_show(task)}` is not a task of {target.app}. {_known('tasks', app.tasks)}")
     args = tuple(words[3:])
     if args and not app.tasks[task].args:
         raise UsageError(
@@ -323,9 +319,7 @@ def _check_ref(ref: str, usage: str) -> None:
 def _duration(word: str, usage: str) -> int:
     match = DURATION.match(word.lower())
     if not match or int(match.group(1)) == 0:
-        raise UsageError(
-            f"`{_show(word)}` is not a duration: expected e.g. `30m`, `2h`, `1d`.", usage
-        )
+        raise UsageError(f"`{_show(word)}` is not a duration: expected e.g. `30m`, `2h`, `1d`.", usage)
     return int(match.group(1)) * {"m": 60, "h": 3600, "d": 86_400}[match.group(2)]
 
 

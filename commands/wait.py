@@ -8,6 +8,7 @@ timeout. The `services-stable` waiter calls a circuit-breaker rollback a success
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -67,6 +68,7 @@ async def wait_for_rollout(
     emit: Emit,
     *,
     seen_events: set[str] | None = None,
+    cancel: asyncio.Event | None = None,
 ) -> RolloutOutcome:
     """Follow one deployment until the rule above decides, emitting progress as it moves."""
     deadline = time.monotonic() + timeout_s
@@ -75,7 +77,9 @@ async def wait_for_rollout(
     snapshot: ServiceSnapshot | None = None
     async with watcher.watch(ref) as subscription:
         while (remaining := deadline - time.monotonic()) > 0:
-            fresh = await subscription.next(remaining)
+            if cancel is not None and cancel.is_set():
+                return RolloutOutcome(False, "Cancelled from Slack during the rollout.", snapshot)
+            fresh = await subscription.next(min(remaining, 1.0))
             if fresh is None:
                 continue
             snapshot = fresh
@@ -99,9 +103,7 @@ async def wait_for_rollout(
     return RolloutOutcome(False, f"timed out after {int(timeout_s)} s ({running})", snapshot)
 
 
-async def stopped_task_reasons(
-    ecs: EcsGateway, ref: ServiceRef, deployment_id: str
-) -> StoppedTasks:
+async def stopped_task_reasons(ecs: EcsGateway, ref: ServiceRef, deployment_id: str) -> StoppedTasks:
     """Why the deployment's tasks stopped: ECS's stop code, reason and each container's reason."""
     arns = await ecs.stopped_task_arns(ref)
     tasks = await ecs.describe_tasks(ref, arns[:100]) if arns else []

@@ -18,9 +18,7 @@ def is_final(message: Message) -> bool:
     return any(word in message.flat for word in FINAL_WORDS)
 
 
-async def final_parent(
-    fake: FakeSlack, channel: str, index: int = -1, timeout: float = 30
-) -> Message:
+async def final_parent(fake: FakeSlack, channel: str, index: int = -1, timeout: float = 30) -> Message:
     """Wait until the `index`-th thread in `channel` shows a final state, and return it."""
 
     def check() -> Message | None:
@@ -45,18 +43,14 @@ async def thread_text(
     return await wait_for(check, timeout=timeout, what=f"{must_contain!r} in the thread")
 
 
-async def ephemeral_to(
-    fake: FakeSlack, user: str, *, containing: str = "", timeout: float = 10
-) -> str:
+async def ephemeral_to(fake: FakeSlack, user: str, *, containing: str = "", timeout: float = 10) -> str:
     def check() -> str | None:
         for message in fake.ephemerals(user=user):
             if containing in message.flat:
                 return message.flat
         return None
 
-    return await wait_for(
-        check, timeout=timeout, what=f"an ephemeral to {user} with {containing!r}"
-    )
+    return await wait_for(check, timeout=timeout, what=f"an ephemeral to {user} with {containing!r}")
 
 
 def service(world: Any, cluster: str, name: str) -> dict[str, Any]:
@@ -66,6 +60,4 @@ def service(world: Any, cluster: str, name: str) -> dict[str, Any]:
 
 
 def revisions(world: Any, family: str) -> list[str]:
-    return list(
-        world.client("ecs").list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
-    )
+    return list(world.client("ecs").list_task_definitions(familyPrefix=family)["taskDefinitionArns"])

@@ -60,9 +60,7 @@ def test_defaults_match_the_spec() -> None:
         ),
     ],
 )
-def test_each_mistake_names_file_path_and_expectation(
-    change: tuple[str, str], expected: str
-) -> None:
+def test_each_mistake_names_file_path_and_expectation(change: tuple[str, str], expected: str) -> None:
     text = MINIMAL.replace(*change)
     with pytest.raises(CatalogError) as caught:
         parse_catalog(text, "tugboat.yml")

@@ -139,9 +139,7 @@ async def test_ack_is_fast_while_ten_deploys_roll_out(
     try:
         for i in range(10):
             fake.slash_command("/deploy", f"svc{i} prod v2", user=DEV)
-        await wait_for(
-            lambda: tugboat.runner.in_flight() == 10, timeout=20, what="10 deploys in flight"
-        )
+        await wait_for(lambda: tugboat.runner.in_flight() == 10, timeout=20, what="10 deploys in flight")
         latencies = []
         for _ in range(10):
             envelope = fake.slash_command("/tugboat", "help", user="U0OTHER")

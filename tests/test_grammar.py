@@ -25,17 +25,13 @@ CATALOG = load_catalog(Path(__file__).parent.parent / "bot" / "sandbox" / "examp
 
 
 def test_deploy_with_ref_and_force() -> None:
-    assert parse_slash("/deploy", "api staging v2", CATALOG) == DeployRequest(
-        Target("api", "staging"), "v2"
-    )
+    assert parse_slash("/deploy", "api staging v2", CATALOG) == DeployRequest(Target("api", "staging"), "v2")
     forced = parse_slash("/deploy", "--force api staging v2", CATALOG)
     assert isinstance(forced, DeployRequest) and forced.force
 
 
 def test_deploy_without_ref_promotes_only_where_promote_from_is_set() -> None:
-    assert parse_slash("/deploy", "api production", CATALOG) == DeployRequest(
-        Target("api", "production")
-    )
+    assert parse_slash("/deploy", "api production", CATALOG) == DeployRequest(Target("api", "production"))
     with pytest.raises(UsageError, match="needs a REF"):
         parse_slash("/deploy", "api staging", CATALOG)
 
@@ -58,9 +54,7 @@ def test_mentions_share_the_grammar() -> None:
     assert parse_mention("<@U0TUGBOAT> deploy api staging v2", CATALOG) == DeployRequest(
         Target("api", "staging"), "v2"
     )
-    assert parse_mention("<@U0TUGBOAT> status api staging", CATALOG) == StatusRequest(
-        "api", "staging"
-    )
+    assert parse_mention("<@U0TUGBOAT> status api staging", CATALOG) == StatusRequest("api", "staging")
     assert parse_mention("<@U0TUGBOAT> ecs-status", CATALOG) == StatusRequest()
 
 
@@ -132,9 +126,7 @@ TEXT = st.one_of(
     command=st.sampled_from(["/deploy", "/rollback", "/run-task", "/ecs-status", "/tugboat", "/x"]),
     text=TEXT,
 )
-def test_parser_never_raises_anything_but_usage_and_never_invents_names(
-    command: str, text: str
-) -> None:
+def test_parser_never_raises_anything_but_usage_and_never_invents_names(command: str, text: str) -> None:
     try:
         request = parse_slash(command, text, CATALOG)
     except UsageError as exc:

@@ -28,9 +28,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         ("LOG_FORMAT", "xml", "LOG_FORMAT:"),
     ],
 )
-def test_bad_setting_is_named(
-    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
-) -> None:
+def test_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError) as caught:
         load_settings()

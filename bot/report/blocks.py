@@ -74,9 +74,7 @@ def detail_blocks(details: list[Detail]) -> list[dict[str, Any]]:
         if detail.code:
             code = detail.code.replace("```", "'''")
             blocks.append(
-                SectionBlock(
-                    text=MarkdownTextObject(text=f"```{_clip(code, SECTION_LIMIT - 8)}```")
-                )
+                SectionBlock(text=MarkdownTextObject(text=f"```{_clip(code, SECTION_LIMIT - 8)}```"))
             )
     if len(blocks) > MAX_BLOCKS:
         dropped = len(blocks) - MAX_BLOCKS + 1

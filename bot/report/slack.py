@@ -54,9 +54,7 @@ class ThreadReporter:
     async def open(self) -> str:
         """Post the parent message now (the requester gets its link) and start flushing."""
         if self.ts is None:
-            self.ts = await self.slack.post(
-                self.channel, parent_text(self.view), parent_blocks(self.view)
-            )
+            self.ts = await self.slack.post(self.channel, parent_text(self.view), parent_blocks(self.view))
             self._last_flush = time.monotonic()
         self._flusher = asyncio.create_task(self._flush_loop(), name=f"thread-{self.ts}")
         return self.ts
@@ -110,9 +108,7 @@ class ThreadReporter:
         try:
             if self._pending:
                 details = list(self._pending)
-                await self.slack.post(
-                    self.channel, detail_text(details), detail_blocks(details), self.ts
-                )
+                await self.slack.post(self.channel, detail_text(details), detail_blocks(details), self.ts)
                 del self._pending[: len(details)]
             if self._parent_dirty:
                 self._parent_dirty = False

@@ -85,9 +85,7 @@ class ThreadView:
             parts.append(f"rev {self.previous_revision} → {self.revision}")
         if self.running is not None and self.desired is not None and not self.finished:
             parts.append(f"{self.running}/{self.desired} running")
-        parts.append(
-            f"by <@{self.actor}>" if self.actor.startswith(("U", "W")) else f"by {self.actor}"
-        )
+        parts.append(f"by <@{self.actor}>" if self.actor.startswith(("U", "W")) else f"by {self.actor}")
         parts.append(self.elapsed(now))
         return " · ".join(p for p in parts if p)
 
@@ -102,9 +100,7 @@ class ThreadView:
                 return []
             case WaitingForImage(image=image, timeout_s=timeout):
                 self.phase = "waiting for image"
-                return [
-                    Detail(f":hourglass: Waiting for image `{_short(image)}` (up to {timeout} s).")
-                ]
+                return [Detail(f":hourglass: Waiting for image `{_short(image)}` (up to {timeout} s).")]
             case ImageVerified(image=image, previous_image=previous):
                 self.phase = "image found"
                 was = f" (running now: `{_short(previous)}`)" if previous else ""
@@ -112,24 +108,16 @@ class ThreadView:
             case TaskDefinitionRegistered(family=family, revision=rev, previous_revision=prev):
                 self.revision, self.previous_revision = rev, prev
                 self.phase = "registered"
-                return [
-                    Detail(f"Registered task definition `{family}:{rev}` (from `{family}:{prev}`).")
-                ]
+                return [Detail(f"Registered task definition `{family}:{rev}` (from `{family}:{prev}`).")]
             case TaskStarted(name=name, task_arn=arn, revision=rev):
                 self.phase = f"running task {name}"
-                return [
-                    Detail(
-                        f"Started task `{name}` from revision {rev}: `{arn.rsplit('/', 1)[-1]}`."
-                    )
-                ]
+                return [Detail(f"Started task `{name}` from revision {rev}: `{arn.rsplit('/', 1)[-1]}`.")]
             case TaskStopped():
                 return [_task_stopped(event)]
             case ServiceUpdated(deployment_id=dep):
                 self.revision, self.previous_revision = event.revision, event.previous_revision
                 self.phase = "rolling out"
-                return [
-                    Detail(f"Service updated to revision {event.revision}: deployment `{dep}`.")
-                ]
+                return [Detail(f"Service updated to revision {event.revision}: deployment `{dep}`.")]
             case RolloutProgress():
                 self.running, self.desired, self.pending = (
                     event.running,
@@ -149,16 +137,11 @@ class ThreadView:
                 who = "ECS is rolling back" if by_ecs else "Rolling back"
                 return [Detail(f":rewind: {who} to revision {rev}: {reason}")]
             case RolledBack(to_revision=rev, completed=completed):
-                self.phase = (
-                    f"rolled back to rev {rev}" if completed else "rollback did not complete"
-                )
+                self.phase = f"rolled back to rev {rev}" if completed else "rollback did not complete"
                 if completed:
                     return [Detail(f"Service is back on revision {rev}.")]
                 return [
-                    Detail(
-                        f":warning: The rollback to revision {rev} did not complete."
-                        " Check the service."
-                    )
+                    Detail(f":warning: The rollback to revision {rev} did not complete. Check the service.")
                 ]
             case Note(text=text, loud=loud):
                 return [Detail(f":rotating_light: *{text}*" if loud else text)]

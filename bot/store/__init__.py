@@ -16,6 +16,4 @@ def store_from_url(url: str) -> StateStore:
         from bot.store.dynamodb import DynamoStore
 
         return DynamoStore(url.removeprefix("dynamodb://"))
-    raise ValueError(
-        f"unsupported TUGBOAT_STATE {url!r}: expected sqlite:///PATH or dynamodb://TABLE"
-    )
+    raise ValueError(f"unsupported TUGBOAT_STATE {url!r}: expected sqlite:///PATH or dynamodb://TABLE")

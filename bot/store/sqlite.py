@@ -94,9 +94,7 @@ class SqliteStore:
     # -- operations ------------------------------------------------------------------------
 
     @staticmethod
-    def _put(
-        db: sqlite3.Connection, record: OperationRecord, lease_until: float | None = None
-    ) -> None:
+    def _put(db: sqlite3.Connection, record: OperationRecord, lease_until: float | None = None) -> None:
         record.updated_at = time.time()
         db.execute(
             "INSERT INTO operations (id, app, env, state, owner, lease_until, created_at, body)"
@@ -126,9 +124,7 @@ class SqliteStore:
                 (record.target_key, now),
             ).fetchone()
             if row is not None and row[0] != record.id:
-                holder = db.execute(
-                    "SELECT body FROM operations WHERE id = ?", (row[0],)
-                ).fetchone()
+                holder = db.execute("SELECT body FROM operations WHERE id = ?", (row[0],)).fetchone()
                 if holder is not None:
                     held = OperationRecord.from_json(holder[0])
                     if not held.finished:
@@ -213,8 +209,7 @@ class SqliteStore:
     async def history(self, app: str, env: str, limit: int = 10) -> list[OperationRecord]:
         rows = await self._run(
             lambda db: db.execute(
-                "SELECT body FROM operations WHERE app = ? AND env = ?"
-                " ORDER BY created_at DESC LIMIT ?",
+                "SELECT body FROM operations WHERE app = ? AND env = ? ORDER BY created_at DESC LIMIT ?",
                 (app, env, limit),
             ).fetchall()
         )
@@ -267,9 +262,7 @@ class SqliteStore:
 
     async def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = await self._run(
-            lambda db: db.execute(
-                "SELECT body FROM audit ORDER BY at DESC LIMIT ?", (limit,)
-            ).fetchall()
+            lambda db: db.execute("SELECT body FROM audit ORDER BY at DESC LIMIT ?", (limit,)).fetchall()
         )
         return [json.loads(r[0]) for r in rows]
 

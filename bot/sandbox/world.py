@@ -1,0 +1,617 @@
+"""The sandbox world: moto served over HTTP, seeded to match ``example.yml``.
+
+Everything a bot, test or benchmark sees goes through real HTTP, so the world also counts
+calls and injects faults server-side, where no client can bypass or fake them.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import fnmatch
+import hashlib
+import io
+import json
+import os
+import random
+import re
+import signal
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qs
+
+import boto3
+from botocore.config import Config
+from moto.moto_api import state_manager
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+from bot.sandbox.simulator import RolloutSimulator, UnstartableRule
+
+__all__ = ["InjectedError", "SandboxWorld", "SeededService"]
+
+# WSGI plumbing, typed loosely on purpose: werkzeug is untyped here.
+_Environ = dict[str, Any]
+_StartResponse = Callable[..., Any]
+_WsgiApp = Callable[[_Environ, _StartResponse], Iterable[bytes]]
+
+_INTERNAL_HEADER = "X-Tugboat-Sandbox-Internal"
+_INTERNAL_ENVIRON = "HTTP_X_TUGBOAT_SANDBOX_INTERNAL"
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+_TARGET_PREFIXES = {
+    "AmazonEC2ContainerServiceV20141113": "ecs",
+    "AmazonEC2ContainerRegistry_V20150921": "ecr",
+    "Logs_20140328": "logs",
+    "DynamoDB_20120810": "dynamodb",
+}
+_CBOR_PATH = re.compile(r"^/service/([^/]+)/operation/([^/]+)$")
+
+
+@dataclass
+class InjectedError:
+    """One fault rule: which operations it hits, what it returns, and how often."""
+
+    operation: str
+    code: str
+    message: str
+    status: int = 400
+    times: int | None = None
+    probability: float = 1.0
+
+    def matches(self, operation: str) -> bool:
+        """Operations may be given as patterns (``ecs:*``) so a test can fail a whole service."""
+        return fnmatch.fnmatchcase(operation, self.operation)
+
+
+@dataclass(frozen=True)
+class SeededService:
+    """What seeding created, so callers need not rebuild ARNs."""
+
+    cluster: str
+    service: str
+    service_arn: str
+    task_definition_arn: str
+
+
+@dataclass
+class _Request:
+    operation: str
+    protocol: str  # "json" or "query"
+
+
+@dataclass
+class _Ledger:
+    """Server-side record of the calls, shared by the middleware's request threads."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    calls: collections.Counter[str] = field(default_factory=collections.Counter)
+    log: list[tuple[float, str]] = field(default_factory=list)
+    injected: collections.Counter[str] = field(default_factory=collections.Counter)
+    faults: list[InjectedError] = field(default_factory=list)
+    rng: random.Random = field(default_factory=random.Random)
+
+
+def _identify(environ: _Environ) -> _Request | None:
+    """Name the AWS operation of a request the way IAM does (``ecs:DescribeServices``)."""
+    path = str(environ.get("PATH_INFO", ""))
+    if path.startswith("/moto-api"):
+        return None
+    auth = str(environ.get("HTTP_AUTHORIZATION", ""))
+    scope = _CREDENTIAL_SCOPE.search(auth)
+    service = scope.group(1) if scope else None
+    target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+    if target and "." in target:
+        prefix, operation = target.rsplit(".", 1)
+        service = service or _TARGET_PREFIXES.get(prefix, prefix)
+        return _Request(f"{service}:{operation}", "json")
+    cbor = _CBOR_PATH.match(path)
+    if cbor:
+        return _Request(f"{service or cbor.group(1)}:{cbor.group(2)}", "json")
+    action = _query_action(environ)
+    if action:
+        return _Request(f"{service or 'unknown'}:{action}", "query")
+    if service is None:
+        return None
+    return _Request(f"{service}:{environ.get('REQUEST_METHOD', 'GET')}", "json")
+
+
+def _query_action(environ: _Environ) -> str | None:
+    """Query-protocol services (STS) put ``Action=`` in the form body; re-buffer it for moto."""
+    query = parse_qs(str(environ.get("QUERY_STRING", "")))
+    if "Action" in query:
+        return query["Action"][0]
+    content_type = str(environ.get("CONTENT_TYPE", ""))
+    if not content_type.startswith("application/x-www-form-urlencoded"):
+        return None
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    stream = environ["wsgi.input"]
+    if length:
+        body: bytes = stream.read(length)
+    elif environ.get("wsgi.input_terminated"):
+        body = stream.read()
+    else:
+        body = b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    form = parse_qs(body.decode("utf-8", errors="replace"))
+    return form["Action"][0] if "Action" in form else None
+
+
+def _error_response(request: _Request, fault: InjectedError, start_response: _StartResponse) -> list[bytes]:
+    """Answer in the protocol's own error shape, so botocore raises ClientError with the code."""
+    request_id = str(uuid.uuid4())
+    if request.protocol == "query":
+        body = (
+            '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            f"<Error><Type>Sender</Type><Code>{fault.code}</Code>"
+            f"<Message>{_xml_escape(fault.message)}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        ).encode()
+        content_type = "text/xml"
+    else:
+        body = json.dumps({"__type": fault.code, "message": fault.message}).encode()
+        content_type = "application/x-amz-json-1.1"
+    start_response(
+        f"{fault.status} Injected",
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("x-amzn-ErrorType", fault.code),
+            ("x-amzn-RequestId", request_id),
+        ],
+    )
+    return [body]
+
+
+def _xml_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class _CountingMiddleware:
+    """Counts each AWS call and applies injected faults before moto sees the request."""
+
+    def __init__(self, app: _WsgiApp, ledger: _Ledger) -> None:
+        self._app = app
+        self._ledger = ledger
+
+    def __call__(self, environ: _Environ, start_response: _StartResponse) -> Iterable[bytes]:
+        if environ.get(_INTERNAL_ENVIRON):
+            return self._app(environ, start_response)
+        request = _identify(environ)
+        if request is None:
+            return self._app(environ, start_response)
+        ledger = self._ledger
+        fault: InjectedError | None = None
+        with ledger.lock:
+            ledger.calls[request.operation] += 1
+            ledger.log.append((time.monotonic(), request.operation))
+            for rule in ledger.faults:
+                if rule.times is not None and rule.times <= 0:
+                    continue
+                if not rule.matches(request.operation):
+                    continue
+                if ledger.rng.random() >= rule.probability:
+                    continue
+                if rule.times is not None:
+                    rule.times -= 1
+                ledger.injected[f"{request.operation}:{rule.code}"] += 1
+                fault = rule
+                break
+        if fault is not None:
+            return _error_response(request, fault, start_response)
+        return self._app(environ, start_response)
+
+
+class _QuietRequestHandler(MotoRequestHandler):
+    """No access log line per request: benchmarks make thousands of calls."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class _CountingMotoServer(ThreadedMotoServer):
+    """ThreadedMotoServer whose WSGI app is wrapped by the counting middleware."""
+
+    def __init__(self, ledger: _Ledger, port: int) -> None:
+        super().__init__(ip_address="127.0.0.1", port=port, verbose=False)
+        self._ledger = ledger
+
+    def _server_entry(self) -> None:
+        # Same as the parent, plus the middleware around the app.
+        app = _CountingMiddleware(DomainDispatcherApplication(create_backend_app), self._ledger)
+        self._server = make_server(
+            self._ip_address, self._port, app, True, request_handler=_QuietRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
+def _manifest(repository: str, tag: str) -> str:
+    """A valid-looking Docker v2 manifest, unique per repository:tag so digests differ."""
+
+    def digest(kind: str) -> str:
+        return "sha256:" + hashlib.sha256(f"{kind}:{repository}:{tag}".encode()).hexdigest()
+
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 7023,
+                "digest": digest("config"),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "size": 32654 + i * 1000,
+                    "digest": digest(f"layer{i}"),
+                }
+                for i in range(3)
+            ],
+        }
+    )
+
+
+class SandboxWorld:
+    """A moto server plus the rollout simulator: the ECS world the sandbox bot talks to."""
+
+    EXAMPLE_SHAS: tuple[str, ...] = (
+        "3f2a9c1e7b4d6f8a0c2e4b6d8f1a3c5e7b9d0f2a",
+        "8c41d07e2b9f3a6c5d1e0f7b4a2c9e8d6f3b1a05",
+        "b7e6d5c4a3f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8",
+    )
+    EXAMPLE_TAGS: tuple[str, ...] = ("v1", "v2", "v3", "broken")
+    EXAMPLE_REPOSITORY = "acme/api"
+
+    def __init__(
+        self,
+        rollout_seconds: float = 2.0,
+        tick: float = 0.1,
+        *,
+        task_seconds: float = 1.0,
+        seed: int | None = None,
+        port: int = 0,
+    ) -> None:
+        self.region = "us-east-1"
+        self.port = port
+        self.account_id = "123456789012"
+        self._ledger = _Ledger(rng=random.Random(seed))
+        self._server: _CountingMotoServer | None = None
+        self._endpoint_url: str | None = None
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self._network_config: dict[str, Any] | None = None
+        self.simulator = RolloutSimulator(
+            account_id=self.account_id,
+            region=self.region,
+            rollout_seconds=rollout_seconds,
+            tick=tick,
+            task_seconds=task_seconds,
+            seed=seed,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Serve an empty moto (its state is process-global) and start simulating.
+
+        One-off task transitions are pinned to manual so the simulator decides when they stop.
+        """
+        if self._server is not None:
+            return
+        state_manager.set_transition(
+            model_name="ecs::task", transition={"progression": "manual", "times": 10**9}
+        )
+        server = _CountingMotoServer(self._ledger, self.port)
+        server.start()
+        host, port = server.get_host_and_port()
+        self._server = server
+        self._endpoint_url = f"http://{host}:{port}"
+        # moto's state is process-global: start every world empty.
+        reset = f"{self._endpoint_url}/moto-api/reset"
+        request = urllib.request.Request(reset, method="POST")  # noqa: S310 - our own http URL
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+            pass
+        self.simulator.start()
+
+    def stop(self) -> None:
+        """Stop the simulator first, so it never edits a backend nobody serves."""
+        self.simulator.stop()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self._clients = {}
+        self._network_config = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._endpoint_url is None:
+            raise RuntimeError("SandboxWorld.start() has not been called")
+        return self._endpoint_url
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def client(self, service_name: str, *, config: Config | None = None) -> Any:
+        """A boto3 client pointed at the world; its calls are counted like the bot's."""
+        return boto3.session.Session().client(
+            service_name,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+            config=config,
+        )
+
+    def _internal(self, service_name: str) -> Any:
+        """A client for the world's own seeding; the middleware does not count its calls."""
+        with self._clients_lock:
+            client = self._clients.get(service_name)
+            if client is None:
+                client = self.client(service_name)
+                client.meta.events.register("request-created", _mark_internal)
+                self._clients[service_name] = client
+            return client
+
+    def env(self) -> dict[str, str]:
+        """Environment for a bot subprocess: boto3 honours AWS_ENDPOINT_URL."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": self.region,
+        }
+
+    # -- call counting ---------------------------------------------------------------------
+
+    def calls(self) -> collections.Counter[str]:
+        """Calls per ``service:Operation`` since the last reset, injected failures included."""
+        with self._ledger.lock:
+            return collections.Counter(self._ledger.calls)
+
+    def call_log(self) -> list[tuple[float, str]]:
+        """``(time.monotonic(), "ecs:DescribeServices")`` per call, for rates over time."""
+        with self._ledger.lock:
+            return list(self._ledger.log)
+
+    def reset_calls(self) -> None:
+        with self._ledger.lock:
+            self._ledger.calls.clear()
+            self._ledger.log.clear()
+            self._ledger.injected.clear()
+
+    # -- fault injection -------------------------------------------------------------------
+
+    def inject_error(
+        self,
+        operation: str,
+        code: str,
+        message: str = "",
+        status: int = 400,
+        times: int | None = None,
+        probability: float = 1.0,
+    ) -> InjectedError:
+        """Fail matching calls server-side (``times=None``: until cleared)."""
+        rule = InjectedError(operation, code, message or code, status, times, probability)
+        with self._ledger.lock:
+            self._ledger.faults.append(rule)
+        return rule
+
+    def clear_errors(self) -> None:
+        with self._ledger.lock:
+            self._ledger.faults.clear()
+
+    def injected(self) -> collections.Counter[str]:
+        """Injected failures per ``service:Operation:Code``."""
+        with self._ledger.lock:
+            return collections.Counter(self._ledger.injected)
+
+    # -- seeding ---------------------------------------------------------------------------
+
+    def mark_unstartable(self, rule: UnstartableRule) -> None:
+        """Make tasks whose essential image tag matches fail to start (default: ``broken*``)."""
+        self.simulator.mark_unstartable(rule)
+
+    def push_image(self, repository: str, tag: str) -> str:
+        """Put an image as CI would (creating the repository if needed); returns its digest."""
+        ecr = self._internal("ecr")
+        with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
+            ecr.create_repository(repositoryName=repository)
+        image = ecr.put_image(
+            repositoryName=repository,
+            imageManifest=_manifest(repository, tag),
+            imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json",
+            imageTag=tag,
+        )["image"]
+        return str(image["imageId"]["imageDigest"])
+
+    def _network(self) -> dict[str, Any]:
+        """The default VPC's subnets and security group, as the example services use."""
+        if self._network_config is not None:
+            return self._network_config
+        ec2 = self._internal("ec2")
+        subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])
+        groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["default"]}])
+        vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+        group_ids = [g["GroupId"] for g in groups["SecurityGroups"] if g["VpcId"] == vpc["VpcId"]]
+        self._network_config = {
+            "awsvpcConfiguration": {
+                "subnets": [s["SubnetId"] for s in subnets["Subnets"]],
+                "securityGroups": group_ids[:1],
+                "assignPublicIp": "DISABLED",
+            }
+        }
+        return self._network_config
+
+    def default_containers(
+        self, image: str, *, log_group: str, stream_prefix: str, environment: str
+    ) -> list[dict[str, Any]]:
+        """The example app's pair: an essential ``web`` plus a ``log-router`` sidecar."""
+        return [
+            {
+                "name": "web",
+                "image": image,
+                "essential": True,
+                "memory": 512,
+                "cpu": 256,
+                "command": ["bin/rails", "server", "-p", "8080"],
+                "portMappings": [{"containerPort": 8080, "hostPort": 8080, "protocol": "tcp"}],
+                "environment": [
+                    {"name": "RAILS_ENV", "value": environment},
+                    {"name": "PORT", "value": "8080"},
+                    {"name": "RAILS_LOG_TO_STDOUT", "value": "1"},
+                ],
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": log_group,
+                        "awslogs-region": self.region,
+                        "awslogs-stream-prefix": stream_prefix,
+                    },
+                },
+            },
+            {
+                "name": "log-router",
+                "image": "public.ecr.aws/aws-observability/aws-for-fluent-bit:2.32.0",
+                "essential": False,
+                "memory": 128,
+                "cpu": 0,
+                "firelensConfiguration": {"type": "fluentbit"},
+            },
+        ]
+
+    def seed_service(
+        self,
+        cluster: str,
+        service: str,
+        family: str,
+        image: str,
+        *,
+        desired: int = 2,
+        containers: list[dict[str, Any]] | None = None,
+        circuit_breaker: bool = True,
+    ) -> SeededService:
+        """Create a steady Fargate service (cluster, log groups, task definition included)."""
+        ecs = self._internal("ecs")
+        logs = self._internal("logs")
+        ecs.create_cluster(clusterName=cluster)
+        if containers is None:
+            containers = self.default_containers(
+                image, log_group=f"/ecs/{family}", stream_prefix=service, environment=cluster
+            )
+        for group in _log_groups(containers):
+            with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+                logs.create_log_group(logGroupName=group)
+        task_definition = ecs.register_task_definition(
+            family=family,
+            containerDefinitions=containers,
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu="512",
+            memory="1024",
+            executionRoleArn=f"arn:aws:iam::{self.account_id}:role/ecsTaskExecutionRole",
+            taskRoleArn=f"arn:aws:iam::{self.account_id}:role/{family}-task",
+        )["taskDefinition"]
+        created = ecs.create_service(
+            cluster=cluster,
+            serviceName=service,
+            taskDefinition=task_definition["taskDefinitionArn"],
+            desiredCount=desired,
+            launchType="FARGATE",
+            networkConfiguration=self._network(),
+        )["service"]
+        ecs.update_service(
+            cluster=cluster,
+            service=service,
+            deploymentConfiguration={
+                "maximumPercent": 200,
+                "minimumHealthyPercent": 100,
+                "deploymentCircuitBreaker": {
+                    "enable": circuit_breaker,
+                    "rollback": circuit_breaker,
+                },
+            },
+        )
+        self.simulator.settle(cluster, service)
+        return SeededService(
+            cluster=cluster,
+            service=service,
+            service_arn=str(created["serviceArn"]),
+            task_definition_arn=str(task_definition["taskDefinitionArn"]),
+        )
+
+    def seed_example(self) -> dict[str, SeededService]:
+        """Create what ``example.yml`` describes: images, log groups, staging and production."""
+        for tag in (*self.EXAMPLE_TAGS, *self.EXAMPLE_SHAS):
+            self.push_image(self.EXAMPLE_REPOSITORY, tag)
+        image = f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com/{self.EXAMPLE_REPOSITORY}"
+        seeded = {}
+        for environment in ("staging", "production"):
+            seeded[environment] = self.seed_service(environment, "api", f"api-{environment}", f"{image}:v1")
+        return seeded
+
+
+def _mark_internal(request: Any, **_: Any) -> None:
+    request.headers[_INTERNAL_HEADER] = "1"
+
+
+def _log_groups(containers: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    for container in containers:
+        options = (container.get("logConfiguration") or {}).get("options") or {}
+        if "awslogs-group" in options:
+            yield str(options["awslogs-group"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a seeded world in its own process, for restart tests; SIGTERM stops it."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bot.sandbox.world")
+    parser.add_argument("--rollout-seconds", type=float, default=2.0)
+    parser.add_argument("--tick", type=float, default=0.1)
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    args = parser.parse_args(argv)
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    with SandboxWorld(args.rollout_seconds, args.tick, port=args.port) as world:
+        world.seed_example()
+        line = {
+            "endpoint_url": world.endpoint_url,
+            "region": world.region,
+            "account_id": world.account_id,
+            "pid": os.getpid(),
+            "env": world.env(),
+        }
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+        while not done.wait(1.0):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

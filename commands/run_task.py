@@ -1,0 +1,212 @@
+"""Run task: a named catalog task as a one-off ECS task, reported with exit codes and log tail.
+
+Reads top-down like ecspresso's run.go: describe the service (its revision and network),
+decide the command, act (run_task), wait for STOPPED, report. The deploy's `before_deploy`
+step runs its migrations through the same `run_one_off`, from the new revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bot.catalog import App, Catalog, Environment, TaskSpec
+from bot.ecs import EcsGateway, ServiceRef, ServiceSnapshot, revision_of
+from commands.events import Emit, Failed, Succeeded, TaskStarted, TaskStopped
+from commands.grammar import RunTaskRequest, Target
+
+LOG_LINES = 20
+STARTED_BY = "tugboat"
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """Everything run_task needs, copied from the service so the task runs where it runs."""
+
+    target: Target
+    service: ServiceRef
+    name: str
+    spec: TaskSpec
+    command: tuple[str, ...]
+    container: str
+    task_definition: str
+    placement: dict[str, Any]
+    actor: str
+
+
+def placement_of(snapshot: ServiceSnapshot) -> dict[str, Any]:
+    """Launch type or capacity providers, platform version and network, as the service has them."""
+    raw = snapshot.raw
+    placement: dict[str, Any] = {}
+    if raw.get("capacityProviderStrategy"):
+        placement["capacityProviderStrategy"] = raw["capacityProviderStrategy"]
+    elif raw.get("launchType"):
+        placement["launchType"] = raw["launchType"]
+    if raw.get("platformVersion") and raw.get("launchType") == "FARGATE":
+        placement["platformVersion"] = raw["platformVersion"]
+    if raw.get("networkConfiguration"):
+        placement["networkConfiguration"] = raw["networkConfiguration"]
+    return placement
+
+
+# -- describe and decide -----------------------------------------------------------------
+
+
+async def prepare(request: RunTaskRequest, ecs: EcsGateway, catalog: Catalog, actor: str) -> TaskPlan:
+    app, env = catalog.target(request.target.app, request.target.env)
+    ref = ServiceRef(catalog.region_of(env), env.cluster, env.service, env.role_arn)
+    snapshot = await ecs.describe_service(ref)
+    spec = app.tasks[request.task]
+    return TaskPlan(
+        target=request.target,
+        service=ref,
+        name=request.task,
+        spec=spec,
+        command=(*spec.command, *request.args),
+        container=app.container,
+        task_definition=snapshot.task_definition,
+        placement=placement_of(snapshot),
+        actor=actor,
+    )
+
+
+def before_deploy_plans(
+    app: App,
+    env: Environment,
+    target: Target,
+    ref: ServiceRef,
+    snapshot: ServiceSnapshot,
+    new_arn: str,
+    actor: str,
+) -> list[TaskPlan]:
+    """The environment's before_deploy tasks, to run from the new revision."""
+    return [
+        TaskPlan(
+            target=target,
+            service=ref,
+            name=name,
+            spec=app.tasks[name],
+            command=tuple(app.tasks[name].command),
+            container=app.container,
+            task_definition=new_arn,
+            placement=placement_of(snapshot),
+            actor=actor,
+        )
+        for name in env.before_deploy
+    ]
+
+
+# -- act and wait ------------------------------------------------------------------------
+
+
+async def execute(plan: TaskPlan, ecs: EcsGateway, emit: Emit, cancel: asyncio.Event | None = None) -> bool:
+    """Run the task and end with Succeeded or Failed."""
+    stopped = await run_one_off(plan, ecs, emit, cancel)
+    if stopped.succeeded:
+        await emit(Succeeded(f"Task `{plan.name}` exited 0."))
+        return True
+    await emit(Failed(failure_reason(plan.name, stopped)))
+    return False
+
+
+def failure_reason(name: str, stopped: TaskStopped) -> str:
+    codes = ", ".join(f"{c} exited {code}" for c, code in stopped.exit_codes.items() if code != 0)
+    if stopped.stop_code == "UserInitiated" and stopped.reason:
+        return f"Task `{name}` was stopped: {stopped.reason}" + (f" ({codes})." if codes else ".")
+    return f"Task `{name}` failed: {codes or stopped.reason or 'it did not finish'}."
+
+
+async def run_one_off(
+    plan: TaskPlan,
+    ecs: EcsGateway,
+    emit: Emit,
+    cancel: asyncio.Event | None = None,
+    poll_s: float = 1.0,
+) -> TaskStopped:
+    """Start the task, wait for STOPPED (or stop it on timeout/cancel), and report how it ended."""
+    task = await ecs.run_task(
+        plan.service,
+        taskDefinition=plan.task_definition,
+        count=1,
+        startedBy=STARTED_BY,
+        overrides={"containerOverrides": [{"name": plan.container, "command": list(plan.command)}]},
+        tags=[
+            {"key": "tugboat:requested-by", "value": plan.actor},
+            {"key": "tugboat:task", "value": plan.name},
+        ],
+        **plan.placement,
+    )
+    arn = str(task["taskArn"])
+    await emit(TaskStarted(plan.name, arn, revision_of(plan.task_definition)))
+    deadline = time.monotonic() + plan.spec.timeout
+    stop_reason: str | None = None
+    delay = poll_s
+    while True:
+        described = await ecs.describe_tasks(plan.service, [arn])
+        current = described[0] if described else {}
+        if current.get("lastStatus") == "STOPPED":
+            stopped = await _stopped(plan, ecs, current, stop_reason)
+            await emit(stopped)
+            return stopped
+        if stop_reason is None and time.monotonic() > deadline:
+            stop_reason = f"timed out after {plan.spec.timeout} s"
+            await ecs.stop_task(plan.service, arn, f"Tugboat: {stop_reason}")
+        if stop_reason is None and cancel is not None and cancel.is_set():
+            stop_reason = "cancelled from Slack"
+            await ecs.stop_task(plan.service, arn, f"Tugboat: {stop_reason}")
+        await _pause(cancel if stop_reason is None else None, delay)
+        delay = min(delay * 1.3, 10.0)
+
+
+async def _pause(cancel: asyncio.Event | None, seconds: float) -> None:
+    if cancel is None:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(cancel.wait(), seconds)
+
+
+async def _stopped(
+    plan: TaskPlan, ecs: EcsGateway, task: dict[str, Any], stop_reason: str | None
+) -> TaskStopped:
+    exit_codes = {str(c.get("name")): c.get("exitCode") for c in task.get("containers", [])}
+    if plan.container in exit_codes:
+        exit_codes = {plan.container: exit_codes[plan.container]}
+    reason = stop_reason or task.get("stoppedReason")
+    group, stream, region = await _log_stream(plan, ecs, str(task.get("taskArn", "")))
+    tail: list[str] = []
+    if group and stream:
+        tail = await ecs.log_tail(region, group, stream, plan.service.role_arn, LOG_LINES)
+    return TaskStopped(
+        name=plan.name,
+        task_arn=str(task.get("taskArn", "")),
+        exit_codes=exit_codes,
+        stop_code=task.get("stopCode"),
+        reason=str(reason) if reason else None,
+        log_tail=tuple(tail),
+        log_location=f"{group} {stream}" if group and stream else None,
+    )
+
+
+async def _log_stream(plan: TaskPlan, ecs: EcsGateway, task_arn: str) -> tuple[str | None, str | None, str]:
+    """awslogs names streams `<prefix>/<container>/<task-id>`; group and prefix are in the definition."""
+    definition = await ecs.describe_task_definition(plan.service, plan.task_definition)
+    for container in definition.get("containerDefinitions", []):
+        if container.get("name") != plan.container:
+            continue
+        config = container.get("logConfiguration") or {}
+        options = config.get("options") or {}
+        if config.get("logDriver") != "awslogs" or "awslogs-group" not in options:
+            return None, None, plan.service.region
+        prefix = options.get("awslogs-stream-prefix")
+        task_id = task_arn.rsplit("/", 1)[-1]
+        stream = f"{prefix}/{plan.container}/{task_id}" if prefix else None
+        return (
+            str(options["awslogs-group"]),
+            stream,
+            str(options.get("awslogs-region", plan.service.region)),
+        )
+    return None, None, plan.service.region
