@@ -176,8 +176,8 @@ class Dispatcher:
     def _ephemeral(self, origin: Origin) -> Reply:
         slack = self.runner.slack
 
-        async def reply(text: str) -> None:
-            await slack.ephemeral(origin.channel, origin.actor, text, thread_ts=origin.thread_ts)
+        async def reply(text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+            await slack.ephemeral(origin.channel, origin.actor, text, blocks, thread_ts=origin.thread_ts)
 
         return reply
 

@@ -15,12 +15,13 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from bot import metrics
 from bot.catalog import Catalog
 from bot.ecs import AwsError, EcsGateway
 from bot.permissions import GroupDirectory, Permissions
+from bot.report.confirm import confirmation_blocks
 from bot.report.slack import ThreadReporter
 from bot.report.view import ThreadView
 from bot.slack_api import SlackApi
@@ -52,8 +53,14 @@ from commands.grammar import (
 
 log = logging.getLogger(__name__)
 
-Reply = Callable[[str], Awaitable[None]]
-"""Tells the requester something privately (an ephemeral message or the terminal)."""
+
+class Reply(Protocol):
+    """Tells the requester something privately (an ephemeral message), with optional blocks."""
+
+    async def __call__(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None: ...
+
+
+CONFIRM_TTL_S = 600.0
 
 LEASE_S = 60.0
 
@@ -173,8 +180,10 @@ class OperationRunner:
     def submit(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         self.tracker.spawn(coro, name)
 
-    async def deploy(self, request: DeployRequest, origin: Origin, reply: Reply) -> OperationRecord | None:
-        """Check, prepare, claim, open the thread and start the rollout in a tracked task."""
+    async def deploy(
+        self, request: DeployRequest, origin: Origin, reply: Reply, *, confirmed_by: str | None = None
+    ) -> OperationRecord | None:
+        """Check, prepare, (ask to confirm,) claim, open the thread and start the rollout."""
         target = request.target
         refusal = await self.authorize(target, origin)
         lock = await self.store.get_lock(target.app, target.env)
@@ -190,6 +199,9 @@ class OperationRunner:
             plan = await deploy_action.prepare(request, self.deploy_deps)
         except (deploy_action.DeployRefused, AwsError) as exc:
             await reply(f"Not deploying {target}: {exc}")
+            return None
+        if plan.env.confirm and confirmed_by is None:
+            await self._ask_to_confirm(request, plan, origin, reply, lock)
             return None
         record = OperationRecord(
             action="deploy",
@@ -210,8 +222,76 @@ class OperationRunner:
         await reply(f"Deploying {target} `{plan.tag}`: {reporter.permalink}")
         if lock is not None:
             await self.audit(origin, "force", target, f"deployed through lock by {lock.holder}")
+        if confirmed_by is not None:
+            reporter.say(f"Confirmed by <@{confirmed_by}>.")
         self.tracker.spawn(self._run_deploy(record, plan, reporter, lock), f"deploy-{record.id}")
         return record
+
+    async def _ask_to_confirm(
+        self,
+        request: DeployRequest,
+        plan: deploy_action.DeployPlan,
+        origin: Origin,
+        reply: Reply,
+        lock: Lock | None,
+    ) -> None:
+        pending = self._record("deploy", request.target, origin, plan.tag)
+        pending.state, pending.phase, pending.channel = "pending", "awaiting confirmation", origin.channel
+        pending.extra = {"ref": request.ref, "force": request.force}
+        await self.store.save(pending)
+        await self.audit(origin, "deploy requested", request.target, "awaiting confirmation")
+        text, blocks = confirmation_blocks(pending.id, plan, lock, CONFIRM_TTL_S)
+        try:
+            pending.ts = await self.slack.post(origin.channel, text, blocks)
+        except Exception:
+            log.info(
+                "confirmation not postable in channel; sent privately", extra={"channel": origin.channel}
+            )
+            await reply(text, blocks)
+            return
+        await self.store.save(pending)
+
+    async def _settle_confirmation(self, pending: OperationRecord, outcome: str) -> None:
+        """Replace the confirmation's buttons with what became of it."""
+        if pending.ts is None or pending.channel is None:
+            return
+        what = f"Deploy {pending.app} {pending.env} `{pending.subject}`"
+        text = f"{what} requested by <@{pending.actor}>: {outcome}"
+        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+        with contextlib.suppress(Exception):
+            await self.slack.update(pending.channel, pending.ts, text, blocks)
+
+    async def confirm(self, pending_id: str, origin: Origin, reply: Reply, *, accept: bool) -> None:
+        """A Deploy or Cancel click on a confirmation: only the requester or an allowed user."""
+        pending = await self.store.get(pending_id)
+        if pending is None or pending.state != "pending":
+            await reply("That confirmation was already used or cancelled; nothing changed.")
+            return
+        target = Target(pending.app, pending.env)
+        if origin.actor != pending.actor:
+            refusal = await self.authorize(target, origin)
+            if refusal is not None:
+                await reply(f"Only <@{pending.actor}> or someone allowed on {target} can confirm. {refusal}")
+                return
+        if time.time() - pending.created_at > CONFIRM_TTL_S:
+            pending.state, pending.reason = "expired", "not confirmed within 10 minutes"
+            await self.store.save(pending)
+            await self.audit(origin, "confirm", target, "expired")
+            await self._settle_confirmation(pending, "expired, nothing changed.")
+            await reply("That confirmation expired after 10 minutes; nothing changed. Run the command again.")
+            return
+        pending.state = "confirmed" if accept else "cancelled"
+        pending.ended_at = time.time()
+        await self.store.save(pending)
+        await self.audit(origin, "confirm" if accept else "cancel", target, pending.state)
+        verdict = "confirmed" if accept else "cancelled, nothing changed."
+        await self._settle_confirmation(pending, f"{verdict} by <@{origin.actor}>")
+        if not accept:
+            await reply(f"Cancelled the deploy of `{pending.subject}` to {target}; nothing changed.")
+            return
+        request = DeployRequest(target, pending.extra.get("ref"), bool(pending.extra.get("force")))
+        requester = Origin(pending.actor, pending.channel or origin.channel, pending.trigger)
+        await self.deploy(request, requester, reply, confirmed_by=origin.actor)
 
     async def rollback(
         self,
@@ -365,8 +445,9 @@ class OperationRunner:
         refusal = await self.authorize(request.target, origin, write=False)
         if refusal is not None:
             return refusal
-        records = await self.store.history(request.target.app, request.target.env, 30)
-        return [r for r in records if r.action in ("deploy", "rollback")][:10]
+        records = await self.store.history(request.target.app, request.target.env, 50)
+        shown = ("running", "succeeded", "failed")
+        return [r for r in records if r.action in ("deploy", "rollback") and r.state in shown][:10]
 
     async def open_thread(self, record: OperationRecord) -> ThreadReporter:
         """Post the parent message for a claimed record and save where it lives."""

@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.dispatch import Dispatcher
 from bot.operations import Origin, Reply
 from bot.report.blocks import CANCEL_ACTION, ROLLBACK_ACTION
+from bot.report.confirm import CONFIRM_ACTION, DECLINE_ACTION
 from bot.report.status import REFRESH_ACTION
 from commands.grammar import RollbackRequest, Target
 
@@ -66,6 +67,18 @@ def build_app(client: AsyncWebClient, dispatcher: Dispatcher) -> AsyncApp:
         await ack()
         dispatcher.submit(runner.cancel(_value(body), _clicker(body), _private(respond)), "cancel-button")
 
+    @app.action(CONFIRM_ACTION)
+    async def confirm_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        work = runner.confirm(_value(body), _clicker(body), _private(respond), accept=True)
+        dispatcher.submit(work, "confirm-button")
+
+    @app.action(DECLINE_ACTION)
+    async def decline_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        work = runner.confirm(_value(body), _clicker(body), _private(respond), accept=False)
+        dispatcher.submit(work, "decline-button")
+
     @app.action(REFRESH_ACTION)
     async def refresh_button(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
@@ -102,8 +115,8 @@ async def _rollback_from(dispatcher: Dispatcher, op_id: str, origin: Origin, rep
 
 
 def _private(respond: AsyncRespond) -> Reply:
-    async def reply(text: str) -> None:
-        await respond(text=text, response_type="ephemeral", replace_original=False)
+    async def reply(text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        await respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
 
     return reply
 
