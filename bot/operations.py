@@ -121,6 +121,7 @@ class OperationRunner:
         tracker: TaskTracker | None = None,
         owner: str | None = None,
         thread_interval_s: float = 3.0,
+        lease_s: float = LEASE_S,
     ) -> None:
         self.catalog = catalog
         self.ecs = ecs
@@ -128,8 +129,9 @@ class OperationRunner:
         self.store = store
         self.slack = slack
         self.tracker = tracker if tracker is not None else TaskTracker()
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = owner or os.environ.get("TUGBOAT_REPLICA_ID") or socket.gethostname()
         self.thread_interval_s = thread_interval_s
+        self.lease_s = lease_s
         self.accepting = True
         self._running: dict[str, OperationRecord] = {}
         self._cancels: dict[str, asyncio.Event] = {}
@@ -141,6 +143,9 @@ class OperationRunner:
 
     def in_flight(self) -> int:
         return len(self._running)
+
+    def is_running(self, op_id: str) -> bool:
+        return op_id in self._running
 
     # -- checks ----------------------------------------------------------------------------
 
@@ -214,7 +219,7 @@ class OperationRunner:
             previous_task_definition=plan.current_task_definition,
             channel=plan.env.channel or origin.channel,
         )
-        holder = await self.store.claim_target(record, LEASE_S)
+        holder = await self.store.claim_target(record, self.lease_s)
         if holder is not None:
             await reply(_busy_text(target, holder))
             return None
@@ -318,13 +323,13 @@ class OperationRunner:
         record = self._record("rollback", target, origin, f"rev {plan.revision}")
         record.previous_task_definition = plan.current_task_definition
         record.channel = plan.env.channel or origin.channel
-        holder = await self.store.claim_target(record, LEASE_S)
+        holder = await self.store.claim_target(record, self.lease_s)
         if holder is not None:
             await reply(_busy_text(target, holder))
             return None
         reporter = await self.open_thread(record)
         await reply(f"Rolling back {target} to revision {plan.revision}: {reporter.permalink}")
-        cancel = self._cancel_event(record)
+        cancel = self.cancel_event(record)
         emit = self.emitter(record, reporter)
 
         async def body() -> None:
@@ -354,7 +359,7 @@ class OperationRunner:
         await self.store.save(record)
         reporter = await self.open_thread(record)
         await reply(f"Running `{subject}` on {target}: {reporter.permalink}")
-        cancel = self._cancel_event(record)
+        cancel = self.cancel_event(record)
         emit = self.emitter(record, reporter)
 
         async def body() -> None:
@@ -375,7 +380,7 @@ class OperationRunner:
             owner=self.owner,
         )
 
-    def _cancel_event(self, record: OperationRecord) -> asyncio.Event:
+    def cancel_event(self, record: OperationRecord) -> asyncio.Event:
         event = asyncio.Event()
         self._cancels[record.id] = event
         return event
@@ -474,7 +479,7 @@ class OperationRunner:
     ) -> None:
         emit = self.emitter(record, reporter)
 
-        cancel = self._cancel_event(record)
+        cancel = self.cancel_event(record)
 
         async def body() -> None:
             await emit(Started("deploy", record.app, record.env, record.actor, plan.tag, record.trigger))
@@ -551,9 +556,9 @@ class OperationRunner:
 
     async def _heartbeat(self, record: OperationRecord) -> None:
         while True:
-            await asyncio.sleep(LEASE_S / 3)
+            await asyncio.sleep(self.lease_s / 3)
             with contextlib.suppress(Exception):
-                await self.store.renew_claim(record, LEASE_S)
+                await self.store.renew_claim(record, self.lease_s)
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop taking work; interrupt running operations, which stay recorded for resume."""

@@ -22,6 +22,7 @@ from bot.dispatch import Dispatcher
 from bot.ecs import EcsGateway
 from bot.github import webhook_handler
 from bot.operations import OperationRunner, TaskTracker
+from bot.resume import resume_unfinished
 from bot.settings import Settings
 from bot.slack_api import SlackApi
 from bot.slack_app import build_app
@@ -38,6 +39,9 @@ class Tuning:
 
     poll: PollTiming = field(default_factory=PollTiming)
     thread_interval_s: float = 3.0
+    lease_s: float = 60.0
+    ping_interval_s: float = 5.0
+    watchdog_after_s: float = 30.0
     http_host: str = "0.0.0.0"  # noqa: S104 - a container must listen beyond loopback
 
 
@@ -65,6 +69,7 @@ class Tugboat:
         self._web_runner: web.AppRunner | None = None
         self._started = False
         self._stopped = False
+        self._background: list[asyncio.Task[None]] = []
         bot_token, self._app_token = settings.require_slack()
         self.client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_url)
         self.slack = SlackApi(self.client)
@@ -76,6 +81,7 @@ class Tugboat:
             slack=self.slack,
             tracker=self.tracker,
             thread_interval_s=self.tuning.thread_interval_s,
+            lease_s=self.tuning.lease_s,
         )
         self.dispatcher = Dispatcher(self.runner)
         self.app = build_app(self.client, self.dispatcher)
@@ -86,9 +92,13 @@ class Tugboat:
         self.watcher.start()
         await self.slack.learn_team_url()
         await self._start_http()
-        self.handler = AsyncSocketModeHandler(self.app, self._app_token)
-        await self.handler.connect_async()  # type: ignore[no-untyped-call]
+        await self._connect()
         self._started = True
+        await resume_unfinished(self.runner)
+        self._background = [
+            asyncio.create_task(self._watchdog(), name="socket-watchdog"),
+            asyncio.create_task(self._take_over(), name="lease-takeover"),
+        ]
         log.info(
             "tugboat started",
             extra={"port": self.port, "seconds": round(time.monotonic() - began, 3)},
@@ -103,6 +113,39 @@ class Tugboat:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+
+    async def _connect(self) -> None:
+        self.handler = AsyncSocketModeHandler(
+            self.app, self._app_token, ping_interval=self.tuning.ping_interval_s
+        )
+        await self.handler.connect_async()  # type: ignore[no-untyped-call]
+
+    async def _watchdog(self) -> None:
+        """Rebuild the Socket Mode handler when it stays disconnected (slack-sdk #1110, #1913)."""
+        down_since: float | None = None
+        while True:
+            await asyncio.sleep(min(5.0, self.tuning.watchdog_after_s / 3))
+            if await self.healthy():
+                down_since = None
+                continue
+            down_since = down_since or time.monotonic()
+            if time.monotonic() - down_since < self.tuning.watchdog_after_s:
+                continue
+            log.warning("socket mode stayed disconnected; rebuilding the handler")
+            old = self.handler
+            with contextlib.suppress(Exception):
+                if old is not None:
+                    await asyncio.wait_for(old.close_async(), 5)  # type: ignore[no-untyped-call]
+            with contextlib.suppress(Exception):
+                await self._connect()
+            down_since = None
+
+    async def _take_over(self) -> None:
+        """Adopt operations whose replica died (their lease ran out) and finish their threads."""
+        while True:
+            await asyncio.sleep(self.tuning.lease_s / 3)
+            with contextlib.suppress(Exception):
+                await resume_unfinished(self.runner)
 
     async def healthy(self) -> bool:
         """True only while the Socket Mode connection is really up."""
@@ -122,6 +165,9 @@ class Tugboat:
             return
         self._stopped = True
         self.runner.accepting = False
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.runner.stop(timeout=timeout / 2)
         await self.watcher.stop()
         if self.handler is not None:

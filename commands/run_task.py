@@ -105,6 +105,11 @@ def before_deploy_plans(
 async def execute(plan: TaskPlan, ecs: EcsGateway, emit: Emit, cancel: asyncio.Event | None = None) -> bool:
     """Run the task and end with Succeeded or Failed."""
     stopped = await run_one_off(plan, ecs, emit, cancel)
+    return await execute_stopped(plan, stopped, emit)
+
+
+async def execute_stopped(plan: TaskPlan, stopped: TaskStopped, emit: Emit) -> bool:
+    """The final word on a one-off task: exit code 0 everywhere, or a failure that says why."""
     if stopped.succeeded:
         await emit(Succeeded(f"Task `{plan.name}` exited 0."))
         return True
@@ -124,7 +129,6 @@ async def run_one_off(
     ecs: EcsGateway,
     emit: Emit,
     cancel: asyncio.Event | None = None,
-    poll_s: float = 1.0,
 ) -> TaskStopped:
     """Start the task, wait for STOPPED (or stop it on timeout/cancel), and report how it ended."""
     task = await ecs.run_task(
@@ -141,7 +145,19 @@ async def run_one_off(
     )
     arn = str(task["taskArn"])
     await emit(TaskStarted(plan.name, arn, revision_of(plan.task_definition)))
-    deadline = time.monotonic() + plan.spec.timeout
+    return await wait_one_off(plan, arn, ecs, emit, cancel, time.monotonic() + plan.spec.timeout)
+
+
+async def wait_one_off(
+    plan: TaskPlan,
+    arn: str,
+    ecs: EcsGateway,
+    emit: Emit,
+    cancel: asyncio.Event | None,
+    deadline: float,
+    poll_s: float = 1.0,
+) -> TaskStopped:
+    """Follow a started task to STOPPED; also how a restarted Tugboat picks a task up again."""
     stop_reason: str | None = None
     delay = poll_s
     while True:

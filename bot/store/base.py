@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 ACTIVE_STATES = ("running",)
+CLAIMING_ACTIONS = ("deploy", "rollback")
+"""Actions that hold their target: one at a time per app and environment."""
 
 
 def new_id() -> str:

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.store.base import Lock, OperationRecord
+from bot.store.base import CLAIMING_ACTIONS, Lock, OperationRecord
 
 T = TypeVar("T")
 
@@ -198,10 +198,11 @@ class SqliteStore:
                 return False
             record.owner = owner
             self._put(db, record, now + lease_s)
-            db.execute(
-                "INSERT OR REPLACE INTO claims (target, op_id, expires_at) VALUES (?, ?, ?)",
-                (record.target_key, record.id, now + lease_s),
-            )
+            if record.action in CLAIMING_ACTIONS:
+                db.execute(
+                    "INSERT OR REPLACE INTO claims (target, op_id, expires_at) VALUES (?, ?, ?)",
+                    (record.target_key, record.id, now + lease_s),
+                )
             return True
 
         return await self._run(take)
