@@ -20,17 +20,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tugboat", description="Slack ChatOps for Amazon ECS.")
     sub = parser.add_subparsers(dest="verb")
     sub.add_parser("serve", help="run the bot: Socket Mode plus the HTTP server on $PORT")
+    sub.add_parser("init-state", help="create the DynamoDB state table (TUGBOAT_STATE=dynamodb://TABLE)")
     sandbox = sub.add_parser("sandbox", help="the whole bot against a simulated ECS and a terminal Slack")
     sandbox.add_argument(
         "--rollout-seconds", type=float, default=4.0, help="how long a simulated rollout takes"
     )
     args = parser.parse_args(argv)
     verb = args.verb or "serve"
+    if verb == "init-state":
+        return init_state()
     if verb == "sandbox":
         from bot.sandbox.terminal import run_sandbox
 
         return run_sandbox(rollout_seconds=args.rollout_seconds)
     return serve()
+
+
+def init_state() -> int:
+    """Create the state table once, before the first `serve` of a multi-replica setup."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"tugboat: {exc}", file=sys.stderr)
+        return 2
+    if not settings.tugboat_state.startswith("dynamodb://"):
+        print("tugboat: TUGBOAT_STATE is SQLite; its schema is created on first start.")
+        return 0
+    from bot.store.dynamodb import DynamoStore
+
+    table = settings.tugboat_state.removeprefix("dynamodb://")
+
+    async def create() -> None:
+        store = DynamoStore(table)
+        try:
+            await store.create_table()
+        finally:
+            await store.close()
+
+    asyncio.run(create())
+    print(f"tugboat: state table {table} is ready.")
+    return 0
 
 
 def serve() -> int:
@@ -56,10 +85,10 @@ def serve() -> int:
 
 async def _serve(settings: Settings, catalog: object) -> int:
     from bot.catalog import Catalog
-    from bot.runtime import Tugboat
+    from bot.runtime import Tugboat, Tuning
 
     assert isinstance(catalog, Catalog)
-    bot = Tugboat(settings, catalog)
+    bot = Tugboat(settings, catalog, tuning=Tuning(lease_s=settings.tugboat_lease_seconds))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
@@ -72,6 +76,13 @@ class Tugboat:
         self._background: list[asyncio.Task[None]] = []
         bot_token, self._app_token = settings.require_slack()
         self.client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_url)
+        # Bolt's own calls (auth.test on the first envelope) must survive 429s and 5xx too.
+        self.client.retry_handlers.extend(
+            [
+                AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+                AsyncServerErrorRetryHandler(max_retry_count=3),
+            ]
+        )
         self.slack = SlackApi(self.client)
         self.runner = OperationRunner(
             catalog=catalog,
@@ -82,6 +93,7 @@ class Tugboat:
             tracker=self.tracker,
             thread_interval_s=self.tuning.thread_interval_s,
             lease_s=self.tuning.lease_s,
+            owner=settings.tugboat_replica_id,
         )
         self.dispatcher = Dispatcher(self.runner)
         self.app = build_app(self.client, self.dispatcher)

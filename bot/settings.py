@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    tugboat_lease_seconds: float = Field(default=60.0, ge=5.0, le=3600.0)
+    tugboat_replica_id: str | None = None
 
     @field_validator("slack_bot_token")
     @classmethod

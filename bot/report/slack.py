@@ -106,7 +106,7 @@ class ThreadReporter:
         assert self.ts is not None
         self._last_flush = time.monotonic()
         try:
-            if self._pending:
+            while self._pending:  # replies first: the parent never runs ahead of its thread
                 details = list(self._pending)
                 await self.slack.post(self.channel, detail_text(details), detail_blocks(details), self.ts)
                 del self._pending[: len(details)]

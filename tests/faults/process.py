@@ -1,0 +1,92 @@
+"""`tugboat serve` as a real child process, so tests can SIGKILL and SIGTERM it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from bot.sandbox.fake_slack import FakeSlack
+from bot.sandbox.world import SandboxWorld
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BotProcess:
+    """One replica of the bot, configured only through its environment, as in production."""
+
+    def __init__(
+        self,
+        world: SandboxWorld,
+        fake: FakeSlack,
+        catalog: Path,
+        state: str,
+        log: Path,
+        *,
+        replica: str = "replica-a",
+        lease_s: float = 60,
+    ) -> None:
+        self.port = free_port()
+        self.log = log
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if key.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+        }
+        self.env.update(world.env())
+        self.env.update(
+            {
+                "SLACK_BOT_TOKEN": fake.bot_token,
+                "SLACK_APP_TOKEN": fake.app_token,
+                "SLACK_API_URL": fake.api_url,
+                "TUGBOAT_CONFIG": str(catalog),
+                "TUGBOAT_STATE": state,
+                "TUGBOAT_REPLICA_ID": replica,
+                "TUGBOAT_LEASE_SECONDS": str(lease_s),
+                "PORT": str(self.port),
+                "LOG_LEVEL": "INFO",
+            }
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BotProcess:
+        handle = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot"], env=self.env, stdout=handle, stderr=subprocess.STDOUT
+        )
+        return self
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as answer:
+                return bool(answer.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def terminate(self) -> tuple[int, float]:
+        """SIGTERM; returns the exit code and how long the process took to exit."""
+        assert self.process is not None
+        began = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(15)
+        return code, time.monotonic() - began
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)

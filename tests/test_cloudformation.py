@@ -1,0 +1,326 @@
+"""deploy/cloudformation.yml: cfn-lint clean, and the task role allows exactly what the code calls.
+
+The AWS operations are collected from the source with `ast`, not from a list kept by hand:
+`gateway.ecs(ref, "describe_services", …)`, `gateway.call("ecr", region, "describe_images", …)`,
+and in the state store `self._call("put_item", …)`, `client.put_item(…)` and boto3 waiters.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore import xform_name
+from cfnlint.decode import cfn_yaml
+
+from bot.settings import Settings
+from bot.store import dynamodb
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "deploy" / "cloudformation.yml"
+SOURCES = (ROOT / "bot", ROOT / "commands")
+# The simulated world talks to moto, never to a real account.
+NOT_PRODUCTION = (ROOT / "bot" / "sandbox",)
+STORE = ROOT / "bot" / "store"
+ASSUME_ROLE = ROOT / "bot" / "assume_role.py"
+POLICED_SERVICES = ("ecs", "ecr", "logs", "dynamodb", "sts")
+
+# Granted although no call in the code names them: AWS requires them for a call that does.
+IMPLICIT = {
+    # ECS requires ecs:TagResource to create a resource with tags (condition
+    # ecs:CreateAction): register_task_definition copies the current revision's tags, and
+    # run_task tags one-off tasks with who asked for them.
+    "ecs:TagResource",
+}
+# Functions whose calls an operator makes with their own credentials, never the service:
+# `tugboat init-state` creates the table, which this stack already owns.
+OPERATOR_ONLY_FUNCTIONS = {"create_table"}
+
+Operations = dict[str, set[str]]
+"""IAM action → where in the code it is called (path:line)."""
+
+
+# -- what the code calls -------------------------------------------------------------------
+
+
+@cache
+def operation_names(service: str) -> dict[str, str]:
+    """snake_case method → API operation name, from botocore's own model (no network)."""
+    model = botocore.session.get_session().get_service_model(service)
+    return {xform_name(name): name for name in model.operation_names}
+
+
+def iam_action(service: str, method: str, where: str) -> str:
+    names = operation_names(service)
+    assert method in names, f"{where}: {service} has no operation {method!r}"
+    return f"{service}:{names[method]}"
+
+
+def waiter_action(service: str, waiter: str, where: str) -> str:
+    model = botocore.session.get_session().get_waiter_model(service)
+    names = {xform_name(name): name for name in model.waiter_names}
+    assert waiter in names, f"{where}: {service} has no waiter {waiter!r}"
+    operation = model.get_waiter(names[waiter]).operation
+    return iam_action(service, xform_name(operation), where)
+
+
+def _text(node: ast.expr) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+class _Collector(ast.NodeVisitor):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.in_store = STORE in path.parents
+        self.functions: list[str] = []
+        self.service: Operations = {}
+        self.operator: Operations = {}
+
+    def _add(self, action: str, node: ast.AST) -> None:
+        where = f"{self.path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+        operator = any(f in OPERATOR_ONLY_FUNCTIONS for f in self.functions)
+        (self.operator if operator else self.service).setdefault(action, set()).add(where)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.functions.append(node.name)
+        self.generic_visit(node)
+        self.functions.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Call(self, node: ast.Call) -> None:
+        self.generic_visit(node)
+        if not isinstance(node.func, ast.Attribute):
+            return
+        method, args = node.func.attr, node.args
+        where = f"{self.path.relative_to(ROOT)}:{node.lineno}"
+        # EcsGateway.ecs(ref, "operation", …)
+        if method == "ecs" and len(args) >= 2 and (op := _text(args[1])):
+            self._add(iam_action("ecs", op, where), node)
+        # EcsGateway.call("service", region, "operation", …)
+        elif method == "call" and len(args) >= 3 and (svc := _text(args[0])):
+            if op := _text(args[2]):
+                self._add(iam_action(svc, op, where), node)
+        elif self.in_store:
+            # DynamoStore._call("operation", …) / _try(…), client.operation(…), waiters
+            if method in ("_call", "_try") and args and (op := _text(args[0])):
+                self._add(iam_action("dynamodb", op, where), node)
+            elif method == "get_waiter" and args and (name := _text(args[0])):
+                self._add(waiter_action("dynamodb", name, where), node)
+            elif method in operation_names("dynamodb"):
+                self._add(iam_action("dynamodb", method, where), node)
+
+
+def _python_files() -> Iterator[Path]:
+    for base in SOURCES:
+        for path in sorted(base.rglob("*.py")):
+            if not any(skip in path.parents for skip in NOT_PRODUCTION):
+                yield path
+
+
+@cache
+def code_operations() -> tuple[Operations, Operations]:
+    """(what the running service calls, what only `tugboat init-state` calls)."""
+    service: Operations = {}
+    operator: Operations = {}
+    for path in _python_files():
+        collector = _Collector(path)
+        collector.visit(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+        for found, into in ((collector.service, service), (collector.operator, operator)):
+            for action, places in found.items():
+                into.setdefault(action, set()).update(places)
+    if ASSUME_ROLE.exists():
+        service.setdefault("sts:AssumeRole", set()).add("bot/assume_role.py")
+    return service, operator
+
+
+# -- what the template grants --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    data = cfn_yaml.load(str(TEMPLATE))
+    assert isinstance(data, dict)
+    return data
+
+
+def _statements(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    statements = document["Statement"]
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if isinstance(statement, dict) and "Fn::If" in statement:
+            # A conditional statement: both branches count, AWS::NoValue is nothing.
+            for branch in statement["Fn::If"][1:]:
+                if branch != {"Ref": "AWS::NoValue"}:
+                    yield branch
+        else:
+            yield statement
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def task_role_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    resources = template["Resources"]
+    task_definition = resources["TaskDefinition"]["Properties"]
+    role_name = task_definition["TaskRoleArn"]["Fn::GetAtt"][0]
+    role = resources[role_name]["Properties"]
+    assert not role.get("ManagedPolicyArns"), "no managed policies: their grants are unchecked"
+    statements = [s for policy in role.get("Policies", []) for s in _statements(policy["PolicyDocument"])]
+    for resource in resources.values():
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            roles = resource["Properties"].get("Roles", [])
+            if {"Ref": role_name} in roles:
+                statements.extend(_statements(resource["Properties"]["PolicyDocument"]))
+    assert all(s.get("Effect") == "Allow" for s in statements)
+    return statements
+
+
+def granted(template: dict[str, Any]) -> set[str]:
+    return {a for s in task_role_statements(template) for a in _listed(s["Action"])}
+
+
+def statement_for(template: dict[str, Any], action: str) -> dict[str, Any]:
+    matches = [s for s in task_role_statements(template) if action in _listed(s["Action"])]
+    assert len(matches) == 1, f"{action}: expected one statement, found {len(matches)}"
+    return matches[0]
+
+
+# -- tests ---------------------------------------------------------------------------------
+
+
+def test_cfn_lint_is_clean() -> None:
+    local = Path(sys.executable).parent / "cfn-lint"
+    exe = str(local) if local.exists() else shutil.which("cfn-lint")
+    assert exe, "cfn-lint is not installed: pip install -e '.[dev]'"
+    result = subprocess.run(
+        [exe, "--", str(TEMPLATE)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_collector_sees_the_gateway_and_the_store() -> None:
+    """Guards the guard: if the code's call style changes, this test says so first."""
+    service, _ = code_operations()
+    for action in ("ecs:DescribeServices", "ecs:UpdateService", "dynamodb:PutItem"):
+        assert action in service, f"collector found no {action}: has the call style changed?"
+
+
+def test_task_role_allows_every_operation_the_code_calls(template: dict[str, Any]) -> None:
+    allowed = granted(template)
+    service, _ = code_operations()
+    missing = {
+        action: sorted(places)
+        for action, places in service.items()
+        if not any(fnmatch.fnmatchcase(action, pattern) for pattern in allowed)
+    }
+    assert not missing, f"called by the code but not allowed to the task role: {missing}"
+
+
+def test_task_role_allows_nothing_the_code_does_not_call(template: dict[str, Any]) -> None:
+    allowed = granted(template)
+    service, _ = code_operations()
+    assert not [a for a in allowed if "*" in a], "no wildcard actions"
+    extra = {
+        action for action in allowed if action.split(":")[0] in POLICED_SERVICES and action not in service
+    } - IMPLICIT
+    assert not extra, f"granted but never called (or add to IMPLICIT with a reason): {extra}"
+    unexpected = {a.split(":")[0] for a in allowed} - {*POLICED_SERVICES, "iam"}
+    assert not unexpected, f"services the code never uses: {unexpected}"
+
+
+def test_init_state_permissions_stay_with_the_operator(template: dict[str, Any]) -> None:
+    allowed = granted(template)
+    service, operator = code_operations()
+    leaked = {a for a in operator if a not in service} & allowed
+    assert not leaked, f"only `tugboat init-state` needs {leaked}; the stack owns the table"
+
+
+def test_managed_services_and_tasks_are_scoped_to_the_managed_clusters(
+    template: dict[str, Any],
+) -> None:
+    for action in ("ecs:DescribeServices", "ecs:UpdateService", "ecs:DescribeTasks"):
+        resource = statement_for(template, action)["Resource"]
+        assert resource != "*" and "ManagedClusterNames" in repr(resource), action
+    for action in ("ecs:RunTask", "ecs:ListTasks"):
+        condition = statement_for(template, action)["Condition"]
+        assert "ManagedClusterNames" in repr(condition["ArnLike"]["ecs:cluster"]), action
+
+
+def test_pass_role_only_for_managed_roles_and_only_to_ecs_tasks(template: dict[str, Any]) -> None:
+    statement = statement_for(template, "iam:PassRole")
+    assert statement["Resource"] == {"Ref": "ManagedTaskRoleArns"}
+    passed_to = statement["Condition"]["StringEquals"]["iam:PassedToService"]
+    assert passed_to == "ecs-tasks.amazonaws.com"
+
+
+def test_assume_role_only_for_the_given_roles(template: dict[str, Any]) -> None:
+    assert statement_for(template, "sts:AssumeRole")["Resource"] == {"Ref": "AssumeRoleArns"}
+
+
+def test_state_table_permissions_are_for_its_own_table(template: dict[str, Any]) -> None:
+    dynamo = {a for a in granted(template) if a.startswith("dynamodb:")}
+    for action in dynamo:
+        resources = _listed(statement_for(template, action)["Resource"])
+        assert {"Fn::GetAtt": ["StateTable", "Arn"]} in resources
+        assert all("StateTable" in repr(r) for r in resources), resources
+
+
+def test_state_table_has_the_shape_the_store_expects(template: dict[str, Any]) -> None:
+    table = template["Resources"]["StateTable"]["Properties"]
+    keys = {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]}
+    types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+    assert keys == {"pk": "HASH", "sk": "RANGE"}
+    assert types["pk"] == types["sk"] == "S"
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["TimeToLiveSpecification"] == {
+        "AttributeName": dynamodb.TTL_ATTRIBUTE,
+        "Enabled": True,
+    }
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert dynamodb.INDEX in {i["IndexName"] for i in table["GlobalSecondaryIndexes"]}
+
+
+def test_container_gets_settings_the_code_reads_and_secrets_from_secrets_manager(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    (container,) = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    environment = {e["Name"]: e["Value"] for e in container["Environment"]}
+    secrets = {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
+    assert set(secrets) == {"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "GITHUB_WEBHOOK_SECRET"}
+    for value in secrets.values():
+        assert resources[value["Ref"]]["Type"] == "AWS::SecretsManager::Secret"
+    assert not set(environment) & set(secrets), "a secret must not also be plain text"
+    assert environment["TUGBOAT_STATE"] == {"Fn::Sub": "dynamodb://${StateTable}"}
+    settings = {name.upper() for name in Settings.model_fields}
+    for name in {*environment, *secrets}:
+        assert name in settings or name.startswith("AWS_"), f"{name} is not a Tugboat setting"
+
+
+def test_service_is_fargate_and_scalable(template: dict[str, Any]) -> None:
+    service = template["Resources"]["Service"]["Properties"]
+    assert service["LaunchType"] == "FARGATE"
+    assert service["DesiredCount"] == {"Ref": "DesiredCount"}
+    count = template["Parameters"]["DesiredCount"]
+    assert count["Default"] == 1
+    assert count["MaxValue"] <= 10, "Slack allows an app at most 10 Socket Mode connections"
+
+
+def test_tags_only_resources_tugboat_creates(template: dict[str, Any]) -> None:
+    tagging = [s for s in task_role_statements(template) if "ecs:TagResource" in _listed(s["Action"])]
+    assert tagging
+    for statement in tagging:
+        assert statement["Condition"]["StringEquals"]["ecs:CreateAction"] in (
+            "RegisterTaskDefinition",
+            "RunTask",
+        )

@@ -1,0 +1,447 @@
+"""One StateStore suite, run against SQLite and against DynamoDB on a moto server.
+
+What matters is what a user of the bot would notice: one operation per target, locks that
+hold, adoption after a replica dies, deliveries handled once, history and audit in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto.moto_server import threaded_moto_server
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+from moto.server import ThreadedMotoServer
+
+from bot.store.base import Lock, OperationRecord, StateStore
+from bot.store.dynamodb import DynamoStore, StoreUnavailable
+from bot.store.sqlite import SqliteStore
+
+SHORT = 0.2  # seconds: a lease or lock that runs out while the test waits
+
+
+class OneRequestAtATime(DomainDispatcherApplication):
+    """moto checks a write's condition and applies it without a lock, so under CPU load two
+    conditional writes to one item can both succeed; DynamoDB makes each one atomic."""
+
+    serial = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        with self.serial:
+            return super().__call__(environ, start_response)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        mp.delenv("AWS_PROFILE", raising=False)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        with pytest.MonkeyPatch.context() as app:
+            # Only for building this server's app: other moto servers in the run are untouched.
+            app.setattr(threaded_moto_server, "DomainDispatcherApplication", OneRequestAtATime)
+            server.start()
+        host, port = server.get_host_and_port()
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+def dynamo(endpoint: str, table: str) -> DynamoStore:
+    def client() -> Any:
+        return boto3.session.Session().client(
+            "dynamodb",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            config=Config(retries={"mode": "standard", "max_attempts": 5}),
+        )
+
+    return DynamoStore(table, client_factory=client)
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+async def replicas(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[StateStore, StateStore]]:
+    """Two handles on one shared state: the same SqliteStore, or two DynamoStores on a table."""
+    if request.param == "sqlite":
+        store = SqliteStore(tmp_path / "t.db")
+        await store.open()
+        yield store, store
+        await store.close()
+        return
+    endpoint = request.getfixturevalue("moto_endpoint")
+    table = f"tugboat-{uuid.uuid4().hex[:12]}"
+    first, second = dynamo(endpoint, table), dynamo(endpoint, table)
+    await first.create_table()
+    await first.open()
+    await second.open()
+    yield first, second
+    await first.close()
+    await second.close()
+
+
+@pytest.fixture
+def store(replicas: tuple[StateStore, StateStore]) -> StateStore:
+    return replicas[0]
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
+    """Poll `probe` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.02)
+
+
+def op(app: str = "api", env: str = "prod", **kwargs: Any) -> OperationRecord:
+    fields: dict[str, Any] = {"action": "deploy", "actor": "U1", "subject": "v1", "owner": "r1"}
+    return OperationRecord(app=app, env=env, **(fields | kwargs))
+
+
+def copy(record: OperationRecord) -> OperationRecord:
+    return dataclasses.replace(record, extra=dict(record.extra))
+
+
+# -- claims ----------------------------------------------------------------------------------
+
+
+async def test_concurrent_claims_exactly_one_wins(
+    replicas: tuple[StateStore, StateStore],
+) -> None:
+    one, two = replicas
+    a, b = op(actor="U1"), op(actor="U2")
+    results = await asyncio.gather(one.claim_target(a, 30), two.claim_target(b, 30))
+    assert sorted(r is None for r in results) == [False, True]
+    winner, loser_saw = (a, results[1]) if results[0] is None else (b, results[0])
+    assert loser_saw is not None
+    assert (loser_saw.id, loser_saw.actor) == (winner.id, winner.actor)
+    active = await one.active_on("api", "prod")
+    assert active is not None and active.id == winner.id
+
+
+async def test_many_concurrent_claims_exactly_one_wins(
+    replicas: tuple[StateStore, StateStore],
+) -> None:
+    records = [op(actor=f"U{i}") for i in range(6)]
+    results = await asyncio.gather(*(replicas[i % 2].claim_target(r, 30) for i, r in enumerate(records)))
+    winners = [r for r, res in zip(records, results, strict=True) if res is None]
+    assert len(winners) == 1
+    assert {res.id for res in results if res is not None} == {winners[0].id}
+
+
+async def test_claim_again_after_release(store: StateStore) -> None:
+    a, b = op(), op()
+    assert await store.claim_target(a, 30) is None
+    holder = await store.claim_target(b, 30)
+    assert holder is not None and holder.id == a.id
+    await store.release_target(b)  # not the holder: changes nothing
+    holder = await store.claim_target(b, 30)
+    assert holder is not None and holder.id == a.id
+    await store.release_target(a)
+    assert await store.claim_target(b, 30) is None
+    active = await store.active_on("api", "prod")
+    assert active is not None and active.id == b.id
+
+
+async def test_claim_by_its_holder_again_succeeds(store: StateStore) -> None:
+    a = op()
+    assert await store.claim_target(a, 30) is None
+    assert await store.claim_target(a, 30) is None
+
+
+async def test_expired_claim_can_be_taken(replicas: tuple[StateStore, StateStore]) -> None:
+    one, two = replicas
+    a, b = op(owner="r1"), op(owner="r2")
+    assert await one.claim_target(a, 30) is None
+    holder = await two.claim_target(b, 30)
+    assert holder is not None and holder.id == a.id
+    assert await one.renew_claim(a, SHORT) is True  # its owner's last heartbeat, then silence
+    await eventually(lambda: _claimed(two, b, 30))
+    active = await one.active_on("api", "prod")
+    assert active is not None and active.id == b.id
+
+
+async def _claimed(store: StateStore, record: OperationRecord, lease_s: float) -> bool:
+    return await store.claim_target(record, lease_s) is None
+
+
+async def test_renew_keeps_the_claim(replicas: tuple[StateStore, StateStore]) -> None:
+    one, two = replicas
+    a, b = op(), op()
+    assert await one.claim_target(a, SHORT) is None
+    assert await one.renew_claim(a, 30) is True
+    assert await two.renew_claim(b, 30) is False
+    deadline = time.monotonic() + 2 * SHORT
+    while time.monotonic() < deadline:  # well past the first lease: still held
+        holder = await two.claim_target(b, 30)
+        assert holder is not None and holder.id == a.id
+        await asyncio.sleep(0.05)
+
+
+async def test_finished_holder_does_not_block(store: StateStore) -> None:
+    a, b = op(), op()
+    assert await store.claim_target(a, 30) is None
+    a.state = "succeeded"
+    await store.save(a)  # finished but never released, e.g. crashed before release
+    assert await store.active_on("api", "prod") is None
+    assert await store.claim_target(b, 30) is None
+    active = await store.active_on("api", "prod")
+    assert active is not None and active.id == b.id
+
+
+async def test_active_on(store: StateStore) -> None:
+    assert await store.active_on("api", "prod") is None
+    a = op(subject="v7")
+    assert await store.claim_target(a, 30) is None
+    active = await store.active_on("api", "prod")
+    assert active is not None and (active.id, active.subject) == (a.id, "v7")
+    assert await store.active_on("api", "staging") is None
+    assert await store.active_on("web", "prod") is None
+    a.state, a.phase = "failed", "done"
+    await store.save(a)
+    assert await store.active_on("api", "prod") is None
+
+
+async def test_claims_on_different_targets_are_independent(store: StateStore) -> None:
+    assert await store.claim_target(op("api", "prod"), 30) is None
+    assert await store.claim_target(op("api", "staging"), 30) is None
+    assert await store.claim_target(op("web", "prod"), 30) is None
+
+
+# -- records ---------------------------------------------------------------------------------
+
+
+async def test_save_get_round_trips_every_field(store: StateStore) -> None:
+    record = OperationRecord(
+        action="rollback",
+        app="api",
+        env="prod",
+        actor="U123",
+        subject="api:41 → api:40",
+        id="op-roundtrip-1",
+        trigger="github webhook",
+        state="running",
+        phase="rolling",
+        previous_task_definition="arn:aws:ecs:us-east-1:1:task-definition/api:41",
+        task_definition="arn:aws:ecs:us-east-1:1:task-definition/api:40",
+        deployment_id="ecs-svc/1234567890",
+        task_arn="arn:aws:ecs:us-east-1:1:task/cluster/abc",
+        channel="C42",
+        ts="1700000000.000100",
+        permalink="https://example.slack.com/archives/C42/p1700000000000100",
+        reason="health checks failed: 3 of 4 tasks stopped",
+        owner="host-a:123",
+        created_at=1_700_000_000.123456,
+        updated_at=1_700_000_001.5,
+        ended_at=1_700_000_099.25,
+        extra={"image": "repo:v1", "attempts": 3, "nested": {"ok": True, "list": [1, "2", None]}},
+    )
+    assert all(getattr(record, f.name) not in (None, {}) for f in dataclasses.fields(record))
+    await store.save(record)
+    got = await store.get(record.id)
+    assert got == record  # save stamps updated_at on the record it stores
+    record.state, record.phase, record.owner, record.reason = "succeeded", "done", None, None
+    await store.save(record)
+    assert await store.get(record.id) == record
+    assert await store.get("no-such-op") is None
+
+
+async def test_unfinished_lists_only_running(store: StateStore) -> None:
+    a = op("api", "prod", created_at=1000.0)
+    b = op("web", "prod", created_at=2000.0)
+    c = op("api", "staging", created_at=1500.0, state="succeeded")
+    assert await store.claim_target(a, 30) is None
+    assert await store.claim_target(b, 30) is None
+    await store.save(c)
+    assert [r.id for r in await store.unfinished()] == [a.id, b.id]
+    a.state = "failed"
+    await store.save(a)
+    assert [r.id for r in await store.unfinished()] == [b.id]
+
+
+async def test_adopt_waits_for_the_owners_lease(replicas: tuple[StateStore, StateStore]) -> None:
+    one, two = replicas
+    record = op(owner="r1")
+    assert await one.claim_target(record, 30) is None
+    mine = copy(record)
+    assert await two.adopt(mine, "r2", 30) is False
+    assert mine.owner == "r1"
+    assert await one.renew_claim(record, SHORT) is True  # r1's last heartbeat, then it dies
+    await eventually(lambda: two.adopt(mine, "r2", 30))
+    assert mine.owner == "r2"
+    stored = await one.get(record.id)
+    assert stored is not None and stored.owner == "r2"
+    active = await one.active_on("api", "prod")
+    assert active is not None and (active.id, active.owner) == (record.id, "r2")
+    # The new owner's lease is live now: the old owner cannot take it back.
+    assert await one.adopt(copy(record), "r1", 30) is False
+    # Its own owner may re-adopt (e.g. after a restart with the same identity).
+    assert await two.adopt(copy(mine), "r2", 30) is True
+
+
+async def test_adopt_refuses_finished_operations(store: StateStore) -> None:
+    record = op(owner="r1")
+    assert await store.claim_target(record, -1) is None  # lease already over
+    record.state = "succeeded"
+    await store.save(record)
+    assert await store.adopt(copy(record), "r2", 30) is False
+    assert await store.adopt(op(id="never-saved"), "r2", 30) is False
+
+
+async def test_concurrent_adopters_exactly_one_wins(
+    replicas: tuple[StateStore, StateStore],
+) -> None:
+    one, two = replicas
+    record = op(owner="dead-replica")
+    assert await one.claim_target(record, -1) is None  # its owner's lease is already over
+    candidates = [copy(record) for _ in range(4)]
+    results = await asyncio.gather(*(replicas[i % 2].adopt(c, f"r{i}", 30) for i, c in enumerate(candidates)))
+    assert results.count(True) == 1
+    winner = f"r{results.index(True)}"
+    stored = await two.get(record.id)
+    assert stored is not None and stored.owner == winner
+
+
+async def test_history_newest_first_limited_to_target(store: StateStore) -> None:
+    base = 1_700_000_000.0
+    mine = [op("api", "prod", created_at=base + i, state="succeeded") for i in range(5)]
+    others = [
+        op("api", "staging", created_at=base + 10, state="succeeded"),
+        op("web", "prod", created_at=base + 11, state="succeeded"),
+        op("api-v2", "prod", created_at=base + 12, state="succeeded"),
+    ]
+    for record in [mine[2], others[0], mine[0], mine[4], others[1], mine[1], others[2], mine[3]]:
+        await store.save(record)
+    history = await store.history("api", "prod", limit=3)
+    assert [r.id for r in history] == [mine[4].id, mine[3].id, mine[2].id]
+    assert [r.id for r in await store.history("api", "prod")] == [r.id for r in mine[::-1]]
+    assert [r.id for r in await store.history("web", "prod")] == [others[1].id]
+    assert await store.history("nope", "prod") == []
+
+
+# -- locks -----------------------------------------------------------------------------------
+
+
+def a_lock(holder: str = "U1", expires_at: float | None = None, env: str = "prod") -> Lock:
+    return Lock("api", env, holder, f"{holder} is testing", time.time(), expires_at)
+
+
+async def test_lock_returns_the_existing_active_lock(
+    replicas: tuple[StateStore, StateStore],
+) -> None:
+    one, two = replicas
+    first = a_lock("U1")
+    assert await one.lock(first) is None
+    assert await two.lock(a_lock("U2")) == first
+    assert await two.get_lock("api", "prod") == first
+    assert await one.lock(a_lock("U3", env="staging")) is None  # another target
+    assert await two.unlock("api", "prod") == first
+    assert await one.get_lock("api", "prod") is None
+    assert await one.unlock("api", "prod") is None
+    second = a_lock("U2", expires_at=time.time() + 60)
+    assert await two.lock(second) is None
+    assert await one.get_lock("api", "prod") == second
+
+
+async def test_concurrent_lockers_exactly_one_wins(
+    replicas: tuple[StateStore, StateStore],
+) -> None:
+    locks = [a_lock(f"U{i}") for i in range(5)]
+    results = await asyncio.gather(*(replicas[i % 2].lock(lk) for i, lk in enumerate(locks)))
+    assert results.count(None) == 1
+    winner = locks[results.index(None)]
+    assert all(r == winner for r in results if r is not None)
+
+
+async def test_expired_lock_is_not_returned_and_can_be_replaced(store: StateStore) -> None:
+    stale = a_lock("U1", expires_at=time.time() - 1)
+    assert await store.lock(stale) is None
+    assert await store.get_lock("api", "prod") is None
+    fresh = a_lock("U2", expires_at=time.time() + 60)
+    assert await store.lock(fresh) is None
+    assert await store.get_lock("api", "prod") == fresh
+
+
+async def test_lock_runs_out(store: StateStore) -> None:
+    assert await store.lock(a_lock("U1", expires_at=time.time() + SHORT)) is None
+    await eventually(lambda: _unlocked(store))
+    assert await store.unlock("api", "prod") is None  # removes the expired one, reports none
+    replacement = a_lock("U2")
+    assert await store.lock(replacement) is None
+    assert await store.get_lock("api", "prod") == replacement
+
+
+async def _unlocked(store: StateStore) -> bool:
+    return await store.get_lock("api", "prod") is None
+
+
+# -- deliveries and audit --------------------------------------------------------------------
+
+
+async def test_first_delivery(replicas: tuple[StateStore, StateStore]) -> None:
+    one, two = replicas
+    assert await one.first_delivery("d-1") is True
+    assert await two.first_delivery("d-1") is False
+    assert await one.first_delivery("d-1") is False
+    assert await two.first_delivery("d-2") is True
+    results = await asyncio.gather(*(replicas[i % 2].first_delivery("d-3") for i in range(5)))
+    assert sorted(results) == [False, False, False, False, True]
+
+
+async def test_delivery_seen_again_after_it_expires(store: StateStore) -> None:
+    assert await store.first_delivery("d-short", ttl_s=SHORT) is True
+    await eventually(lambda: store.first_delivery("d-short", ttl_s=60))
+    assert await store.first_delivery("d-short") is False
+
+
+async def test_audit_entries_newest_first(store: StateStore) -> None:
+    entries_of = store.audit_entries  # type: ignore[attr-defined]
+    assert await entries_of() == []
+    for i in range(4):
+        await store.audit({"n": i, "actor": "U1", "text": f"deploy api prod v{i}"})
+    entries = await entries_of()
+    assert [e["n"] for e in entries] == [3, 2, 1, 0]
+    assert entries[0] == {"n": 3, "actor": "U1", "text": "deploy api prod v3"}
+    assert [e["n"] for e in await entries_of(limit=2)] == [3, 2]
+
+
+# -- DynamoDB only ---------------------------------------------------------------------------
+
+
+async def test_dynamo_open_names_a_missing_table(moto_endpoint: str) -> None:
+    store = dynamo(moto_endpoint, "tugboat-missing")
+    with pytest.raises(StoreUnavailable, match="tugboat-missing"):
+        await store.open()
+    await store.close()
+
+
+async def test_dynamo_create_table_is_idempotent_with_ttl(moto_endpoint: str) -> None:
+    table = f"tugboat-{uuid.uuid4().hex[:12]}"
+    store = dynamo(moto_endpoint, table)
+    await store.create_table()
+    await store.create_table()
+    await store.open()
+    client = boto3.session.Session().client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+    described = client.describe_table(TableName=table)["Table"]
+    assert described["TableStatus"] == "ACTIVE"
+    assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    await store.close()
