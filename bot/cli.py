@@ -1,4 +1,4 @@
-"""The `tugboat` command: serve, check, sandbox.
+"""The `tugboat` command: serve, check, sandbox, and the CLI twins of the slash commands.
 
 A bad setting or catalog stops the process at start with one line naming the problem.
 """
@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from bot import logs
 from bot.catalog import CatalogError, load_catalog
+from bot.check import run_check
+from bot.cli_actions import SLASH_COMMANDS, run_verb
 from bot.settings import Settings, SettingsError, load_settings
 
 
@@ -25,8 +27,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox.add_argument(
         "--rollout-seconds", type=float, default=4.0, help="how long a simulated rollout takes"
     )
+    check = sub.add_parser(
+        "check", help="say whether settings, catalog and each service's AWS parts are right"
+    )
+    check.add_argument("--slack", action="store_true", help="also try the Slack tokens")
+    _add_twins(sub)
     args = parser.parse_args(argv)
     verb = args.verb or "serve"
+    if verb == "check":
+        return run_check(slack=args.slack)
+    if verb in SLASH_COMMANDS:
+        return run_verb(verb, [*args.words, *(["--force"] if getattr(args, "force", False) else [])])
     if verb == "init-state":
         return init_state()
     if verb == "sandbox":
@@ -34,6 +45,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_sandbox(rollout_seconds=args.rollout_seconds)
     return serve()
+
+
+def _add_twins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """deploy, rollback, run-task, status: the slash commands' words, parsed by their grammar."""
+    twins = {
+        "deploy": ("APP ENV [REF] [--force]", "deploy an image tag or git sha, printing the thread"),
+        "rollback": ("APP ENV [REVISION]", "roll back to the last good deploy, or to a revision"),
+        "run-task": ("APP ENV TASK [ARGS...]", "run a catalog task as a one-off ECS task"),
+        "status": ("[APP [ENV]]", "service status: one line per environment, or one card"),
+    }
+    for verb, (words, summary) in twins.items():
+        twin = sub.add_parser(verb, help=summary, usage=f"tugboat {verb} {words}")
+        if verb == "deploy":
+            twin.add_argument("--force", action="store_true", help="deploy through a lock")
+        twin.add_argument("words", nargs=argparse.REMAINDER, metavar=words)
 
 
 def init_state() -> int:

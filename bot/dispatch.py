@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bot.catalog import who
 from bot.operations import OperationRunner, Origin, Reply
 from bot.report import status as status_view
 from commands import status as status_action
@@ -146,8 +147,9 @@ class Dispatcher:
                 revs = f" rev {_rev(record.previous_task_definition)}→{_rev(record.task_definition)}"
             took = f" in {int(record.ended_at - record.created_at)}s" if record.ended_at else ""
             link = f" <{record.permalink}|thread>" if record.permalink else ""
-            who = f"<@{record.actor}>" if record.actor[:1] in "UW" else record.actor
-            lines.append(f"• {record.action} `{record.subject}` by {who}{revs}: {record.state}{took}{link}")
+            lines.append(
+                f"• {record.action} `{record.subject}` by {who(record.actor)}{revs}: {record.state}{took}{link}"
+            )
         await reply("\n".join(lines))
 
     async def refresh_status(self, target: Target, origin: Origin, channel: str, ts: str) -> None:

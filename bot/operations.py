@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot import metrics
-from bot.catalog import Catalog
+from bot.catalog import Catalog, who
 from bot.ecs import AwsError, EcsGateway
 from bot.permissions import GroupDirectory, Permissions
 from bot.report.confirm import confirmation_blocks
@@ -576,6 +576,7 @@ def view_of(record: OperationRecord) -> ThreadView:
         trigger=record.trigger,
         op_id=record.id,
         started_at=record.created_at,
+        service_changed=record.deployment_id is not None,
     )
 
 
@@ -613,6 +614,6 @@ def _lock_text(target: Target, lock: Lock) -> str:
 def _busy_text(target: Target, running: OperationRecord) -> str:
     link = f" <{running.permalink}|See its thread.>" if running.permalink else ""
     return (
-        f"{target} is busy: a {running.action} of `{running.subject}` by <@{running.actor}>"
+        f"{target} is busy: a {running.action} of `{running.subject}` by {who(running.actor)}"
         f" is in progress.{link}"
     )

@@ -319,6 +319,22 @@ async def test_concurrent_adopters_exactly_one_wins(
     assert stored is not None and stored.owner == winner
 
 
+async def test_adopting_leaves_the_target_with_a_newer_live_operation(
+    replicas: tuple[StateStore, StateStore],
+) -> None:
+    one, two = replicas
+    orphan = op(owner="dead-replica")
+    assert await one.claim_target(orphan, -1) is None  # its owner died; the lease is over
+    newer = op(owner="r2")
+    assert await two.claim_target(newer, 30) is None  # so the target could be taken
+    assert await one.adopt(copy(orphan), "r1", 30) is True  # the orphan is still watched...
+    active = await two.active_on("api", "prod")
+    assert active is not None and active.id == newer.id
+    await one.release_target(orphan)  # ...and ends, without freeing the target
+    holder = await two.claim_target(op(owner="r3"), 30)
+    assert holder is not None and holder.id == newer.id
+
+
 async def test_history_newest_first_limited_to_target(store: StateStore) -> None:
     base = 1_700_000_000.0
     mine = [op("api", "prod", created_at=base + i, state="succeeded") for i in range(5)]

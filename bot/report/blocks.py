@@ -43,7 +43,7 @@ def parent_text(view: ThreadView) -> str:
 
 def _buttons(view: ThreadView) -> list[ButtonElement]:
     buttons: list[ButtonElement] = []
-    if view.action in ("deploy", "rollback") and view.op_id:
+    if view.action in ("deploy", "rollback") and view.op_id and view.service_changed:
         buttons.append(
             ButtonElement(
                 text="Rollback",

@@ -16,6 +16,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.catalog import who
 from bot.store import OperationRecord
 from commands.status import ServiceStatus
 
@@ -114,10 +115,9 @@ def home_view(statuses: list[ServiceStatus], now: float | None = None) -> dict[s
 
 def last_deploy(record: OperationRecord, now: float | None = None) -> str:
     emoji = RESULT_EMOJI.get(record.state, "")
-    who = f"<@{record.actor}>" if record.actor[:1] in ("U", "W") else record.actor
     ago = _ago((now or time.time()) - record.created_at)
     link = f" <{record.permalink}|thread>" if record.permalink else ""
-    return f"{record.action} `{record.subject}` by {who} {ago} ago {emoji}{link}"
+    return f"{record.action} `{record.subject}` by {who(record.actor)} {ago} ago {emoji}{link}"
 
 
 def _ago(seconds: float) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from bot.catalog import who
 from commands.events import (
     Failed,
     ImageVerified,
@@ -63,6 +64,7 @@ class ThreadView:
     pending: int | None = None
     outcome: str | None = None
     forced: bool = False
+    service_changed: bool = False
 
     @property
     def finished(self) -> bool:
@@ -85,7 +87,7 @@ class ThreadView:
             parts.append(f"rev {self.previous_revision} → {self.revision}")
         if self.running is not None and self.desired is not None and not self.finished:
             parts.append(f"{self.running}/{self.desired} running")
-        parts.append(f"by <@{self.actor}>" if self.actor.startswith(("U", "W")) else f"by {self.actor}")
+        parts.append(f"by {who(self.actor)}")
         parts.append(self.elapsed(now))
         return " · ".join(p for p in parts if p)
 
@@ -115,6 +117,7 @@ class ThreadView:
             case TaskStopped():
                 return [_task_stopped(event)]
             case ServiceUpdated(deployment_id=dep):
+                self.service_changed = True
                 self.revision, self.previous_revision = event.revision, event.previous_revision
                 self.phase = "rolling out"
                 return [Detail(f"Service updated to revision {event.revision}: deployment `{dep}`.")]

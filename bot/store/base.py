@@ -79,7 +79,7 @@ class Lock:
     expires_at: float | None = None
 
     def active(self, now: float | None = None) -> bool:
-        return self.expires_at is None or self.expires_at > (now or time.time())
+        return self.expires_at is None or self.expires_at > (time.time() if now is None else now)
 
 
 class StateStore(Protocol):

@@ -13,6 +13,8 @@ check-and-set is atomic on DynamoDB itself. Single-table layout, keys `pk`/`sk` 
 GSI `by_target` (op_target S, op_created N, projection ALL) serves history(); unfinished()
 is a filtered scan, called once at start. TTL on `expires_at` lets DynamoDB drop old locks
 and deliveries; reads still check it, since expired items linger for up to a few days.
+Claims use `lease_until`, not the TTL attribute: like SqliteStore, active_on() keeps
+reporting a running operation whose owner died until it is adopted or finished.
 """
 
 from __future__ import annotations

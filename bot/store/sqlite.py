@@ -63,9 +63,16 @@ class SqliteStore:
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def in_thread() -> T:
-            assert self._db is not None, "store used before open()"
-            with self._db:
-                return fn(self._db)
+            db = self._db
+            assert db is not None, "store used before open()"
+            db.execute("BEGIN IMMEDIATE")  # reads and writes of one call form one atomic step
+            try:
+                result = fn(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
 
         return await asyncio.get_running_loop().run_in_executor(self._thread, in_thread)
 
@@ -77,7 +84,6 @@ class SqliteStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(SCHEMA)
-            db.isolation_level = "IMMEDIATE"
             self._db = db
 
         await asyncio.get_running_loop().run_in_executor(self._thread, connect)
@@ -198,7 +204,7 @@ class SqliteStore:
                 return False
             record.owner = owner
             self._put(db, record, now + lease_s)
-            if record.action in CLAIMING_ACTIONS:
+            if record.action in CLAIMING_ACTIONS and _claim_free(db, record, now):
                 db.execute(
                     "INSERT OR REPLACE INTO claims (target, op_id, expires_at) VALUES (?, ?, ?)",
                     (record.target_key, record.id, now + lease_s),
@@ -266,6 +272,16 @@ class SqliteStore:
             lambda db: db.execute("SELECT body FROM audit ORDER BY at DESC LIMIT ?", (limit,)).fetchall()
         )
         return [json.loads(r[0]) for r in rows]
+
+
+def _claim_free(db: sqlite3.Connection, record: OperationRecord, now: float) -> bool:
+    """The target's claim may be taken: free, expired, ours, or held by a finished operation."""
+    row = db.execute(
+        "SELECT c.op_id, c.expires_at, o.state FROM claims c LEFT JOIN operations o ON o.id = c.op_id"
+        " WHERE c.target = ?",
+        (record.target_key,),
+    ).fetchone()
+    return row is None or row[0] == record.id or row[1] <= now or row[2] != "running"
 
 
 def _read_lock(db: sqlite3.Connection, app: str, env: str) -> Lock | None:

@@ -1,0 +1,278 @@
+"""Auto-deploys: a push (or a workflow run that passed) ships its commit to its environments.
+
+Per target the latest push wins: an older one that is still waiting for its image or for its
+turn is skipped, with a note in its thread, and ends failed. Once a deploy holds the target
+and starts changing ECS it runs to its end; a newer push then waits for it to finish.
+Every step goes through the runner's primitives, so auto-deploys are recorded, claimed,
+reported and shut down exactly like manual ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+
+from bot.catalog import USER_ID
+from bot.operations import LEASE_S, OperationRunner
+from bot.report.slack import ThreadReporter
+from bot.store import Lock, OperationRecord
+from commands import deploy as deploy_action
+from commands.events import Emit, Failed, Started
+from commands.grammar import DeployRequest, Target
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PushEvent:
+    """One commit GitHub says may ship: from a push, or from a workflow run that passed."""
+
+    repo: str
+    ref: str
+    branch: str
+    sha: str
+    pusher: str
+    head_line: str
+    compare_url: str | None = None
+    trigger: str = "push"
+    run_url: str | None = None
+    delivery: str = ""
+
+    @property
+    def short_sha(self) -> str:
+        return self.sha[:7]
+
+
+def tag_for(tag_format: str, sha: str) -> str:
+    """The image tag CI builds for `sha`, per the app's `tag_format` ({sha} or {short_sha})."""
+    return tag_format.format(sha=sha, short_sha=sha[:7])
+
+
+def mrkdwn_escape(text: str) -> str:
+    """Commit messages are user text: keep `<!channel>` and links from being interpreted."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def intro_lines(push: PushEvent) -> list[str]:
+    """The first thread replies: who pushed what, where to see the change, what triggered it."""
+    message = mrkdwn_escape(push.head_line) or "_(no commit message)_"
+    lines = [
+        f"*{mrkdwn_escape(push.pusher)}* pushed `{push.short_sha}` to `{push.branch}`"
+        f" of {push.repo}: {message}"
+    ]
+    links = []
+    if push.compare_url:
+        links.append(f"<{push.compare_url}|compare changes>")
+    if push.run_url:
+        links.append(f"<{push.run_url}|workflow run>")
+    lines.append(" · ".join([f"Auto-deploy triggered by {push.trigger}", *links]))
+    return lines
+
+
+@dataclass
+class _Job:
+    """One push on its way to one target, and whether a newer push has replaced it."""
+
+    target: Target
+    push: PushEvent
+    record: OperationRecord
+    image_wait_s: int
+    superseded: asyncio.Event = field(default_factory=asyncio.Event)
+    superseded_by: str | None = None
+    committed: bool = False
+    """Set once the job holds the target and is about to change ECS: no longer skippable."""
+
+    def supersede(self, newer: PushEvent) -> None:
+        if not self.committed and not self.superseded.is_set():
+            self.superseded_by = newer.short_sha
+            self.superseded.set()
+
+
+class AutoDeployer:
+    """Runs auto-deploys through an OperationRunner, one at a time per target, latest first."""
+
+    def __init__(
+        self, runner: OperationRunner, *, turn_poll_s: float = 0.5, turn_poll_max_s: float = 5.0
+    ) -> None:
+        self.runner = runner
+        self._turn_poll_s = turn_poll_s
+        self._turn_poll_max_s = turn_poll_max_s
+        self._newest: dict[Target, _Job] = {}
+
+    def submit(self, target: Target, push: PushEvent) -> OperationRecord:
+        """Queue `push` for `target` now, so arrival order decides who wins; work runs later.
+
+        Synchronous on purpose: the webhook answers 202 right after, and no other push can
+        slip in between the supersede and the registration.
+        """
+        app, env = self.runner.catalog.target(target.app, target.env)
+        assert env.auto_deploy is not None and env.channel is not None
+        record = OperationRecord(
+            action="deploy",
+            app=target.app,
+            env=target.env,
+            actor=push.pusher,
+            subject=tag_for(app.tag_format, push.sha),
+            trigger=push.trigger,
+            owner=self.runner.owner,
+            channel=env.channel,
+            phase="queued",
+            extra={
+                "auto_deploy": True,
+                "repository": push.repo,
+                "branch": push.branch,
+                "sha": push.sha,
+                "delivery": push.delivery,
+            },
+        )
+        job = _Job(target, push, record, env.auto_deploy.image_wait)
+        older = self._newest.get(target)
+        if older is not None:
+            older.supersede(push)
+        self._newest[target] = job
+        self.runner.tracker.spawn(self._run(job), f"autodeploy-{record.id}")
+        return record
+
+    def waiting(self, target: Target) -> OperationRecord | None:
+        """The newest auto-deploy of `target` not yet finished (for status and tests)."""
+        job = self._newest.get(target)
+        return job.record if job is not None else None
+
+    # -- one job, top-down -----------------------------------------------------------------
+
+    async def _run(self, job: _Job) -> None:
+        """Skip a locked target; else open the thread and run the deploy through the runner."""
+        try:
+            lock = await self.runner.store.get_lock(job.target.app, job.target.env)
+            if lock is not None:
+                await self._report_locked(job, lock)
+                return
+            reporter = await self.runner.open_thread(job.record)
+            for line in intro_lines(job.push):
+                reporter.say(line)
+            emit = self.runner.emitter(job.record, reporter)
+            await self.runner.run(job.record, reporter, lambda: self._deploy(job, reporter, emit))
+        finally:
+            if self._newest.get(job.target) is job:
+                del self._newest[job.target]
+
+    async def _deploy(self, job: _Job, reporter: ThreadReporter, emit: Emit) -> None:
+        """Wait for the image and the target (skippable), then ship (not skippable)."""
+        record = job.record
+        await emit(Started("deploy", record.app, record.env, record.actor, record.subject, record.trigger))
+        try:
+            plan = await self._ready(job, reporter, emit)
+        except deploy_action.DeployRefused as exc:
+            await emit(Failed(str(exc)))
+            return
+        if plan is None:
+            await emit(Failed(f"Skipped: superseded by {job.superseded_by}."))
+            return
+        cancel = self.runner.cancel_event(record)
+        await deploy_action.execute(plan, self.runner.deploy_deps, emit, actor=record.actor, cancel=cancel)
+
+    async def _ready(
+        self, job: _Job, reporter: ThreadReporter, emit: Emit
+    ) -> deploy_action.DeployPlan | None:
+        """The image exists and this job holds the target; None if it was superseded first."""
+        request = DeployRequest(job.target, job.record.subject)
+        deps = self.runner.deploy_deps
+        # Waiting for CI happens before the claim, so manual deploys and rollbacks are not
+        # locked out for as long as `image_wait`.
+        waiting = deploy_action.prepare(request, deps, image_wait_s=job.image_wait_s, emit=emit)
+        if not await self._unless_superseded(job, waiting):
+            return None
+        if not await self._take_turn(job, reporter):
+            return None
+        job.committed = True
+        lock = await self.runner.store.get_lock(job.target.app, job.target.env)
+        if lock is not None:
+            raise deploy_action.DeployRefused(locked_text(job.target, lock))
+        # Plan again under the claim: another deploy may have changed the service meanwhile.
+        plan = await deploy_action.prepare(request, deps)
+        job.record.previous_task_definition = plan.current_task_definition
+        await self.runner.store.save(job.record)
+        return plan
+
+    async def _take_turn(self, job: _Job, reporter: ThreadReporter) -> bool:
+        """Claim the target, waiting behind whoever holds it; False if superseded meanwhile.
+
+        The claim itself is never interrupted, so a write cannot land after the job ended.
+        """
+        store, record = self.runner.store, job.record
+        told = False
+        while True:
+            holder = await store.claim_target(record, LEASE_S)
+            if job.superseded.is_set():
+                await store.release_target(record)
+                return False
+            if holder is None:
+                return True
+            if not told:
+                reporter.say(queued_text(holder))
+                told = True
+            if not await self._unless_superseded(job, self._released(holder)):
+                return False
+
+    async def _released(self, holder: OperationRecord) -> None:
+        """Poll until `holder` no longer runs on its target, with a bounded backoff.
+
+        Gives up after a lease's worth of polling, so an expired claim is asked again.
+        """
+        delay, waited = self._turn_poll_s, 0.0
+        while waited < LEASE_S:
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, self._turn_poll_max_s)
+            running = await self.runner.store.active_on(holder.app, holder.env)
+            if running is None or running.id != holder.id:
+                return
+
+    async def _unless_superseded(self, job: _Job, work: Awaitable[object]) -> bool:
+        """Await `work` unless a newer push supersedes the job first; True if `work` ended."""
+        task = asyncio.ensure_future(work)
+        skipped = asyncio.ensure_future(job.superseded.wait())
+        try:
+            await asyncio.wait({task, skipped}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            task.cancel()
+            raise
+        finally:
+            skipped.cancel()
+        if task.done():
+            task.result()  # re-raise what the work raised (DeployRefused, AwsError)
+            return True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+
+    async def _report_locked(self, job: _Job, lock: Lock) -> None:
+        """One line in the environment's channel; no thread, nothing recorded as a deploy."""
+        push = job.push
+        assert job.record.channel is not None
+        text = (
+            f":lock: Not auto-deploying `{push.short_sha}` ({push.trigger} by"
+            f" {mrkdwn_escape(push.pusher)}): {locked_text(job.target, lock)}"
+        )
+        log.info(
+            "auto-deploy skipped: locked",
+            extra={"app": job.target.app, "env": job.target.env, "sha": push.sha},
+        )
+        await self.runner.slack.post(job.record.channel, text)
+
+
+def locked_text(target: Target, lock: Lock) -> str:
+    return f"{target} is locked by <@{lock.holder}>: {mrkdwn_escape(lock.reason)}"
+
+
+def queued_text(holder: OperationRecord) -> str:
+    who = f"<@{holder.actor}>" if USER_ID.match(holder.actor) else mrkdwn_escape(holder.actor)
+    link = f" <{holder.permalink}|See its thread.>" if holder.permalink else ""
+    return (
+        f":hourglass: Queued behind the running {holder.action} of `{holder.subject}`"
+        f" by {who}; this deploy starts when it ends.{link}"
+    )

@@ -1,0 +1,261 @@
+"""`tugboat check`: is the catalog true? One line per thing each app and environment needs.
+
+Run it before the first `serve`, in CI after editing tugboat.yml, or when a deploy says "not
+found": it names what is missing, changes nothing, and exits 0 (all green), 1 or 2 (bad config).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TextIO, TypeVar
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.catalog import App, Catalog, CatalogError, Environment, load_catalog
+from bot.ecs import AwsError, EcsGateway
+from bot.report.terminal import paint, wants_color
+from bot.settings import Settings, SettingsError, load_settings
+from commands.deploy import repository_of
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_CONFIG = 0, 1, 2
+AWS_BUDGET_S = 15.0
+"""Retry budget per AWS call: a check should say "unreachable" quickly, not wait a minute."""
+SLACK_TIMEOUT_S = 10
+MARKS = {True: ("✓", "green"), False: ("✗", "red"), None: ("-", "dim")}
+
+T = TypeVar("T")
+Verdict = tuple[bool | None, str]
+"""(found?, the line's text); None: not checked, or nothing to check."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One checked thing: `ok` is None when it could not be checked or there is nothing to check."""
+
+    ok: bool | None
+    where: str
+    text: str
+
+    def line(self, color: bool = False) -> str:
+        mark, style = MARKS[self.ok]
+        return f"{paint(mark, style, color)} {self.where}: {self.text}"
+
+
+def run_check(*, slack: bool = False, out: TextIO | None = None) -> int:
+    """Validate settings and catalog, then AWS (and Slack); print one line per finding."""
+    out = out or sys.stdout
+    color = wants_color(out)
+
+    def show(finding: Finding) -> None:
+        out.write(finding.line(color) + "\n")
+        out.flush()
+
+    try:
+        settings = load_settings()
+        if slack:
+            settings.require_slack()
+    except SettingsError as exc:
+        show(Finding(False, "settings", str(exc)))
+        return EXIT_BAD_CONFIG
+    show(Finding(True, "settings", "read from the environment"))
+    try:
+        catalog = load_catalog(settings.tugboat_config)
+    except CatalogError as exc:
+        show(Finding(False, "catalog", str(exc)))
+        return EXIT_BAD_CONFIG
+    envs = len(catalog.targets())
+    show(
+        Finding(True, "catalog", f"{settings.tugboat_config}: {len(catalog.apps)} apps, {envs} environments")
+    )
+    findings = asyncio.run(_check_all(settings, catalog, slack, show))
+    problems = sum(1 for f in findings if f.ok is False)
+    summary = f"{_many(problems, 'problem')} found." if problems else "All green."
+    out.write(paint(summary, "red" if problems else "green", color) + "\n")
+    return EXIT_PROBLEMS if problems else EXIT_OK
+
+
+def _many(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+async def _check_all(
+    settings: Settings, catalog: Catalog, slack: bool, show: Callable[[Finding], None]
+) -> list[Finding]:
+    """Every target checked concurrently, printed in catalog order as each one finishes."""
+    ecs = EcsGateway(budget_s=AWS_BUDGET_S)
+    found: list[Finding] = []
+    try:
+        checks = [asyncio.create_task(check_target(ecs, catalog, app, env)) for app, env in catalog.targets()]
+        if slack:
+            checks.append(asyncio.create_task(check_slack(settings)))
+        for task in checks:
+            for finding in await task:
+                show(finding)
+                found.append(finding)
+    finally:
+        ecs.close()
+    return found
+
+
+# -- AWS ---------------------------------------------------------------------------------
+
+
+async def check_target(ecs: EcsGateway, catalog: Catalog, app_name: str, env_name: str) -> list[Finding]:
+    """Cluster, service, container, image repository and log group of one app environment."""
+    app, env = catalog.target(app_name, env_name)
+    region = catalog.region_of(env)
+    cluster, cluster_ok = await _safely(f"cluster {env.cluster}", _cluster(ecs, region, env), False)
+    service, raw = await _safely(f"service {env.service}", _service(ecs, region, env, cluster_ok), None)
+    container, spec = await _safely(
+        f"container {app.container}", _container(ecs, region, env, app, raw), None
+    )
+    repository, _ = await _safely("the image repository", _repository(ecs, region, env, app), None)
+    log_group, _ = await _safely("the log group", _log_group(ecs, region, env, app, spec), None)
+    where = f"{app_name} {env_name}"
+    return [Finding(ok, where, text) for ok, text in (cluster, service, container, repository, log_group)]
+
+
+async def _safely(what: str, step: Awaitable[tuple[Verdict, T]], default: T) -> tuple[Verdict, T]:
+    """An AWS error (no permission, no network) is a finding too, and the other checks go on."""
+    try:
+        return await step
+    except AwsError as exc:
+        return (False, f"cannot check {what}: {exc.code}: {exc.aws_message}"), default
+
+
+async def _cluster(ecs: EcsGateway, region: str, env: Environment) -> tuple[Verdict, bool]:
+    answer = await ecs.call("ecs", region, "describe_clusters", role_arn=env.role_arn, clusters=[env.cluster])
+    statuses = {c.get("clusterName"): c.get("status") for c in answer.get("clusters", [])}
+    status = statuses.get(env.cluster)
+    if status == "ACTIVE":
+        return (True, f"cluster {env.cluster} is ACTIVE"), True
+    if status is not None:
+        return (False, f"cluster {env.cluster} is {status}, not ACTIVE"), False
+    return (False, f"cluster {env.cluster} not found in {region}"), False
+
+
+async def _service(
+    ecs: EcsGateway, region: str, env: Environment, cluster_ok: bool
+) -> tuple[Verdict, dict[str, Any] | None]:
+    if not cluster_ok:
+        return (None, f"service {env.service} not checked: no cluster {env.cluster}"), None
+    answer = await ecs.call(
+        "ecs",
+        region,
+        "describe_services",
+        role_arn=env.role_arn,
+        cluster=env.cluster,
+        services=[env.service],
+    )
+    found = [s for s in answer.get("services", []) if s.get("serviceName") == env.service]
+    active = next((s for s in found if s.get("status") == "ACTIVE"), None)
+    if active is not None:
+        return (True, f"service {env.service} is ACTIVE in cluster {env.cluster}"), active
+    if found:
+        state = found[0].get("status")
+        return (False, f"service {env.service} is {state}, not ACTIVE, in cluster {env.cluster}"), None
+    return (False, f"service {env.service} not found in cluster {env.cluster}"), None
+
+
+async def _container(
+    ecs: EcsGateway, region: str, env: Environment, app: App, service: dict[str, Any] | None
+) -> tuple[Verdict, dict[str, Any] | None]:
+    if service is None:
+        return (None, f"container {app.container} not checked: no service {env.service}"), None
+    answer = await ecs.call(
+        "ecs",
+        region,
+        "describe_task_definition",
+        role_arn=env.role_arn,
+        taskDefinition=str(service.get("taskDefinition", "")),
+    )
+    definition = answer.get("taskDefinition", {})
+    name = f"{definition.get('family')}:{definition.get('revision')}"
+    containers = definition.get("containerDefinitions", [])
+    spec = next((c for c in containers if c.get("name") == app.container), None)
+    if spec is not None:
+        return (True, f"container {app.container} is in task definition {name}"), spec
+    others = ", ".join(str(c.get("name")) for c in containers) or "none"
+    return (False, f"container {app.container} is not in task definition {name} (it has: {others})"), None
+
+
+async def _repository(ecs: EcsGateway, region: str, env: Environment, app: App) -> tuple[Verdict, None]:
+    repo_region, repository = repository_of(app.image, region)
+    try:
+        await ecs.call(
+            "ecr", repo_region, "describe_repositories", role_arn=env.role_arn, repositoryNames=[repository]
+        )
+    except AwsError as exc:
+        if exc.code != "RepositoryNotFoundException":
+            raise
+        return (False, f"image repository {repository} not found in {repo_region}"), None
+    return (True, f"image repository {repository} exists in {repo_region}"), None
+
+
+async def _log_group(
+    ecs: EcsGateway, region: str, env: Environment, app: App, container: dict[str, Any] | None
+) -> tuple[Verdict, None]:
+    """The awslogs group run-task reads log tails from; other drivers are fine, just tail-less."""
+    if container is None:
+        return (None, f"log group of container {app.container} not checked"), None
+    config = container.get("logConfiguration") or {}
+    options = config.get("options") or {}
+    if config.get("logDriver") != "awslogs" or "awslogs-group" not in options:
+        driver = config.get("logDriver") or "no log driver"
+        return (None, f"container {app.container} logs with {driver}, not awslogs: no log tails"), None
+    group = str(options["awslogs-group"])
+    group_region = str(options.get("awslogs-region", region))
+    answer = await ecs.call(
+        "logs", group_region, "describe_log_groups", role_arn=env.role_arn, logGroupNamePrefix=group
+    )
+    if any(g.get("logGroupName") == group for g in answer.get("logGroups", [])):
+        return (True, f"log group {group} exists in {group_region}"), None
+    return (False, f"log group {group} not found in {group_region}"), None
+
+
+# -- Slack -------------------------------------------------------------------------------
+
+
+async def check_slack(settings: Settings) -> list[Finding]:
+    """The bot token passes auth.test; the app token may open a Socket Mode connection."""
+    bot_token, app_token = settings.require_slack()
+    client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_url, timeout=SLACK_TIMEOUT_S)
+    found: list[Finding] = []
+    try:
+        answer = await client.auth_test()
+        who = f"{answer.get('user')} ({answer.get('user_id')}) in {answer.get('team')} ({answer.get('url')})"
+        found.append(Finding(True, "slack", f"SLACK_BOT_TOKEN works: auth.test says {who}"))
+    except Exception as exc:
+        found.append(Finding(False, "slack", f"SLACK_BOT_TOKEN: auth.test failed: {_slack_problem(exc)}"))
+    try:
+        await client.apps_connections_open(app_token=app_token)
+        found.append(Finding(True, "slack", "SLACK_APP_TOKEN works: apps.connections.open gave a socket URL"))
+    except Exception as exc:
+        problem = _slack_problem(exc)
+        found.append(Finding(False, "slack", f"SLACK_APP_TOKEN: apps.connections.open failed: {problem}"))
+    return _redacted(found, (bot_token, app_token))
+
+
+def _slack_problem(exc: Exception) -> str:
+    """Slack's error code, or what kept us from reaching it; never the request (it holds the token)."""
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
+    if isinstance(exc, aiohttp.ClientError | TimeoutError):
+        return f"cannot reach the Slack API ({type(exc).__name__})"
+    return type(exc).__name__
+
+
+def _redacted(findings: Iterable[Finding], secrets: Iterable[str]) -> list[Finding]:
+    """A last guard: no token ever reaches the terminal, whatever an error message carried."""
+    result = []
+    for finding in findings:
+        text = finding.text
+        for secret in secrets:
+            text = text.replace(secret, "[redacted]")
+        result.append(Finding(finding.ok, finding.where, text))
+    return result
