@@ -38,7 +38,12 @@ async def measure(in_flight: int, commands: int) -> dict[str, float]:
             still = bot.runner.in_flight()
     print(f"{in_flight:>3} deploys in flight ({still} still rolling at the end): {summary_ms(latencies)}")
     ms = [x * 1000 for x in latencies]
-    return {"in_flight": in_flight, "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99), "max_ms": max(ms)}
+    return {
+        "in_flight": in_flight,
+        "p50_ms": percentile(ms, 50),
+        "p99_ms": percentile(ms, 99),
+        "max_ms": max(ms),
+    }
 
 
 async def main() -> None:

@@ -31,17 +31,30 @@ async def measure(concurrent: int, rollout_seconds: float) -> dict[str, object]:
             await bot.idle()
             elapsed = time.monotonic() - began
             calls = world.calls()
+            updates = [t for t, op in world.call_log() if op == "ecs:UpdateService"]
             log = [(t, op) for t, op in world.call_log() if op == "ecs:DescribeServices"]
+            watching = [t for t, _ in log if updates and t > max(updates)]
             slack_calls = len(fake.calls) - slack_before
-            ok = sum("*Succeeded*" in m.flat for i in range(concurrent) for m in fake.channel_messages(f"C0FLEET{i}"))
+            ok = sum(
+                "*Succeeded*" in m.flat
+                for i in range(concurrent)
+                for m in fake.channel_messages(f"C0FLEET{i}")
+            )
     ecs = {op: n for op, n in calls.items() if op.startswith("ecs:")}
     total_ecs = sum(ecs.values())
     interval = bot.tuning.poll.normal_s
-    windows = _max_per_window([t for t, _ in log], interval)
+    windows = _max_per_window(watching, interval)
+    per_tick = _max_per_window(watching, 0.3)
     print(f"{concurrent} concurrent deploy(s), {ok} succeeded, {elapsed:.1f} s:")
-    print(f"  ECS calls per deploy: {total_ecs / concurrent:.1f}  (all AWS: {sum(calls.values()) / concurrent:.1f})")
+    print(
+        f"  ECS calls per deploy: {total_ecs / concurrent:.1f}"
+        f"  (all AWS: {sum(calls.values()) / concurrent:.1f})"
+    )
     print("  by operation: " + ", ".join(f"{op.split(':')[1]}={n}" for op, n in sorted(ecs.items())))
-    print(f"  describe_services: {len(log)} in all, at most {windows} in any {interval:.1f} s poll interval")
+    print(
+        f"  describe_services: {len(log)} in all; once all were rolling out, at most {windows}"
+        f" in any {interval:.1f} s, and at most {per_tick} per watcher poll (0.3 s window)"
+    )
     print(f"  Slack Web API calls per deploy: {slack_calls / concurrent:.1f}")
     return {
         "concurrent": concurrent,
@@ -49,6 +62,7 @@ async def measure(concurrent: int, rollout_seconds: float) -> dict[str, object]:
         "aws_per_deploy": sum(calls.values()) / concurrent,
         "describe_services_total": len(log),
         "describe_services_max_per_interval": windows,
+        "describe_services_max_per_poll": per_tick,
         "poll_interval_s": interval,
         "slack_per_deploy": slack_calls / concurrent,
         "succeeded": ok,

@@ -56,7 +56,9 @@ def world_and_slack(services: int, rollout_seconds: float) -> Iterator[tuple[San
 
 
 @contextlib.asynccontextmanager
-async def running_bot(fake: FakeSlack, catalog: Catalog, tuning: Tuning = PRODUCTION_TUNING) -> AsyncIterator[Tugboat]:
+async def running_bot(
+    fake: FakeSlack, catalog: Catalog, tuning: Tuning = PRODUCTION_TUNING
+) -> AsyncIterator[Tugboat]:
     with tempfile.TemporaryDirectory() as state:
         settings = Settings(
             slack_bot_token=fake.bot_token,

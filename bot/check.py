@@ -23,7 +23,7 @@ from bot.settings import Settings, SettingsError, load_settings
 from commands.deploy import repository_of
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_CONFIG = 0, 1, 2
-AWS_BUDGET_S = 15.0
+AWS_BUDGET_S = 10.0
 """Retry budget per AWS call: a check should say "unreachable" quickly, not wait a minute."""
 SLACK_TIMEOUT_S = 10
 MARKS = {True: ("✓", "green"), False: ("✗", "red"), None: ("-", "dim")}
@@ -68,10 +68,8 @@ def run_check(*, slack: bool = False, out: TextIO | None = None) -> int:
     except CatalogError as exc:
         show(Finding(False, "catalog", str(exc)))
         return EXIT_BAD_CONFIG
-    envs = len(catalog.targets())
-    show(
-        Finding(True, "catalog", f"{settings.tugboat_config}: {len(catalog.apps)} apps, {envs} environments")
-    )
+    counts = f"{_many(len(catalog.apps), 'app')}, {_many(len(catalog.targets()), 'environment')}"
+    show(Finding(True, "catalog", f"{settings.tugboat_config}: {counts}"))
     findings = asyncio.run(_check_all(settings, catalog, slack, show))
     problems = sum(1 for f in findings if f.ok is False)
     summary = f"{_many(problems, 'problem')} found." if problems else "All green."
@@ -109,15 +107,25 @@ async def check_target(ecs: EcsGateway, catalog: Catalog, app_name: str, env_nam
     """Cluster, service, container, image repository and log group of one app environment."""
     app, env = catalog.target(app_name, env_name)
     region = catalog.region_of(env)
+    (cluster, service, container, log_group), (repository, _) = await asyncio.gather(
+        _service_chain(ecs, region, env, app),
+        _safely("the image repository", _repository(ecs, region, env, app), None),
+    )
+    where = f"{app_name} {env_name}"
+    return [Finding(ok, where, text) for ok, text in (cluster, service, container, repository, log_group)]
+
+
+async def _service_chain(
+    ecs: EcsGateway, region: str, env: Environment, app: App
+) -> tuple[Verdict, Verdict, Verdict, Verdict]:
+    """Each link needs the one before: the service's task definition names the container's logs."""
     cluster, cluster_ok = await _safely(f"cluster {env.cluster}", _cluster(ecs, region, env), False)
     service, raw = await _safely(f"service {env.service}", _service(ecs, region, env, cluster_ok), None)
     container, spec = await _safely(
         f"container {app.container}", _container(ecs, region, env, app, raw), None
     )
-    repository, _ = await _safely("the image repository", _repository(ecs, region, env, app), None)
     log_group, _ = await _safely("the log group", _log_group(ecs, region, env, app, spec), None)
-    where = f"{app_name} {env_name}"
-    return [Finding(ok, where, text) for ok, text in (cluster, service, container, repository, log_group)]
+    return cluster, service, container, log_group
 
 
 async def _safely(what: str, step: Awaitable[tuple[Verdict, T]], default: T) -> tuple[Verdict, T]:
@@ -143,7 +151,7 @@ async def _service(
     ecs: EcsGateway, region: str, env: Environment, cluster_ok: bool
 ) -> tuple[Verdict, dict[str, Any] | None]:
     if not cluster_ok:
-        return (None, f"service {env.service} not checked: no cluster {env.cluster}"), None
+        return (None, f"service {env.service} not checked (needs cluster {env.cluster})"), None
     answer = await ecs.call(
         "ecs",
         region,
@@ -166,7 +174,7 @@ async def _container(
     ecs: EcsGateway, region: str, env: Environment, app: App, service: dict[str, Any] | None
 ) -> tuple[Verdict, dict[str, Any] | None]:
     if service is None:
-        return (None, f"container {app.container} not checked: no service {env.service}"), None
+        return (None, f"container {app.container} not checked (needs service {env.service})"), None
     answer = await ecs.call(
         "ecs",
         region,
@@ -202,7 +210,7 @@ async def _log_group(
 ) -> tuple[Verdict, None]:
     """The awslogs group run-task reads log tails from; other drivers are fine, just tail-less."""
     if container is None:
-        return (None, f"log group of container {app.container} not checked"), None
+        return (None, f"log group not checked (needs container {app.container})"), None
     config = container.get("logConfiguration") or {}
     options = config.get("options") or {}
     if config.get("logDriver") != "awslogs" or "awslogs-group" not in options:

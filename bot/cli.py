@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from bot import logs
 from bot.catalog import CatalogError, load_catalog
 from bot.check import run_check
-from bot.cli_actions import SLASH_COMMANDS, run_verb
+from bot.cli_actions import TWINS, run_verb
 from bot.settings import Settings, SettingsError, load_settings
 
 
@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verb = args.verb or "serve"
     if verb == "check":
         return run_check(slack=args.slack)
-    if verb in SLASH_COMMANDS:
+    if verb in TWINS:
         return run_verb(verb, [*args.words, *(["--force"] if getattr(args, "force", False) else [])])
     if verb == "init-state":
         return init_state()

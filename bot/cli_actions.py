@@ -20,7 +20,7 @@ from typing import TextIO
 
 from bot.catalog import Catalog, CatalogError, load_catalog
 from bot.ecs import AwsError, EcsGateway
-from bot.operations import _fold, view_of
+from bot.operations import fold_event, view_of
 from bot.report.terminal import TerminalReporter, readable, status_lines, wants_color
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store import Lock, OperationRecord, SqliteStore, StateStore, store_from_url
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 TRIGGER = "cli"
-SLASH_COMMANDS = {
+TWINS = {
     "deploy": "/deploy",
     "rollback": "/rollback",
     "run-task": "/run-task",
@@ -75,7 +75,7 @@ def run_verb(verb: str, words: Sequence[str], *, out: TextIO | None = None, err:
         _say(err, f"tugboat: {exc}")
         return EXIT_USAGE
     try:
-        request = parse_slash(SLASH_COMMANDS[verb], " ".join(words), catalog)
+        request = parse_slash(TWINS[verb], " ".join(words), catalog)
     except UsageError as exc:
         _say(err, usage_text(exc))
         return EXIT_USAGE
@@ -306,14 +306,14 @@ class Cli:
                 await emit(Failed("The operation ended without a result."))
             if claim:
                 await self.store.release_target(record)
-        await self.audit(record.action, target, record.state)
+            await self.audit(record.action, target, record.state)
         return EXIT_OK if reporter.succeeded else EXIT_FAILED
 
     def _emitter(self, record: OperationRecord, reporter: TerminalReporter, *, persist: bool) -> Emit:
         """Print each event, and keep the record as current as the Slack runner keeps its own."""
 
         async def emit(event: ProgressEvent) -> None:
-            changed = _fold(record, event)
+            changed = fold_event(record, event)
             await reporter(event)
             if changed and persist:
                 await self.store.save(record)

@@ -148,7 +148,8 @@ class Dispatcher:
             took = f" in {int(record.ended_at - record.created_at)}s" if record.ended_at else ""
             link = f" <{record.permalink}|thread>" if record.permalink else ""
             lines.append(
-                f"• {record.action} `{record.subject}` by {who(record.actor)}{revs}: {record.state}{took}{link}"
+                f"• {record.action} `{record.subject}` by {who(record.actor)}{revs}:"
+                f" {record.state}{took}{link}"
             )
         await reply("\n".join(lines))
 

@@ -20,7 +20,14 @@ from typing import Any, cast
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from bot import metrics
 
@@ -233,9 +240,12 @@ class EcsGateway:
             code = str(error.get("Code", "Unknown"))
             metrics.AWS_CALLS.labels(operation=operation, code=code).inc()
             raise AwsError(operation, code, str(error.get("Message", exc))) from None
-        except BotoCoreError as exc:
+        except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError) as exc:
             metrics.AWS_CALLS.labels(operation=operation, code="ConnectionError").inc()
             raise AwsError(operation, "ConnectionError", str(exc)) from None
+        except BotoCoreError as exc:  # missing credentials or region: retrying cannot help
+            metrics.AWS_CALLS.labels(operation=operation, code=type(exc).__name__).inc()
+            raise AwsError(operation, type(exc).__name__, str(exc)) from None
         metrics.AWS_CALLS.labels(operation=operation, code="OK").inc()
         return cast(dict[str, Any], result)
 

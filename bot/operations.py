@@ -357,6 +357,7 @@ class OperationRunner:
         record.channel = env.channel or origin.channel
         record.task_definition = plan.task_definition
         await self.store.save(record)
+        await self.store.renew_claim(record, self.lease_s)  # leased from the start: no early takeover
         reporter = await self.open_thread(record)
         await reply(f"Running `{subject}` on {target}: {reporter.permalink}")
         cancel = self.cancel_event(record)
@@ -454,6 +455,17 @@ class OperationRunner:
         shown = ("running", "succeeded", "failed")
         return [r for r in records if r.action in ("deploy", "rollback") and r.state in shown][:10]
 
+    async def expected_duration(self, app: str, env: str) -> float | None:
+        """The median length of the last few successful deploys of a target, if any."""
+        records = await self.store.history(app, env, 20)
+        recent = [
+            r.ended_at - r.created_at
+            for r in records
+            if r.action == "deploy" and r.state == "succeeded" and r.ended_at is not None
+        ][:5]
+        took = sorted(recent)
+        return took[len(took) // 2] if took else None
+
     async def open_thread(self, record: OperationRecord) -> ThreadReporter:
         """Post the parent message for a claimed record and save where it lives."""
         view = view_of(record)
@@ -486,7 +498,10 @@ class OperationRunner:
             if lock is not None:
                 holder = f"<@{lock.holder}>: {lock.reason}"
                 await emit(Note(f"Forced through the lock held by {holder}", loud=True))
-            await deploy_action.execute(plan, self.deploy_deps, emit, actor=record.actor, cancel=cancel)
+            expected = await self.expected_duration(record.app, record.env)
+            await deploy_action.execute(
+                plan, self.deploy_deps, emit, actor=record.actor, cancel=cancel, expected_s=expected
+            )
 
         await self.run(record, reporter, body)
 
@@ -496,7 +511,7 @@ class OperationRunner:
         self, record: OperationRecord, reporter: ThreadReporter
     ) -> Callable[[ProgressEvent], Awaitable[None]]:
         async def emit(event: ProgressEvent) -> None:
-            changed = _fold(record, event)
+            changed = fold_event(record, event)
             await reporter(event)
             if changed:
                 await self.store.save(record)
@@ -580,7 +595,7 @@ def view_of(record: OperationRecord) -> ThreadView:
     )
 
 
-def _fold(record: OperationRecord, event: ProgressEvent) -> bool:
+def fold_event(record: OperationRecord, event: ProgressEvent) -> bool:
     """Copy what a resume needs from the event into the record; True if it changed."""
     match event:
         case TaskDefinitionRegistered(arn=arn):

@@ -29,9 +29,13 @@ class PollTiming:
 
     fast_s: float = 0.5
     normal_s: float = 1.5
-    fast_window_s: float = 6.0
+    slow_s: float = 3.0
+    fast_window_s: float = 3.0
+    slow_after_s: float = 60.0
+    near_end_s: float = 8.0
     tick_s: float = 0.1
     max_backoff_s: float = 30.0
+    max_calls_per_s: float = 4.0
 
 
 @dataclass
@@ -39,6 +43,8 @@ class _Entry:
     ref: ServiceRef
     waiters: int = 0
     fast_until: float = 0.0
+    since: float = field(default_factory=time.monotonic)
+    expected_end: float | None = None
     due: float = 0.0
     version: int = 0
     snapshot: ServiceSnapshot | None = None
@@ -71,6 +77,10 @@ class Subscription:
         """Poll fast for a while: something is expected to change soon."""
         self._watcher.hurry(self._entry.ref, seconds)
 
+    def expect_end_in(self, seconds: float) -> None:
+        """When this rollout should end (from earlier deploys): poll fast around then."""
+        self._entry.expected_end = time.monotonic() + seconds
+
 
 class RolloutWatcher:
     """The shared poller. Start it once; waiters subscribe with `watch(ref)`."""
@@ -83,6 +93,8 @@ class RolloutWatcher:
         self._task: asyncio.Task[None] | None = None
         self._backoff_until = 0.0
         self._throttle_streak = 0
+        self._tokens = self._timing.max_calls_per_s
+        self._refilled_at = time.monotonic()
         self.polls = 0
 
     def start(self) -> None:
@@ -130,21 +142,35 @@ class RolloutWatcher:
                 await self._wake.wait()
             now = time.monotonic()
             if now >= self._backoff_until:
-                due = [e for e in self._entries.values() if e.due <= now]
-                if due:
-                    await self._poll(self._fill_batches(due, now))
+                self._refill(now)
+                for batch in self._batches(now):
+                    await self._poll(batch)
             await self._sleep_until_next()
 
-    def _fill_batches(self, due: list[_Entry], now: float) -> list[_Entry]:
-        """Add services that are nearly due in the same cluster: their call is free."""
-        clusters = {(e.ref.region, e.ref.cluster, e.ref.role_arn) for e in due}
-        soon = now + self._timing.normal_s / 2
-        extra = [
-            e
-            for e in self._entries.values()
-            if e not in due and e.due <= soon and (e.ref.region, e.ref.cluster, e.ref.role_arn) in clusters
-        ]
-        return due + extra
+    def _refill(self, now: float) -> None:
+        rate = self._timing.max_calls_per_s
+        self._tokens = min(rate, self._tokens + (now - self._refilled_at) * rate)
+        self._refilled_at = now
+
+    def _batches(self, now: float) -> list[list[_Entry]]:
+        """Due services, grouped ten per call per cluster, most overdue first, within budget.
+
+        A call for one due service may carry nine more of its cluster for free, so batches
+        are filled with the services that would be due next.
+        """
+        by_cluster: dict[tuple[str, str, str | None], list[_Entry]] = {}
+        for entry in sorted(self._entries.values(), key=lambda e: e.due):
+            by_cluster.setdefault((entry.ref.region, entry.ref.cluster, entry.ref.role_arn), []).append(entry)
+        batches: list[list[_Entry]] = []
+        for members in by_cluster.values():
+            due = sum(1 for e in members if e.due <= now)
+            if due:
+                take = min(len(members), -(-due // 10) * 10)
+                batches.extend(members[i : i + 10] for i in range(0, take, 10))
+        batches.sort(key=lambda batch: batch[0].due)
+        allowed = int(self._tokens)
+        self._tokens -= min(allowed, len(batches))
+        return batches[:allowed]
 
     async def _sleep_until_next(self) -> None:
         self._wake.clear()
@@ -161,15 +187,25 @@ class RolloutWatcher:
             return
         self._throttle_streak = 0
         now = time.monotonic()
+        jitter = random.uniform(0.9, 1.1)  # one per batch, so a batch stays together
         for entry in entries:
             snapshot = found.get(entry.ref.key)
             error = None
             if snapshot is None:
                 error = AwsError("DescribeServices", "ServiceNotFoundException", f"{entry.ref.key} is gone")
             await self._publish(entry, snapshot, error)
-            fast = now < entry.fast_until
-            interval = self._timing.fast_s if fast else self._timing.normal_s
-            entry.due = now + interval * random.uniform(0.9, 1.1)
+            entry.due = now + self._interval(entry, now) * jitter
+
+    def _interval(self, entry: _Entry, now: float) -> float:
+        """Fast just after a change and near the expected end; slower in the middle of long rollouts."""
+        timing = self._timing
+        if now < entry.fast_until:
+            return timing.fast_s
+        if entry.expected_end is not None and now >= entry.expected_end - timing.near_end_s:
+            return timing.fast_s
+        if now - entry.since > timing.slow_after_s:
+            return timing.slow_s
+        return timing.normal_s
 
     async def _failed(self, entries: list[_Entry], exc: AwsError) -> None:
         if exc.throttled or exc.code == "ConnectionError":

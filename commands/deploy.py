@@ -61,6 +61,7 @@ class DeployPlan:
     tag: str
     image: str
     current_task_definition: str
+    current_definition: dict[str, Any]
     current_image: str | None
     promoted_from: str | None = None
 
@@ -133,6 +134,7 @@ async def prepare(
         tag=tag,
         image=image,
         current_task_definition=service.task_definition,
+        current_definition=current,
         current_image=current_image,
         promoted_from=promoted_from,
     )
@@ -209,13 +211,16 @@ async def execute(
     *,
     actor: str = "tugboat",
     cancel: asyncio.Event | None = None,
+    expected_s: float | None = None,
 ) -> bool:
-    """Ship the plan. Returns True on success; the last event emitted is Succeeded or Failed."""
+    """Ship the plan. Returns True on success; the last event emitted is Succeeded or Failed.
+
+    `expected_s` is how long earlier rollouts took, so the watcher can look closely then.
+    """
     ecs, ref = deps.ecs, plan.service
     await emit(ImageVerified(plan.image, plan.current_image))
 
-    current = await ecs.describe_task_definition(ref, plan.current_task_definition)
-    spec = with_image(current, plan.app.container, plan.image)
+    spec = with_image(plan.current_definition, plan.app.container, plan.image)
     registered = await ecs.register_task_definition(ref, spec)
     new_arn = str(registered["taskDefinitionArn"])
     family, revision = str(registered["family"]), int(registered["revision"])
@@ -250,6 +255,7 @@ async def execute(
         emit,
         seen_events={e.id for e in service.events},
         cancel=cancel,
+        expected_s=expected_s,
     )
     return await finish(plan.env, plan.current_task_definition, primary.id, new_arn, outcome, deps, emit)
 

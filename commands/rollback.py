@@ -87,7 +87,7 @@ async def _last_good(
     family = family_of(current)
     for arn in await ecs.list_revisions(ref, family, limit=20):
         if revision_of(arn) < revision_of(current):
-            return arn, "the previous active revision (no deploy history yet)"
+            return arn, "the previous active revision (no earlier good deploy is recorded)"
     raise RollbackRefused(
         f"Nothing to roll back to: no earlier successful deploy is recorded and `{family}` "
         f"has no active revision before {revision_of(current)}."

@@ -69,6 +69,7 @@ async def wait_for_rollout(
     *,
     seen_events: set[str] | None = None,
     cancel: asyncio.Event | None = None,
+    expected_s: float | None = None,
 ) -> RolloutOutcome:
     """Follow one deployment until the rule above decides, emitting progress as it moves."""
     deadline = time.monotonic() + timeout_s
@@ -76,6 +77,8 @@ async def wait_for_rollout(
     last: tuple[int, int, int, int] | None = None
     snapshot: ServiceSnapshot | None = None
     async with watcher.watch(ref) as subscription:
+        if expected_s is not None:
+            subscription.expect_end_in(expected_s)
         while (remaining := deadline - time.monotonic()) > 0:
             if cancel is not None and cancel.is_set():
                 return RolloutOutcome(False, "Cancelled from Slack during the rollout.", snapshot)
@@ -97,8 +100,6 @@ async def wait_for_rollout(
             verdict = judge(snapshot, deployment_id, task_definition)
             if verdict is not None:
                 return RolloutOutcome(verdict.ok, verdict.reason, snapshot, verdict.ecs_rollback)
-            if ours is not None and ours.running + ours.pending >= ours.desired:
-                subscription.hurry(3.0)
     running = f"{last[0]}/{last[1]} running" if last else "no answer from ECS"
     return RolloutOutcome(False, f"timed out after {int(timeout_s)} s ({running})", snapshot)
 

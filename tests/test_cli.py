@@ -156,7 +156,7 @@ def test_check_names_what_is_missing(world: SandboxWorld, tmp_path: Path) -> Non
 
     assert done.returncode == 1, done.stdout + done.stderr
     assert "✗ api staging: service nope not found in cluster staging" in done.stdout
-    assert "- api staging: container web not checked: no service nope" in done.stdout
+    assert "- api staging: container web not checked (needs service nope)" in done.stdout
     assert "✓ api production: service api is ACTIVE in cluster production" in done.stdout
     assert done.stdout.splitlines()[-1] == "1 problem found."
 

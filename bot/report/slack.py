@@ -2,8 +2,8 @@
 
 Events arrive fast; Slack allows about one post per second per channel and a few dozen
 edits a minute. So events only change a ThreadView and queue detail lines; one flusher per
-thread sends at most one reply and one parent edit every `min_interval_s`, and always
-sends the final state, retrying through 429s until it lands.
+thread sends at most one reply and one parent edit every `min_interval_s` (growing as a
+long rollout goes on), and always sends the final state, retrying through 429s until it lands.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from commands.events import ProgressEvent
 
 log = logging.getLogger(__name__)
 MAX_FAILURES = 5
+MAX_INTERVAL_S = 15.0
+"""Edits start ~3 s apart and space out as a long rollout goes on; the final state is immediate."""
 
 
 class ThreadReporter:
@@ -38,7 +40,8 @@ class ThreadReporter:
         self.channel = channel
         self.view = view
         self.ts = ts
-        self._min_interval_s = min_interval_s
+        self._interval_s = min_interval_s
+        self._max_interval_s = max(min_interval_s, MAX_INTERVAL_S)
         self._pending: list[Detail] = []
         self._parent_dirty = False
         self._wake = asyncio.Event()
@@ -89,7 +92,7 @@ class ThreadReporter:
             await self._wake.wait()
             self._wake.clear()
             urgent = self._closed or self.view.finished
-            wait = self._last_flush + self._min_interval_s - time.monotonic()
+            wait = self._last_flush + self._interval_s - time.monotonic()
             if wait > 0 and not urgent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._sleep_unless_closed(), wait)
@@ -105,6 +108,7 @@ class ThreadReporter:
     async def _flush(self) -> None:
         assert self.ts is not None
         self._last_flush = time.monotonic()
+        self._interval_s = min(self._max_interval_s, self._interval_s * 1.5)
         try:
             while self._pending:  # replies first: the parent never runs ahead of its thread
                 details = list(self._pending)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import sys
 import tempfile
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.catalog import Catalog, load_catalog
+from bot.report.terminal import readable
 from bot.runtime import Tugboat, Tuning
 from bot.sandbox.fake_slack import Change, FakeSlack, Message
 from bot.sandbox.world import SandboxWorld
@@ -41,19 +41,6 @@ COLORS = {
     "reply": "\033[0m",
 }
 RESET = "\033[0m"
-EMOJI = {
-    ":hourglass_flowing_sand:": "⏳",
-    ":hourglass:": "⌛",
-    ":white_check_mark:": "✅",
-    ":x:": "❌",
-    ":rewind:": "⏪",
-    ":warning:": "⚠️",
-    ":lock:": "🔒",
-    ":unlock:": "🔓",
-    ":rotating_light:": "🚨",
-}
-MENTION = re.compile(r"<@([A-Z0-9]+)>")
-LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
 
 
 class ThreadPrinter:
@@ -73,7 +60,7 @@ class ThreadPrinter:
             self._print(change.kind, message)
 
     def _print(self, kind: str, message: Message) -> None:
-        text = _readable(message.flat.strip())
+        text = readable(message.flat.strip())
         if kind == "ephemeral":
             self._write("ephemeral", f"(only you) {text}")
         elif message.thread_ts and message.thread_ts != message.ts:
@@ -91,14 +78,6 @@ class ThreadPrinter:
             text = f"{COLORS.get(style, '')}{text}{RESET}"
         self._out.write(text + "\n")
         self._out.flush()
-
-
-def _readable(text: str) -> str:
-    """Slack markup as a terminal would show it: emoji, @mentions and link labels."""
-    for code, emoji in EMOJI.items():
-        text = text.replace(code, emoji)
-    text = MENTION.sub(r"@\1", text)
-    return LINK.sub(r"\2 (\1)", text)
 
 
 def _indent(text: str, prefix: str) -> str:
