@@ -2,50 +2,101 @@
 
 Target (issue #2): with 10 concurrent deploys, no more than one describe_services per poll
 interval for all of them together: the watcher batches every in-flight service.
+
+`deploy_wave` is also the Tugboat side of `bench/peer.py` (issue #7).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import fleet_catalog, running_bot, world_and_slack
-from bot.sandbox.fake_slack import wait_for
+from bench.harness import fleet_catalog, fleet_channel, running_bot, world_and_slack  # noqa: E402
+from bot.runtime import Tugboat  # noqa: E402
+from bot.sandbox.fake_slack import ApiCall, Change, FakeSlack, Message, wait_for  # noqa: E402
+from bot.sandbox.world import SandboxWorld  # noqa: E402
+
+SUCCEEDED = "*Succeeded*"
+
+
+@dataclass
+class Wave:
+    """What one wave of concurrent deploys through Tugboat cost and when each was reported."""
+
+    count: int
+    began: float  # time.monotonic() just before the first /deploy
+    elapsed: float  # until every operation and reply had finished
+    calls: collections.Counter[str]  # per AWS operation, counted by the world's server
+    call_log: list[tuple[float, str]]
+    slack_calls: list[ApiCall]  # Web API and response_url requests, as the fake Slack saw them
+    reported_at: dict[int, float]  # service index -> when the parent's "Succeeded" edit landed
+
+    @property
+    def ecs_calls(self) -> int:
+        return sum(n for op, n in self.calls.items() if op.startswith("ecs:"))
+
+
+async def deploy_wave(world: SandboxWorld, fake: FakeSlack, bot: Tugboat, count: int, tag: str) -> Wave:
+    """`/deploy svc{i} prod {tag}` for i < count, all at once; wait until all have finished."""
+    channels = {fleet_channel(i): i for i in range(count)}
+    reported: dict[int, float] = {}
+
+    def on_change(change: Change) -> None:  # runs on the fake's loop, right after the edit
+        message = change.message
+        if (
+            change.kind == "updated"
+            and isinstance(message, Message)
+            and message.thread_ts is None
+            and message.channel in channels
+            and SUCCEEDED in message.flat
+        ):
+            reported.setdefault(channels[message.channel], time.monotonic())
+
+    unsubscribe = fake.subscribe(on_change)
+    try:
+        world.reset_calls()
+        slack_before = len(fake.calls)
+        began = time.monotonic()
+        for i in range(count):
+            fake.slash_command("/deploy", f"svc{i} prod {tag}", user="U0BENCH", channel="C0BENCH")
+        await wait_for(lambda: bot.dispatcher.received >= count, timeout=60, what="commands received")
+        await bot.idle()
+        elapsed = time.monotonic() - began
+        calls, log = world.calls(), world.call_log()
+        succeeded = sum(
+            SUCCEEDED in m.flat for channel in channels for m in fake.channel_messages(channel)
+        )
+        await wait_for(lambda: len(reported) >= succeeded, timeout=5, what="edits seen by the subscriber")
+        slack_calls = fake.calls[slack_before:]
+    finally:
+        unsubscribe()
+    return Wave(count, began, elapsed, calls, log, slack_calls, dict(reported))
 
 
 async def measure(concurrent: int, rollout_seconds: float) -> dict[str, object]:
     with world_and_slack(concurrent, rollout_seconds) as (world, fake):
         async with running_bot(fake, fleet_catalog(concurrent)) as bot:
-            world.reset_calls()
-            slack_before = len(fake.calls)
-            began = time.monotonic()
-            for i in range(concurrent):
-                fake.slash_command("/deploy", f"svc{i} prod v2", user="U0BENCH", channel="C0BENCH")
-            await wait_for(lambda: bot.dispatcher.received >= concurrent, timeout=30)
-            await bot.idle()
-            elapsed = time.monotonic() - began
-            calls = world.calls()
-            updates = [t for t, op in world.call_log() if op == "ecs:UpdateService"]
-            log = [(t, op) for t, op in world.call_log() if op == "ecs:DescribeServices"]
-            watching = [t for t, _ in log if updates and t > max(updates)]
-            slack_calls = len(fake.calls) - slack_before
-            ok = sum(
-                "*Succeeded*" in m.flat
-                for i in range(concurrent)
-                for m in fake.channel_messages(f"C0FLEET{i}")
-            )
+            wave = await deploy_wave(world, fake, bot, concurrent, "v2")
+    calls = wave.calls
+    updates = [t for t, op in wave.call_log if op == "ecs:UpdateService"]
+    log = [(t, op) for t, op in wave.call_log if op == "ecs:DescribeServices"]
+    watching = [t for t, _ in log if updates and t > max(updates)]
     ecs = {op: n for op, n in calls.items() if op.startswith("ecs:")}
     total_ecs = sum(ecs.values())
     interval = bot.tuning.poll.normal_s
     windows = _max_per_window(watching, interval)
     per_tick = _max_per_window(watching, 0.3)
-    print(f"{concurrent} concurrent deploy(s), {ok} succeeded, {elapsed:.1f} s:")
+    ok = len(wave.reported_at)
+    slack_calls = len(wave.slack_calls)
+    print(f"{concurrent} concurrent deploy(s), {ok} succeeded, {wave.elapsed:.1f} s:")
     print(
         f"  ECS calls per deploy: {total_ecs / concurrent:.1f}"
         f"  (all AWS: {sum(calls.values()) / concurrent:.1f})"
@@ -66,7 +117,7 @@ async def measure(concurrent: int, rollout_seconds: float) -> dict[str, object]:
         "poll_interval_s": interval,
         "slack_per_deploy": slack_calls / concurrent,
         "succeeded": ok,
-        "seconds": elapsed,
+        "seconds": wave.elapsed,
     }
 
 

@@ -23,14 +23,22 @@ IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/api"
 PRODUCTION_TUNING = Tuning(http_host="127.0.0.1")
 
 
-def fleet_catalog(count: int) -> Catalog:
+def fleet_yaml(count: int) -> str:
     """`count` apps, each on its own service in cluster `fleet`, each with its own channel."""
     apps = "\n".join(
         f"  svc{i}:\n    container: web\n    image: {IMAGE}\n    environments:\n"
-        f"      prod: {{cluster: fleet, service: svc{i}, channel: C0FLEET{i}, timeout: 900}}"
+        f"      prod: {{cluster: fleet, service: svc{i}, channel: {fleet_channel(i)}, timeout: 900}}"
         for i in range(count)
     )
-    return parse_catalog(f"apps:\n{apps}\n", "fleet.yml")
+    return f"apps:\n{apps}\n"
+
+
+def fleet_channel(index: int) -> str:
+    return f"C0FLEET{index}"
+
+
+def fleet_catalog(count: int) -> Catalog:
+    return parse_catalog(fleet_yaml(count), "fleet.yml")
 
 
 @contextlib.contextmanager

@@ -17,13 +17,10 @@ from bot.slack_app import SLASH_COMMANDS
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "manifest.yml"
 OPERATIONS = ROOT / "docs" / "operations.md"
-# The public manifest schema (slackapi/manifest-schema, MIT), kept beside the repository in
-# the shared fixtures; TUGBOAT_MANIFEST_SCHEMA points elsewhere if it lives somewhere else.
+# The public manifest schema (slackapi/manifest-schema, MIT), copied into tests/fixtures so a
+# fresh clone needs nothing beside it; TUGBOAT_MANIFEST_SCHEMA points at another copy.
 SCHEMA = Path(
-    os.environ.get(
-        "TUGBOAT_MANIFEST_SCHEMA",
-        ROOT.parent / "shared" / "fixtures" / "slack" / "manifest.schema.1.0.0.json",
-    )
+    os.environ.get("TUGBOAT_MANIFEST_SCHEMA", ROOT / "tests" / "fixtures" / "manifest.schema.1.0.0.json")
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,6 +108,12 @@ async def test_sigterm_exits_0_quickly_and_the_next_start_finishes(
     await ready(second, fake, fake.connections_opened)
     final = await final_parent(fake, "C0STAGING", timeout=60)
     assert final.ts == parent.ts and "*Succeeded*" in final.flat
+
+    second.terminate()
+    lines = (tmp_path / "bot.log").read_text().splitlines()
+    entries = [json.loads(line) for line in lines if line.strip()]
+    assert any(e["message"] == "operation finished" and e["result"] == "succeeded" for e in entries)
+    assert fake.bot_token not in "".join(lines) and fake.app_token not in "".join(lines)
 
 
 async def test_two_replicas_on_dynamodb_one_dies_the_other_finishes(

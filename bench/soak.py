@@ -1,0 +1,140 @@
+"""Soak: many deploys over ~10 minutes with ECS throttling, Slack 429s and two restarts.
+
+The bot runs as a real `tugboat serve` child process (so it can be SIGTERMed and SIGKILLed
+and its RSS read from /proc). At the end it prints how many threads ended in a wrong or
+missing final state (target: 0) and the bot's RSS at start and end (it must not grow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import IMAGE, world_and_slack  # noqa: E402
+from bot.sandbox.fake_slack import FakeSlack, Message, wait_for  # noqa: E402
+from bot.sandbox.world import SandboxWorld  # noqa: E402
+from tests.faults.process import BotProcess  # noqa: E402
+
+FINAL = ("*Succeeded*", "*Failed*")
+
+
+def fleet_yaml(count: int) -> str:
+    apps = "\n".join(
+        f"  svc{i}:\n    container: web\n    image: {IMAGE}\n    environments:\n"
+        f"      prod: {{cluster: fleet, service: svc{i}, channel: C0SOAK{i}, timeout: 300}}"
+        for i in range(count)
+    )
+    return f"apps:\n{apps}\n"
+
+
+def rss_kb(bot: BotProcess) -> int:
+    assert bot.process is not None
+    for line in Path(f"/proc/{bot.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def threads(fake: FakeSlack, services: int) -> list[Message]:
+    return [
+        m
+        for i in range(services)
+        for m in fake.channel_messages(f"C0SOAK{i}")
+        if m.user == "U0TUGBOAT" and m.text.startswith("Deploy ")
+    ]
+
+
+def idle_services(fake: FakeSlack, services: int) -> list[int]:
+    idle = []
+    for i in range(services):
+        mine = [m for m in fake.channel_messages(f"C0SOAK{i}") if m.user == "U0TUGBOAT"]
+        if not mine or any(word in mine[-1].flat for word in FINAL):
+            idle.append(i)
+    return idle
+
+
+async def start(bot: BotProcess, fake: FakeSlack) -> None:
+    opened = fake.connections_opened
+    bot.start()
+    await wait_for(lambda: bot.healthy() and fake.connections_opened > opened, timeout=60, what="bot up")
+
+
+async def soak(deploys: int, interval: float, services: int) -> dict[str, object]:
+    rng = random.Random(7)
+    with world_and_slack(services, rollout_seconds=4.0) as (world, fake), tempfile.TemporaryDirectory() as tmp:
+        world.push_image("acme/api", "v3")
+        catalog = Path(tmp) / "fleet.yml"
+        catalog.write_text(fleet_yaml(services))
+        bot = BotProcess(world, fake, catalog, f"sqlite:///{tmp}/soak.db", Path(tmp) / "bot.log", lease_s=15)
+        await start(bot, fake)
+        rss_start = rss_kb(bot)
+        world.inject_error("ecs:*", "ThrottlingException", "Rate exceeded", probability=0.1)
+        fake.fail_every_nth_call(9, status=429, retry_after=1)
+        restarts = {deploys // 3: "SIGTERM", 2 * deploys // 3: "SIGKILL"}
+        sent = 0
+        began = time.monotonic()
+        while sent < deploys:
+            if sent in restarts:
+                kind = restarts.pop(sent)
+                if kind == "SIGTERM":
+                    bot.terminate()
+                else:
+                    bot.kill()
+                await start(bot, fake)
+                print(f"  restarted with {kind} after {sent} deploys", flush=True)
+            free = idle_services(fake, services)
+            if free:
+                target = rng.choice(free)
+                fake.slash_command("/deploy", f"svc{target} prod {rng.choice(['v1', 'v2', 'v3'])}", user="U0SOAK")
+                sent += 1
+            await asyncio.sleep(interval)
+        await wait_for(lambda: not set(range(services)) - set(idle_services(fake, services)), timeout=600)
+        world.clear_errors()
+        fake.clear_faults()
+        elapsed = time.monotonic() - began
+        finals = threads(fake, services)
+        rss_end = rss_kb(bot)
+        bot.stop()
+    succeeded = sum("*Succeeded*" in m.flat for m in finals)
+    failed = sum("*Failed*" in m.flat for m in finals)
+    missing = len(finals) - succeeded - failed
+    for message in finals:
+        if "*Succeeded*" not in message.flat:
+            print("  not a success:", message.flat.replace("\n", " | ")[:300], flush=True)
+    result = {
+        "deploys_sent": sent,
+        "threads": len(finals),
+        "succeeded": succeeded,
+        "failed": failed,
+        "missing_final_state": missing,
+        "wrong_or_missing": failed + missing,
+        "minutes": round(elapsed / 60, 1),
+        "rss_start_mb": round(rss_start / 1024, 1),
+        "rss_end_mb": round(rss_end / 1024, 1),
+    }
+    print(json.dumps(result, indent=2))
+    return result
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--deploys", type=int, default=200)
+    parser.add_argument("--interval", type=float, default=2.8, help="seconds between deploy commands")
+    parser.add_argument("--services", type=int, default=20)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    result = await soak(args.deploys, args.interval, args.services)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
