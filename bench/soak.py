@@ -18,10 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import IMAGE, world_and_slack  # noqa: E402
-from bot.sandbox.fake_slack import FakeSlack, Message, wait_for  # noqa: E402
-from bot.sandbox.world import SandboxWorld  # noqa: E402
-from tests.faults.process import BotProcess  # noqa: E402
+from bench.harness import IMAGE, world_and_slack
+from bot.sandbox.fake_slack import FakeSlack, Message, wait_for
+from tests.faults.process import BotProcess
 
 FINAL = ("*Succeeded*", "*Failed*")
 
@@ -69,7 +68,8 @@ async def start(bot: BotProcess, fake: FakeSlack) -> None:
 
 async def soak(deploys: int, interval: float, services: int) -> dict[str, object]:
     rng = random.Random(7)
-    with world_and_slack(services, rollout_seconds=4.0) as (world, fake), tempfile.TemporaryDirectory() as tmp:
+    world_slack = world_and_slack(services, rollout_seconds=4.0)
+    with world_slack as (world, fake), tempfile.TemporaryDirectory() as tmp:
         world.push_image("acme/api", "v3")
         catalog = Path(tmp) / "fleet.yml"
         catalog.write_text(fleet_yaml(services))
@@ -93,7 +93,9 @@ async def soak(deploys: int, interval: float, services: int) -> dict[str, object
             free = idle_services(fake, services)
             if free:
                 target = rng.choice(free)
-                fake.slash_command("/deploy", f"svc{target} prod {rng.choice(['v1', 'v2', 'v3'])}", user="U0SOAK")
+                fake.slash_command(
+                    "/deploy", f"svc{target} prod {rng.choice(['v1', 'v2', 'v3'])}", user="U0SOAK"
+                )
                 sent += 1
             await asyncio.sleep(interval)
         await wait_for(lambda: not set(range(services)) - set(idle_services(fake, services)), timeout=600)
