@@ -160,3 +160,17 @@ async def test_every_message_passes_block_kit_checks(bot: Tugboat, fake: FakeSla
     fake.slash_command("/tugboat", "help", user=DEV)
     await ephemeral_to(fake, DEV, containing="Tugboat")
     assert fake.block_kit_violations == []
+
+
+async def test_a_double_clicked_rollback_button_rolls_back_once(
+    bot: Tugboat, fake: FakeSlack, world: SandboxWorld
+) -> None:
+    fake.slash_command("/deploy", "api staging v2", user=DEV)
+    deploy = await final_parent(fake, "C0STAGING", 0)
+    fake.click("C0STAGING", deploy.ts, ROLLBACK_ACTION, user=DEV)
+    fake.click("C0STAGING", deploy.ts, ROLLBACK_ACTION, user=DEV)
+    await final_parent(fake, "C0STAGING", 1)
+    await wait_for(lambda: fake.ephemerals(user=DEV)[2:], what="an answer to each click")
+    assert len(parents(fake, "C0STAGING")) == 2, "one deploy thread and one rollback thread"
+    assert world.calls()["ecs:UpdateService"] == 2
+    assert service(world, "staging", "api")["taskDefinition"].endswith("api-staging:1")
