@@ -10,7 +10,7 @@ import sys
 
 def test_sandbox_deploy_from_stdin_ends_in_success() -> None:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("AWS_")}
-    done = subprocess.run(  # noqa: S603 - our own interpreter and entry point
+    done = subprocess.run(
         [sys.executable, "-m", "bot.cli", "sandbox"],
         input="/deploy api staging v2\n",
         capture_output=True,
