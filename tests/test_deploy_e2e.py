@@ -192,3 +192,23 @@ async def test_healthz_follows_the_socket(bot: Tugboat) -> None:
         assert answer.status == 200
     await asyncio.wait_for(bot.stop(), 10)
     assert await bot.healthy() is False
+
+
+async def test_environment_with_role_arn_deploys_through_assumed_credentials(
+    world: SandboxWorld, fake: FakeSlack, tmp_path: Path
+) -> None:
+    from bot.catalog import parse_catalog
+
+    text = Path(__file__).parent.parent.joinpath("bot/sandbox/example.yml").read_text()
+    role = "        role_arn: arn:aws:iam::123456789012:role/tugboat-deployer\n"
+    catalog = parse_catalog(
+        text.replace("        channel: C0STAGING\n", "        channel: C0STAGING\n" + role)
+    )
+    tugboat = await start(Tugboat(settings_for(fake, tmp_path / "t.db"), catalog, tuning=FAST), fake)
+    try:
+        fake.slash_command("/deploy", "api staging v2", user=DEV)
+        parent = await final_parent(fake, "C0STAGING")
+        assert "*Succeeded*" in parent.flat
+        assert world.calls()["sts:AssumeRole"] >= 1
+    finally:
+        await tugboat.stop()
