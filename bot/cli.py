@@ -114,7 +114,10 @@ async def _serve(settings: Settings, catalog: object) -> int:
     from bot.runtime import Tugboat, Tuning
 
     assert isinstance(catalog, Catalog)
-    bot = Tugboat(settings, catalog, tuning=Tuning(lease_s=settings.tugboat_lease_seconds))
+    tuning = Tuning(
+        lease_s=settings.tugboat_lease_seconds, ecs_calls_per_s=settings.tugboat_ecs_calls_per_second
+    )
+    bot = Tugboat(settings, catalog, tuning=tuning)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

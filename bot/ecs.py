@@ -188,6 +188,26 @@ def chunks(items: list[str], size: int) -> Iterable[list[str]]:
         yield items[start : start + size]
 
 
+class CallBudget:
+    """At most `rate` calls a second, one at a time in arrival order, across every caller.
+
+    ECS throttles each account per Region; a bot that many teams share must stay well inside
+    that budget however many deploys it runs, so bursts queue here instead of there.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def take(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            if self._next > now:
+                await asyncio.sleep(self._next - now)
+            self._next = max(now, self._next) + self._interval
+
+
 class EcsGateway:
     """The only door to AWS. Clients are made once per (service, region, role) and reused."""
 
@@ -196,6 +216,7 @@ class EcsGateway:
         *,
         max_workers: int = 16,
         budget_s: float = 60.0,
+        ecs_calls_per_s: float = 0.0,
         session_factory: Callable[[], boto3.session.Session] = boto3.session.Session,
     ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aws")
@@ -203,6 +224,7 @@ class EcsGateway:
         self._client_lock = threading.Lock()
         self._session_factory = session_factory
         self._budget_s = budget_s
+        self._ecs_budget = CallBudget(ecs_calls_per_s) if ecs_calls_per_s > 0 else None
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -265,6 +287,8 @@ class EcsGateway:
         deadline = time.monotonic() + self._budget_s
         attempt = 0
         while True:
+            if aws_service == "ecs" and self._ecs_budget is not None:
+                await self._ecs_budget.take()
             try:
                 return await loop.run_in_executor(
                     self._pool,

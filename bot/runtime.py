@@ -46,6 +46,7 @@ class Tuning:
     lease_s: float = 60.0
     ping_interval_s: float = 5.0
     watchdog_after_s: float = 30.0
+    ecs_calls_per_s: float = 4.0  # the default of TUGBOAT_ECS_CALLS_PER_SECOND
     http_host: str = "0.0.0.0"  # noqa: S104 - a container must listen beyond loopback
 
 
@@ -65,7 +66,7 @@ class Tugboat:
         self.catalog = catalog
         self.tuning = tuning or Tuning()
         self.store = store or store_from_url(settings.tugboat_state)
-        self.ecs = ecs or EcsGateway()
+        self.ecs = ecs or EcsGateway(ecs_calls_per_s=self.tuning.ecs_calls_per_s)
         self.tracker = TaskTracker()
         self.watcher = RolloutWatcher(self.ecs, self.tuning.poll)
         self.handler: AsyncSocketModeHandler | None = None

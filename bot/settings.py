@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     tugboat_lease_seconds: float = Field(default=60.0, ge=5.0, le=3600.0)
     tugboat_replica_id: str | None = None
+    tugboat_ecs_calls_per_second: float = Field(default=4.0, ge=0.0, le=100.0)
 
     @field_validator("slack_bot_token")
     @classmethod

@@ -24,6 +24,7 @@ FAST = Tuning(
     poll=PollTiming(fast_s=0.2, normal_s=0.5, fast_window_s=3.0, tick_s=0.05, max_backoff_s=2.0),
     thread_interval_s=0.3,
     http_host="127.0.0.1",
+    ecs_calls_per_s=0.0,
 )
 
 

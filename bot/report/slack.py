@@ -108,7 +108,7 @@ class ThreadReporter:
     async def _flush(self) -> None:
         assert self.ts is not None
         self._last_flush = time.monotonic()
-        self._interval_s = min(self._max_interval_s, self._interval_s * 1.5)
+        self._interval_s = min(self._max_interval_s, self._interval_s * 2)
         try:
             while self._pending:  # replies first: the parent never runs ahead of its thread
                 details = list(self._pending)
