@@ -24,6 +24,13 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest -q
 
+# Benchmarks (issue #7): the bench extra (matplotlib, ecs-deploy) joins the dev install, then
+# bench/run_all.py runs everything and rewrites docs/benchmarks.md and docs/bench/.
+bench: $(STAMP)
+	started=$$(date +%s); \
+	$(PY) -m pip install --quiet -e '.[dev,bench]' && \
+	BENCH_STARTED=$$started $(PY) bench/run_all.py
+
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .

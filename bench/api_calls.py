@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import fleet_catalog, fleet_channel, running_bot, world_and_slack  # noqa: E402
-from bot.runtime import Tugboat  # noqa: E402
-from bot.sandbox.fake_slack import ApiCall, Change, FakeSlack, Message, wait_for  # noqa: E402
-from bot.sandbox.world import SandboxWorld  # noqa: E402
+from bench.harness import fleet_catalog, fleet_channel, running_bot, world_and_slack
+from bot.runtime import Tugboat
+from bot.sandbox.fake_slack import ApiCall, Change, FakeSlack, Message, wait_for
+from bot.sandbox.world import SandboxWorld
 
 SUCCEEDED = "*Succeeded*"
 
@@ -60,25 +60,50 @@ async def deploy_wave(world: SandboxWorld, fake: FakeSlack, bot: Tugboat, count:
         ):
             reported.setdefault(channels[message.channel], time.monotonic())
 
+    await warm_up(fake, bot)
     unsubscribe = fake.subscribe(on_change)
     try:
         world.reset_calls()
         slack_before = len(fake.calls)
+        received = bot.dispatcher.received + count
         began = time.monotonic()
         for i in range(count):
             fake.slash_command("/deploy", f"svc{i} prod {tag}", user="U0BENCH", channel="C0BENCH")
-        await wait_for(lambda: bot.dispatcher.received >= count, timeout=60, what="commands received")
+        await wait_for(lambda: bot.dispatcher.received >= received, timeout=60, what="commands received")
+        await bot.idle()
+        await wait_for(lambda: finished(fake, count) >= count, timeout=900, what="every thread's final state")
         await bot.idle()
         elapsed = time.monotonic() - began
         calls, log = world.calls(), world.call_log()
-        succeeded = sum(
-            SUCCEEDED in m.flat for channel in channels for m in fake.channel_messages(channel)
-        )
+        succeeded = sum(SUCCEEDED in m.flat for channel in channels for m in fake.channel_messages(channel))
         await wait_for(lambda: len(reported) >= succeeded, timeout=5, what="edits seen by the subscriber")
         slack_calls = fake.calls[slack_before:]
     finally:
         unsubscribe()
     return Wave(count, began, elapsed, calls, log, slack_calls, dict(reported))
+
+
+def finished(fake: FakeSlack, count: int) -> int:
+    """Threads of the fleet whose parent shows a final state."""
+    return sum(
+        any(word in m.flat for word in (SUCCEEDED, "*Failed*"))
+        for i in range(count)
+        for m in fake.channel_messages(fleet_channel(i))
+    )
+
+
+async def warm_up(fake: FakeSlack, bot: Tugboat) -> None:
+    """One `/tugboat help` first, not counted: a bot that has been up a while has answered one.
+
+    Bolt's single-team authorization caches `auth.test` only once the first answer is back,
+    so a cold bot that receives N commands at once calls `auth.test` N times.
+    """
+    envelope = fake.slash_command("/tugboat", "help", user="U0BENCH", channel="C0BENCH")
+    await wait_for(lambda: fake.ack_for(envelope), timeout=10, what="warm-up ack")
+    await bot.idle()
+    calls = len(fake.calls)
+    await asyncio.sleep(0.2)
+    await wait_for(lambda: len(fake.calls) == calls, timeout=5, what="warm-up replies")
 
 
 async def measure(concurrent: int, rollout_seconds: float) -> dict[str, object]:
