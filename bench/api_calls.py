@@ -116,7 +116,7 @@ async def measure(concurrent: int, rollout_seconds: float) -> dict[str, object]:
     watching = [t for t, _ in log if updates and t > max(updates)]
     ecs = {op: n for op, n in calls.items() if op.startswith("ecs:")}
     total_ecs = sum(ecs.values())
-    interval = bot.tuning.poll.normal_s
+    interval = bot.tuning.poll.finishing_s
     windows = _max_per_window(watching, interval)
     per_tick = _max_per_window(watching, 0.3)
     ok = len(wave.reported_at)

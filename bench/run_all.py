@@ -531,38 +531,40 @@ def document(results: dict[str, Any], meta: dict[str, Any], made: dict[str, str]
 
 
 def analysis(results: dict[str, Any]) -> str:
-    """What stands in the way, in the run's own numbers (per operation and per second)."""
+    """How the figures come about, in the run's own numbers (per operation and per second)."""
     ten = peer_at(results, 10)
     fifty = peer_at(results, 50)
     rollout = ten["rollout_seconds"]
     lines: list[str] = []
     t_ops = ten["tugboat"]["by_operation"]
-    polls = t_ops.get("ecs:DescribeServices", 0) - 10
-    fixed = (ten["tugboat"]["ecs_calls"] - polls) / 10
+    describes = t_ops.get("ecs:DescribeServices", 0)
+    writes = sum(t_ops.get(op, 0) for op in WRITES_AND_READS_ONCE) / 10
     lines.append(
         f"**Calls per deploy at N = 10.** Tugboat's {ten['tugboat']['ecs_per_deploy']:.1f} ECS calls per"
-        f" deploy are {fixed:.1f} that every deploy makes once (`DescribeServices`, `DescribeTaskDefinition`,"
-        f" `RegisterTaskDefinition`, `UpdateService`) plus {polls} batched watcher polls shared by the 10"
-        f" ({polls / 10:.1f} per deploy, one `DescribeServices` for all ten services each time)."
-        f" ecs-deploy makes about one `DescribeServices` per second per deploy plus 8 once, so its count"
-        f" grows with the rollout's length ({ten['ecs_deploy']['ecs_per_deploy']:.0f} for a {rollout:.0f} s"
-        f" rollout) while Tugboat's per-deploy share of the polls shrinks with N. 10{TIMES} needs Tugboat at"
-        f" ≤ {ten['ecs_deploy']['ecs_per_deploy'] / 10:.1f} per deploy: with 4 fixed calls, that leaves"
-        f" ≈ {max(0.0, ten['ecs_deploy']['ecs_per_deploy'] / 10 - 4) * 10:.0f} polls for the whole rollout,"
-        " where the production `PollTiming` (0.5 s for the first 3 s, then 1.5 s, 3 s after 60 s) makes"
-        f" {polls}. A CPU profile has nothing to say here: the count is the polling schedule's."
+        f" deploy are {writes:.1f} that each deploy makes once (`DescribeTaskDefinition`,"
+        f" `RegisterTaskDefinition`, `UpdateService`) plus {describes / 10:.1f} `DescribeServices`:"
+        f" {describes} in all for the ten, because each call describes all ten services. The first read"
+        " of each service before its deploy joins the watcher's next batch (`RolloutWatcher.describe`),"
+        " and the watcher looks by phase (`PollTiming`): every 4 s while new tasks start, 2.5 s while old"
+        " ones drain, 1 s once none is left and ECS is about to mark the rollout COMPLETED. So the calls"
+        " are spent where they shorten the detection delay. ecs-deploy makes about one"
+        " `DescribeServices` per second per deploy, so its count grows with the rollout's length"
+        f" ({ten['ecs_deploy']['ecs_per_deploy']:.0f} for a {rollout:.0f} s rollout) while Tugboat's"
+        " per-deploy share of the polls shrinks as N grows."
     )
     burst = fifty["tugboat"]["max_ecs_per_second"]
-    watching = fifty["tugboat"]["max_ecs_per_second_watching"]
     lines.append("")
     lines.append(
-        f"**ECS calls per second at N = 50.** The worst second ({burst} calls) is the start: 50 deploys"
-        " arrive at once and each makes its 4 own calls within a second or two; no shared budget covers"
-        " those. Once everything is rolling out, only the watcher calls (5 `DescribeServices` of 10"
-        f" services per round), and its token bucket (`max_calls_per_s = 4`, refilled continuously, up"
-        f" to 4 saved) let through at most {watching} in any one second."
+        f"**ECS calls per second at N = 50.** Every ECS call, the deploys' own and the watcher's, takes"
+        " a turn from one budget (`EcsGateway`'s `CallBudget`, `TUGBOAT_ECS_CALLS_PER_SECOND`, 4 by"
+        f" default), so the worst second had {burst} calls. The price is at the start: 50 deploys'"
+        " `DescribeTaskDefinition`, `RegisterTaskDefinition` and `UpdateService` queue for about 40 s"
+        " before the last rollout begins, which the threads show as they go."
     )
     return "\n".join(lines)
+
+
+WRITES_AND_READS_ONCE = ("ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition", "ecs:UpdateService")
 
 
 def main() -> int:

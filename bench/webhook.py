@@ -46,7 +46,7 @@ from tests.fixtures_github import push_payload, signed_headers  # noqa: E402
 
 SECRET = "bench-webhook-secret"
 TUNING = Tuning(
-    poll=PollTiming(fast_s=0.2, normal_s=0.5, fast_window_s=3.0, tick_s=0.05, max_backoff_s=2.0),
+    poll=PollTiming.brisk(0.3),
     thread_interval_s=0.3,
     http_host="127.0.0.1",
 )

@@ -77,6 +77,14 @@ class AwsError(Exception):
 class ServiceNotFound(AwsError):
     """The catalog names a service ECS does not have (or that is no longer ACTIVE)."""
 
+    @classmethod
+    def of(cls, ref: ServiceRef) -> ServiceNotFound:
+        return cls(
+            "DescribeServices",
+            "ServiceNotFoundException",
+            f"service {ref.service} is not active in cluster {ref.cluster} ({ref.region})",
+        )
+
 
 @dataclass(frozen=True)
 class ServiceRef:
@@ -342,11 +350,7 @@ class EcsGateway:
     async def describe_service(self, ref: ServiceRef) -> ServiceSnapshot:
         found = await self.describe_services([ref])
         if ref.key not in found:
-            raise ServiceNotFound(
-                "DescribeServices",
-                "ServiceNotFoundException",
-                f"service {ref.service} is not active in cluster {ref.cluster} ({ref.region})",
-            )
+            raise ServiceNotFound.of(ref)
         return found[ref.key]
 
     async def update_service(self, ref: ServiceRef, task_definition: str) -> ServiceSnapshot:

@@ -18,64 +18,93 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from bot import metrics
-from bot.ecs import AwsError, EcsGateway, ServiceRef, ServiceSnapshot
+from bot.ecs import AwsError, EcsGateway, ServiceNotFound, ServiceRef, ServiceSnapshot
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class PollTiming:
-    """How often to look. Fast right after a change and when the end looks near; slow between."""
+    """How often to look, by how near the end of the rollout looks.
+
+    ECS cannot finish while the new tasks are still starting, and finishes within moments of
+    the last old task stopping: so look rarely at the first and closely at the last.
+    """
 
     fast_s: float = 0.5
-    normal_s: float = 1.5
-    slow_s: float = 3.0
-    fast_window_s: float = 3.0
+    """A fresh describe was asked for, or an end expected from earlier deploys is near."""
+    launching_s: float = 4.0
+    """The new deployment's tasks are not all running yet."""
+    draining_s: float = 2.5
+    """The new tasks run; the old deployment's tasks are still draining."""
+    finishing_s: float = 1.0
+    """No old task is left: ECS marks the rollout COMPLETED any moment now."""
+    finishing_for_s: float = 20.0
+    """After this long finishing, look at the draining pace again."""
+    slow_s: float = 6.0
+    """Launching or draining in a rollout older than `slow_after_s`."""
     slow_after_s: float = 60.0
     near_end_s: float = 8.0
     tick_s: float = 0.1
     max_backoff_s: float = 30.0
     max_calls_per_s: float = 4.0
 
+    @classmethod
+    def brisk(cls, seconds: float) -> PollTiming:
+        """Every phase looked at every `seconds` (tests and the sandbox, where rollouts take seconds)."""
+        return cls(
+            fast_s=seconds,
+            launching_s=seconds,
+            draining_s=seconds,
+            finishing_s=seconds,
+            slow_s=seconds,
+            tick_s=min(0.1, seconds / 4),
+            max_backoff_s=max(2.0, seconds * 4),
+        )
+
 
 @dataclass
 class _Entry:
     ref: ServiceRef
     waiters: int = 0
-    fast_until: float = 0.0
     since: float = field(default_factory=time.monotonic)
     expected_end: float | None = None
+    finishing_since: float | None = None
     due: float = 0.0
     version: int = 0
+    polled_at: float = 0.0
     snapshot: ServiceSnapshot | None = None
     error: AwsError | None = None
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
 
 class Subscription:
-    """A waiter's view of one service: await `next()` for each newer snapshot."""
+    """A waiter's view of one service: await `next()` for each newer snapshot.
 
-    def __init__(self, watcher: RolloutWatcher, entry: _Entry) -> None:
-        self._watcher = watcher
+    Only snapshots from describes that started after subscribing count, so a waiter that
+    subscribes right after update_service never sees the service as it was before.
+    """
+
+    def __init__(self, entry: _Entry, not_before: float) -> None:
         self._entry = entry
         self._seen = 0
+        self._not_before = not_before
+
+    def _fresh(self) -> bool:
+        return self._entry.version > self._seen and self._entry.polled_at >= self._not_before
 
     async def next(self, timeout: float) -> ServiceSnapshot | None:
         """The next snapshot newer than the last one seen, or None after `timeout` seconds."""
         entry = self._entry
         async with entry.changed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(entry.changed.wait_for(lambda: entry.version > self._seen), timeout)
-            if entry.version <= self._seen:
+                await asyncio.wait_for(entry.changed.wait_for(self._fresh), timeout)
+            if not self._fresh():
                 return None
             self._seen = entry.version
             if entry.error is not None and not entry.error.throttled:
                 raise entry.error
             return entry.snapshot
-
-    def hurry(self, seconds: float | None = None) -> None:
-        """Poll fast for a while: something is expected to change soon."""
-        self._watcher.hurry(self._entry.ref, seconds)
 
     def expect_end_in(self, seconds: float) -> None:
         """When this rollout should end (from earlier deploys): poll fast around then."""
@@ -109,30 +138,54 @@ class RolloutWatcher:
             self._task = None
 
     @contextlib.asynccontextmanager
-    async def watch(self, ref: ServiceRef) -> AsyncIterator[Subscription]:
-        """Subscribe to a service for the duration of the block."""
+    async def watch(
+        self, ref: ServiceRef, *, known: ServiceSnapshot | None = None
+    ) -> AsyncIterator[Subscription]:
+        """Subscribe to a service for the duration of the block.
+
+        `known` is a snapshot the caller already holds (update_service's answer): the first
+        look then waits its turn by phase instead of coming at once.
+        """
+        now = time.monotonic()
         entry = self._entries.get(ref.key)
         if entry is None:
             entry = _Entry(ref)
             self._entries[ref.key] = entry
         entry.waiters += 1
-        self.hurry(ref)
+        if known is None:
+            self.hurry(ref)
+        elif not entry.due:
+            entry.due = now + self._interval(entry, known, now)
+            self._wake.set()
         metrics.WATCHED_SERVICES.set(len(self._entries))
         try:
-            yield Subscription(self, entry)
+            yield Subscription(entry, now)
         finally:
             entry.waiters -= 1
             if entry.waiters == 0 and self._entries.get(ref.key) is entry:
                 del self._entries[ref.key]
             metrics.WATCHED_SERVICES.set(len(self._entries))
 
-    def hurry(self, ref: ServiceRef, seconds: float | None = None) -> None:
+    async def describe(self, ref: ServiceRef, timeout: float = 60.0) -> ServiceSnapshot:
+        """A fresh snapshot of one service, in the next batch of its cluster.
+
+        Ten deploys that start together cost one describe_services between them, and a
+        throttled ECS is waited out by the watcher's own backoff.
+        """
+        async with self.watch(ref) as subscription:
+            snapshot = await subscription.next(timeout)
+        if snapshot is None:
+            raise AwsError(
+                "DescribeServices", "Timeout", f"no answer about {ref.key} within {int(timeout)} s"
+            )
+        return snapshot
+
+    def hurry(self, ref: ServiceRef) -> None:
+        """Look at this service in the next tick."""
         entry = self._entries.get(ref.key)
         if entry is None:
             return
-        now = time.monotonic()
-        entry.fast_until = max(entry.fast_until, now + (seconds or self._timing.fast_window_s))
-        entry.due = min(entry.due, now + self._timing.fast_s) if entry.due else now
+        entry.due = time.monotonic()
         self._wake.set()
 
     async def _run(self) -> None:
@@ -180,48 +233,68 @@ class RolloutWatcher:
     async def _poll(self, entries: list[_Entry]) -> None:
         self.polls += 1
         refs = [e.ref for e in entries]
+        started = time.monotonic()
         try:
             found = await self._ecs.describe_services(refs, retry=False)
         except AwsError as exc:
-            await self._failed(entries, exc)
+            await self._failed(entries, exc, started)
             return
         self._throttle_streak = 0
         now = time.monotonic()
         jitter = random.uniform(0.9, 1.1)  # one per batch, so a batch stays together
         for entry in entries:
             snapshot = found.get(entry.ref.key)
-            error = None
-            if snapshot is None:
-                error = AwsError("DescribeServices", "ServiceNotFoundException", f"{entry.ref.key} is gone")
-            await self._publish(entry, snapshot, error)
-            entry.due = now + self._interval(entry, now) * jitter
+            error = None if snapshot is not None else ServiceNotFound.of(entry.ref)
+            await self._publish(entry, snapshot, error, started)
+            entry.due = now + self._interval(entry, snapshot, now) * jitter
 
-    def _interval(self, entry: _Entry, now: float) -> float:
-        """Fast just after a change and near the expected end; slower in the middle of long rollouts."""
+    def _interval(self, entry: _Entry, snapshot: ServiceSnapshot | None, now: float) -> float:
+        """How long until the next look, from the phase the rollout is in (see PollTiming)."""
         timing = self._timing
-        if now < entry.fast_until:
+        if entry.expected_end is not None and abs(now - entry.expected_end) <= timing.near_end_s:
             return timing.fast_s
-        if entry.expected_end is not None and now >= entry.expected_end - timing.near_end_s:
-            return timing.fast_s
-        if now - entry.since > timing.slow_after_s:
+        long_running = now - entry.since > timing.slow_after_s
+        phase = rollout_phase(snapshot)
+        if phase == "finishing":
+            entry.finishing_since = entry.finishing_since or now
+            if now - entry.finishing_since <= timing.finishing_for_s:
+                return timing.finishing_s
+        else:
+            entry.finishing_since = None
+        if long_running:
             return timing.slow_s
-        return timing.normal_s
+        return timing.launching_s if phase == "launching" else timing.draining_s
 
-    async def _failed(self, entries: list[_Entry], exc: AwsError) -> None:
+    async def _failed(self, entries: list[_Entry], exc: AwsError, started: float) -> None:
         if exc.throttled or exc.code == "ConnectionError":
             self._throttle_streak += 1
-            cap = min(self._timing.max_backoff_s, self._timing.normal_s * 2**self._throttle_streak)
+            cap = min(self._timing.max_backoff_s, self._timing.draining_s * 2**self._throttle_streak)
             self._backoff_until = time.monotonic() + random.uniform(self._timing.fast_s, cap)
             metrics.AWS_RETRIES.labels(operation="describe_services").inc()
             log.info("watcher backing off", extra={"code": exc.code, "streak": self._throttle_streak})
             return
         for entry in entries:
-            await self._publish(entry, entry.snapshot, exc)
-            entry.due = time.monotonic() + self._timing.normal_s
+            await self._publish(entry, entry.snapshot, exc, started)
+            entry.due = time.monotonic() + self._timing.draining_s
 
-    async def _publish(self, entry: _Entry, snapshot: ServiceSnapshot | None, error: AwsError | None) -> None:
+    async def _publish(
+        self, entry: _Entry, snapshot: ServiceSnapshot | None, error: AwsError | None, polled_at: float
+    ) -> None:
         async with entry.changed:
             entry.snapshot = snapshot
             entry.error = error
+            entry.polled_at = polled_at
             entry.version += 1
             entry.changed.notify_all()
+
+
+def rollout_phase(snapshot: ServiceSnapshot | None) -> str:
+    """`launching` while new tasks start, `draining` while old ones stop, then `finishing`."""
+    primary = snapshot.primary if snapshot is not None else None
+    if snapshot is None or primary is None:
+        return "draining"
+    if primary.running < primary.desired or primary.pending > 0:
+        return "launching"
+    if any(d.running > 0 for d in snapshot.deployments if d is not primary):
+        return "draining"
+    return "finishing"

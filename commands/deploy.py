@@ -110,7 +110,7 @@ async def prepare(
     catalog = deps.catalog
     app, env = catalog.target(request.target.app, request.target.env)
     ref = service_ref(catalog, request.target)
-    service = await deps.ecs.describe_service(ref)
+    service = await deps.watcher.describe(ref)
     current = await deps.ecs.describe_task_definition(ref, service.task_definition)
     current_image = container_image(current, app.container)
     if current_image is None:
@@ -145,7 +145,7 @@ async def _promoted_tag(target: Target, deps: DeployDeps) -> str:
     source = env.promote_from
     assert source is not None
     source_ref = service_ref(deps.catalog, Target(target.app, source))
-    service = await deps.ecs.describe_service(source_ref)
+    service = await deps.watcher.describe(source_ref)
     definition = await deps.ecs.describe_task_definition(source_ref, service.task_definition)
     tag = tag_of(container_image(definition, app.container))
     if tag is None:
@@ -227,7 +227,7 @@ async def execute(
     await emit(TaskDefinitionRegistered(new_arn, family, revision, plan.current_revision, plan.image))
 
     if plan.env.before_deploy:
-        snapshot = await ecs.describe_service(ref)
+        snapshot = await deps.watcher.describe(ref)
         tasks = before_deploy_plans(plan.app, plan.env, plan.target, ref, snapshot, new_arn, actor)
         for task in tasks:
             stopped = await run_one_off(task, ecs, emit, cancel)
@@ -256,6 +256,7 @@ async def execute(
         seen_events={e.id for e in service.events},
         cancel=cancel,
         expected_s=expected_s,
+        known=service,
     )
     return await finish(plan.env, plan.current_task_definition, primary.id, new_arn, outcome, deps, emit)
 
@@ -348,6 +349,7 @@ async def roll_back(
         env.timeout,
         emit,
         seen_events={e.id for e in service.events},
+        known=service,
     )
     await emit(RolledBack(revision, completed=after.ok))
     return after.ok

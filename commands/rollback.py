@@ -116,6 +116,7 @@ async def execute(
         emit,
         seen_events={e.id for e in service.events},
         cancel=cancel,
+        known=service,
     )
     if outcome.ok:
         await emit(Succeeded(f"Back on revision {plan.revision}: {outcome.reason}."))

@@ -70,13 +70,17 @@ async def wait_for_rollout(
     seen_events: set[str] | None = None,
     cancel: asyncio.Event | None = None,
     expected_s: float | None = None,
+    known: ServiceSnapshot | None = None,
 ) -> RolloutOutcome:
-    """Follow one deployment until the rule above decides, emitting progress as it moves."""
+    """Follow one deployment until the rule above decides, emitting progress as it moves.
+
+    `known` is update_service's answer: it paces the first look, which then needs no hurry.
+    """
     deadline = time.monotonic() + timeout_s
     seen = set(seen_events or ())
     last: tuple[int, int, int, int] | None = None
     snapshot: ServiceSnapshot | None = None
-    async with watcher.watch(ref) as subscription:
+    async with watcher.watch(ref, known=known) as subscription:
         if expected_s is not None:
             subscription.expect_end_in(expected_s)
         while (remaining := deadline - time.monotonic()) > 0:

@@ -21,7 +21,7 @@ from bot.watcher import PollTiming
 EXAMPLE = Path(__file__).parent.parent / "bot" / "sandbox" / "example.yml"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/api"
 FAST = Tuning(
-    poll=PollTiming(fast_s=0.2, normal_s=0.5, fast_window_s=3.0, tick_s=0.05, max_backoff_s=2.0),
+    poll=PollTiming.brisk(0.3),
     thread_interval_s=0.3,
     http_host="127.0.0.1",
     ecs_calls_per_s=0.0,

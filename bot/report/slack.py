@@ -20,8 +20,9 @@ from commands.events import ProgressEvent
 
 log = logging.getLogger(__name__)
 MAX_FAILURES = 5
-MAX_INTERVAL_S = 15.0
-"""Edits start ~3 s apart and space out as a long rollout goes on; the final state is immediate."""
+MAX_INTERVAL_S = 60.0
+"""Edits start ~3 s apart and double to a minute as a long rollout goes on; the final state is
+immediate. An uneventful deploy then costs about a dozen Slack calls however long it queues."""
 
 
 class ThreadReporter:

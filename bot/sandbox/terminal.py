@@ -131,7 +131,7 @@ async def _converse(
 ) -> int:
     interactive = source.isatty()
     tuning = Tuning(
-        poll=PollTiming(fast_s=0.3, normal_s=1.0),
+        poll=PollTiming.brisk(0.5),
         thread_interval_s=1.0,
         http_host="127.0.0.1",
     )
