@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: sandbox test lint format bench clean
+.PHONY: sandbox test lint format bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ bench: $(STAMP)
 	started=$$(date +%s); \
 	$(PY) -m pip install --quiet -e '.[dev,bench]' && \
 	BENCH_STARTED=$$started $(PY) bench/run_all.py
+
+# The soak (issue #6): ~10 minutes of deploys through throttling, 429s and two restarts.
+# Its figures join docs/benchmarks.md at the next `make bench`.
+soak: $(STAMP)
+	$(PY) bench/soak.py --json docs/bench/soak.json
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

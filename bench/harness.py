@@ -23,11 +23,11 @@ IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/api"
 PRODUCTION_TUNING = Tuning(http_host="127.0.0.1")
 
 
-def fleet_yaml(count: int) -> str:
+def fleet_yaml(count: int, timeout: int = 900) -> str:
     """`count` apps, each on its own service in cluster `fleet`, each with its own channel."""
     apps = "\n".join(
         f"  svc{i}:\n    container: web\n    image: {IMAGE}\n    environments:\n"
-        f"      prod: {{cluster: fleet, service: svc{i}, channel: {fleet_channel(i)}, timeout: 900}}"
+        f"      prod: {{cluster: fleet, service: svc{i}, channel: {fleet_channel(i)}, timeout: {timeout}}}"
         for i in range(count)
     )
     return f"apps:\n{apps}\n"

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 CHARTS = DOCS / "bench"
 RESULTS = CHARTS / "results.json"
+SOAK = CHARTS / "soak.json"
 ROLLOUT_SECONDS = 45.0
 PEER_COUNTS = (1, 10, 50)
 ACK_LOADS = (0, 20, 100)
@@ -520,6 +521,42 @@ def document(results: dict[str, Any], meta: dict[str, Any], made: dict[str, str]
     w("")
     w(analysis(results))
     w("")
+    soak = json.loads(SOAK.read_text()) if SOAK.exists() else None
+    if soak is not None:
+        w("## Soak (issue #6)")
+        w("")
+        w(
+            "Not part of `make bench` (it runs about ten minutes on its own):"
+            " `.venv/bin/python bench/soak.py --json docs/bench/soak.json`, then `make bench` or"
+            " `bench/run_all.py --from-json` puts its figures here. `tugboat serve` in a child process,"
+            f" {soak['deploys_sent']} deploys over {soak['minutes']} minutes across 20 services (4 s"
+            " rollouts), 10% of ECS calls throttled, every 9th Slack call answered 429, a SIGTERM restart"
+            " after a third of the deploys and a SIGKILL after two thirds."
+        )
+        w("")
+        w(
+            "| deploys | threads | succeeded | failed (of which caught by the SIGKILL before"
+            " `UpdateService`) | no final state | refused, with the reason | unanswered"
+            " | **wrong or missing** |"
+        )
+        w("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        w(
+            f"| {soak['deploys_sent']} | {soak['threads']} | {soak['succeeded']} | {soak['failed']}"
+            f" ({soak.get('interrupted_before_update', 0)}) | {soak['missing_final_state']}"
+            f" | {soak.get('refused_with_reason', '-')} | {soak.get('unanswered', '-')}"
+            f" | **{soak['wrong_or_missing']}** |"
+        )
+        w("")
+        lives = soak.get("rss_by_process_mb") or [[soak["rss_start_mb"], soak["rss_end_mb"]]]
+        w(
+            "RSS of the bot, at the start and the end of each life: "
+            + "; ".join(f"{a} MB → {b} MB" for a, b in lives)
+            + "."
+        )
+        w("")
+        if soak.get("measured"):
+            w(f"Measured {soak['measured']}.")
+            w("")
     w("## Run log")
     w("")
     w("| bench | seconds |")

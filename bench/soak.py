@@ -2,7 +2,9 @@
 
 The bot runs as a real `tugboat serve` child process (so it can be SIGTERMed and SIGKILLed
 and its RSS read from /proc). At the end it prints how many threads ended in a wrong or
-missing final state (target: 0) and the bot's RSS at start and end (it must not grow).
+missing final state (target: 0): every image can start, so any failure is wrong, except a
+deploy the SIGKILL caught before update_service, which must end failed and not re-run. RSS is
+read at the start and end of each of the bot's three lives (it must not grow).
 """
 
 from __future__ import annotations
@@ -18,20 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import IMAGE, world_and_slack
+from bench.harness import fleet_channel, fleet_yaml, world_and_slack
 from bot.sandbox.fake_slack import FakeSlack, Message, wait_for
 from tests.faults.process import BotProcess
 
 FINAL = ("*Succeeded*", "*Failed*")
-
-
-def fleet_yaml(count: int) -> str:
-    apps = "\n".join(
-        f"  svc{i}:\n    container: web\n    image: {IMAGE}\n    environments:\n"
-        f"      prod: {{cluster: fleet, service: svc{i}, channel: C0SOAK{i}, timeout: 300}}"
-        for i in range(count)
-    )
-    return f"apps:\n{apps}\n"
+INTERRUPTED = "Tugboat restarted before the service was changed"
+"""A deploy the SIGKILL caught before update_service: failed, as it must be (issue #6), not wrong."""
 
 
 def rss_kb(bot: BotProcess) -> int:
@@ -46,7 +41,7 @@ def threads(fake: FakeSlack, services: int) -> list[Message]:
     return [
         m
         for i in range(services)
-        for m in fake.channel_messages(f"C0SOAK{i}")
+        for m in fake.channel_messages(fleet_channel(i))
         if m.user == "U0TUGBOAT" and m.text.startswith("Deploy ")
     ]
 
@@ -54,7 +49,7 @@ def threads(fake: FakeSlack, services: int) -> list[Message]:
 def idle_services(fake: FakeSlack, services: int) -> list[int]:
     idle = []
     for i in range(services):
-        mine = [m for m in fake.channel_messages(f"C0SOAK{i}") if m.user == "U0TUGBOAT"]
+        mine = [m for m in fake.channel_messages(fleet_channel(i)) if m.user == "U0TUGBOAT"]
         if not mine or any(word in mine[-1].flat for word in FINAL):
             idle.append(i)
     return idle
@@ -72,10 +67,10 @@ async def soak(deploys: int, interval: float, services: int) -> dict[str, object
     with world_slack as (world, fake), tempfile.TemporaryDirectory() as tmp:
         world.push_image("acme/api", "v3")
         catalog = Path(tmp) / "fleet.yml"
-        catalog.write_text(fleet_yaml(services))
+        catalog.write_text(fleet_yaml(services, timeout=300))
         bot = BotProcess(world, fake, catalog, f"sqlite:///{tmp}/soak.db", Path(tmp) / "bot.log", lease_s=15)
         await start(bot, fake)
-        rss_start = rss_kb(bot)
+        lives: list[dict[str, float]] = [{"start_mb": rss_kb(bot) / 1024}]
         world.inject_error("ecs:*", "ThrottlingException", "Rate exceeded", probability=0.1)
         fake.fail_every_nth_call(9, status=429, retry_after=1)
         restarts = {deploys // 3: "SIGTERM", 2 * deploys // 3: "SIGKILL"}
@@ -84,11 +79,13 @@ async def soak(deploys: int, interval: float, services: int) -> dict[str, object
         while sent < deploys:
             if sent in restarts:
                 kind = restarts.pop(sent)
+                lives[-1]["end_mb"] = rss_kb(bot) / 1024
                 if kind == "SIGTERM":
                     bot.terminate()
                 else:
                     bot.kill()
                 await start(bot, fake)
+                lives.append({"start_mb": rss_kb(bot) / 1024})
                 print(f"  restarted with {kind} after {sent} deploys", flush=True)
             free = idle_services(fake, services)
             if free:
@@ -103,11 +100,16 @@ async def soak(deploys: int, interval: float, services: int) -> dict[str, object
         fake.clear_faults()
         elapsed = time.monotonic() - began
         finals = threads(fake, services)
-        rss_end = rss_kb(bot)
+        refusals = [e.text for e in fake.ephemerals(user="U0SOAK") if not e.text.startswith("Deploying ")]
+        lives[-1]["end_mb"] = rss_kb(bot) / 1024
         bot.stop()
     succeeded = sum("*Succeeded*" in m.flat for m in finals)
     failed = sum("*Failed*" in m.flat for m in finals)
+    interrupted = sum(INTERRUPTED in m.flat and "*Failed*" in m.flat for m in finals)
     missing = len(finals) - succeeded - failed
+    unanswered = sent - len(finals) - len(refusals)
+    for text in refusals:
+        print("  refused:", text[:200], flush=True)
     for message in finals:
         if "*Succeeded*" not in message.flat:
             print("  not a success:", message.flat.replace("\n", " | ")[:300], flush=True)
@@ -116,11 +118,16 @@ async def soak(deploys: int, interval: float, services: int) -> dict[str, object
         "threads": len(finals),
         "succeeded": succeeded,
         "failed": failed,
+        "interrupted_before_update": interrupted,
         "missing_final_state": missing,
-        "wrong_or_missing": failed + missing,
+        "refused_with_reason": len(refusals),
+        "unanswered": unanswered,
+        "wrong_or_missing": failed - interrupted + missing + max(0, unanswered),
         "minutes": round(elapsed / 60, 1),
-        "rss_start_mb": round(rss_start / 1024, 1),
-        "rss_end_mb": round(rss_end / 1024, 1),
+        "rss_start_mb": round(lives[0]["start_mb"], 1),
+        "rss_end_mb": round(lives[-1]["end_mb"], 1),
+        "rss_by_process_mb": [[round(life["start_mb"], 1), round(life["end_mb"], 1)] for life in lives],
+        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     print(json.dumps(result, indent=2))
     return result

@@ -16,6 +16,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from bot.ecs import registrable
 from bot.sandbox.world import SandboxWorld
 
 T = TypeVar("T")
@@ -54,18 +55,7 @@ def describe(ecs: Any, cluster: str, service: str) -> dict[str, Any]:
 
 def new_revision(ecs: Any, family: str, tag: str) -> str:
     """Register family's latest revision again with the web image at ``tag``, as a deploy does."""
-    td = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
-    for key in (
-        "taskDefinitionArn",
-        "revision",
-        "status",
-        "compatibilities",
-        "requiresAttributes",
-        "registeredAt",
-        "registeredBy",
-        "deregisteredAt",
-    ):
-        td.pop(key, None)
+    td = registrable(ecs.describe_task_definition(taskDefinition=family)["taskDefinition"])
     for container in td["containerDefinitions"]:
         if container["name"] == "web":
             container["image"] = f"{IMAGE}:{tag}"
