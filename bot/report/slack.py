@@ -16,7 +16,7 @@ import time
 from bot.report.blocks import detail_blocks, detail_text, parent_blocks, parent_text
 from bot.report.view import Detail, ThreadView
 from bot.slack_api import SlackApi
-from commands.events import ProgressEvent
+from commands.events import ImageVerified, ProgressEvent
 
 log = logging.getLogger(__name__)
 MAX_FAILURES = 5
@@ -41,6 +41,7 @@ class ThreadReporter:
         self.channel = channel
         self.view = view
         self.ts = ts
+        self._min_interval_s = min_interval_s
         self._interval_s = min_interval_s
         self._max_interval_s = max(min_interval_s, MAX_INTERVAL_S)
         self._pending: list[Detail] = []
@@ -65,6 +66,9 @@ class ThreadReporter:
 
     async def __call__(self, event: ProgressEvent) -> None:
         """The `emit` an action calls: fold the event in and wake the flusher."""
+        if isinstance(event, ImageVerified):
+            # The rollout starts now, however long the image took to appear: edit briskly again.
+            self._interval_s = self._min_interval_s
         self._pending.extend(self.view.apply(event))
         self._parent_dirty = True
         self._wake.set()
