@@ -37,8 +37,8 @@ TIMES = "\u00d7"  # the multiplication sign
 BENCHES: dict[str, list[str]] = {
     "startup": ["bench/startup.py", "--runs", "5"],
     "webhook": ["bench/webhook.py", "--requests", "500", "--concurrency", "50"],
-    "ack": ["bench/ack_latency.py", "--loads", ",".join(map(str, ACK_LOADS)), "--commands", "200"],
-    "memory": ["bench/memory.py", "--in-flight", "100"],
+    # One bot climbs 0, 20, 100 deploys in flight: RSS and 200 timed acks at each step.
+    "memory": ["bench/memory.py", "--loads", ",".join(map(str, ACK_LOADS)), "--commands", "200"],
     "peer": [
         "bench/peer.py",
         "--counts",
@@ -103,7 +103,7 @@ def peer_at(results: dict[str, Any], n: int) -> dict[str, Any]:
 
 
 def ack_at(results: dict[str, Any], load: int) -> dict[str, Any]:
-    return next(r for r in results["ack"]["figures"] if r["in_flight"] == load)
+    return next(r for r in results["memory"]["figures"]["steps"] if r["in_flight"] == load)
 
 
 def web_api_calls(by_method: dict[str, int]) -> int:
@@ -304,7 +304,7 @@ def document(results: dict[str, Any], meta: dict[str, Any], made: dict[str, str]
     rows = targets(results)
     peer = results["peer"]["figures"]
     rollout = peer[0]["rollout_seconds"]
-    ack = results["ack"]["figures"]
+    ack = results["memory"]["figures"]["steps"]
     hook = results["webhook"]["figures"]
     memory = results["memory"]["figures"]
     startup = results["startup"]["figures"]
@@ -336,7 +336,7 @@ def document(results: dict[str, Any], meta: dict[str, Any], made: dict[str, str]
         " then runs `bench/run_all.py`, which runs each benchmark in its own process and rewrites"
         " this file, the charts in `docs/bench/` and the raw figures in `docs/bench/results.json`."
         " Each benchmark also runs alone: `.venv/bin/python bench/peer.py --counts 10`,"
-        " `bench/ack_latency.py`, `bench/webhook.py`, `bench/memory.py`, `bench/startup.py`."
+        " `bench/memory.py` (RSS and ack latency), `bench/webhook.py`, `bench/startup.py`."
         " Nothing needs a Slack or AWS account."
     )
     w("")
@@ -435,10 +435,11 @@ def document(results: dict[str, Any], meta: dict[str, Any], made: dict[str, str]
     w("### Slash-command ack latency")
     w("")
     w(
-        "200 `/tugboat help` commands, one every 20 ms, with 0, 20 and 100 deploys in flight (120 s"
+        "200 `/tugboat help` commands, one every 20 ms, with 0, 20 and 100 deploys in flight (300 s"
         " rollouts, so none ends during the measurement). Latency is what Slack would measure: from the"
-        " fake Slack sending the envelope to the ack arriving on the socket. The bot runs in process"
-        " with the world (`bench/ack_latency.py`)."
+        " fake Slack sending the envelope to the ack arriving on the socket. The bot is `tugboat serve`"
+        " in a child process, the same one as for memory below, climbing the loads one after the other"
+        " (`bench/memory.py`; `bench/ack_latency.py` runs the same staircase alone)."
     )
     w("")
     w("| deploys in flight | p50 | p99 | max |")
@@ -485,9 +486,9 @@ def document(results: dict[str, Any], meta: dict[str, Any], made: dict[str, str]
     w("")
     w(
         "`tugboat serve` in a child process (`tests/faults/process.py`), VmRSS from `/proc/<pid>/status`,"
-        " so only the bot is counted (`bench/memory.py`). Idle: connected, nothing running (max of 6"
-        " samples over 3 s). In flight: 100 deploys of 100 services, all being watched (max of 20"
-        " samples over 10 s, taken once every `UpdateService` had been made)."
+        " so only the bot is counted (`bench/memory.py`). Idle: connected, nothing running. In flight:"
+        " 100 deploys of 100 services, all being watched, once every `UpdateService` had been made."
+        " Each figure is the largest of 6 samples over 3 s; VmHWM is the peak over the whole run."
     )
     w("")
     w("| idle | 100 deploys in flight | VmHWM (peak) |")
