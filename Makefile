@@ -26,8 +26,9 @@ test: lint
 
 # Benchmarks (issue #7): the bench extra (matplotlib, ecs-deploy) joins the dev install, then
 # bench/run_all.py runs everything and rewrites docs/benchmarks.md and docs/bench/.
-bench: $(STAMP)
+bench:
 	started=$$(date +%s); \
+	$(MAKE) --no-print-directory $(STAMP) && \
 	$(PY) -m pip install --quiet -e '.[dev,bench]' && \
 	BENCH_STARTED=$$started $(PY) bench/run_all.py
 
