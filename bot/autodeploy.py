@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
-from bot.catalog import USER_ID
+from bot.catalog import who
 from bot.operations import LEASE_S, OperationRunner
 from bot.report.slack import ThreadReporter
 from bot.store import Lock, OperationRecord
@@ -135,11 +135,6 @@ class AutoDeployer:
         self._newest[target] = job
         self.runner.tracker.spawn(self._run(job), f"autodeploy-{record.id}")
         return record
-
-    def waiting(self, target: Target) -> OperationRecord | None:
-        """The newest auto-deploy of `target` not yet finished (for status and tests)."""
-        job = self._newest.get(target)
-        return job.record if job is not None else None
 
     # -- one job, top-down -----------------------------------------------------------------
 
@@ -270,9 +265,8 @@ def locked_text(target: Target, lock: Lock) -> str:
 
 
 def queued_text(holder: OperationRecord) -> str:
-    who = f"<@{holder.actor}>" if USER_ID.match(holder.actor) else mrkdwn_escape(holder.actor)
     link = f" <{holder.permalink}|See its thread.>" if holder.permalink else ""
     return (
         f":hourglass: Queued behind the running {holder.action} of `{holder.subject}`"
-        f" by {who}; this deploy starts when it ends.{link}"
+        f" by {who(mrkdwn_escape(holder.actor))}; this deploy starts when it ends.{link}"
     )

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot.ecs import ServiceRef
+
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 """App, environment and task names: what the command grammar accepts, nothing more."""
 
@@ -178,8 +180,17 @@ class Catalog(_Strict):
         app_spec = self.apps[app]
         return app_spec, app_spec.environments[env]
 
+    def has(self, app: str, env: str) -> bool:
+        """Whether the catalog still names this app's environment (records can outlive it)."""
+        return app in self.apps and env in self.apps[app].environments
+
     def region_of(self, env: Environment) -> str:
         return env.region or self.region
+
+    def service_ref(self, app: str, env: str) -> ServiceRef:
+        """The ECS service an app's environment runs as; KeyError when either is unknown."""
+        _, spec = self.target(app, env)
+        return ServiceRef(self.region_of(spec), spec.cluster, spec.service, spec.role_arn)
 
     def targets(self) -> list[tuple[str, str]]:
         """Every (app, env) pair, in catalog order."""

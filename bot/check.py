@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog import App, Catalog, CatalogError, Environment, load_catalog
-from bot.ecs import AwsError, EcsGateway
+from bot.ecs import AwsError, EcsGateway, awslogs_of
 from bot.report.terminal import paint, wants_color
 from bot.settings import Settings, SettingsError, load_settings
 from commands.deploy import repository_of
@@ -211,13 +211,11 @@ async def _log_group(
     """The awslogs group run-task reads log tails from; other drivers are fine, just tail-less."""
     if container is None:
         return (None, f"log group not checked (needs container {app.container})"), None
-    config = container.get("logConfiguration") or {}
-    options = config.get("options") or {}
-    if config.get("logDriver") != "awslogs" or "awslogs-group" not in options:
-        driver = config.get("logDriver") or "no log driver"
+    logs = awslogs_of(container, region)
+    if logs is None:
+        driver = (container.get("logConfiguration") or {}).get("logDriver") or "no log driver"
         return (None, f"container {app.container} logs with {driver}, not awslogs: no log tails"), None
-    group = str(options["awslogs-group"])
-    group_region = str(options.get("awslogs-region", region))
+    group, group_region = logs.group, logs.region
     answer = await ecs.call(
         "logs", group_region, "describe_log_groups", role_arn=env.role_arn, logGroupNamePrefix=group
     )

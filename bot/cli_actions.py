@@ -8,7 +8,6 @@ the one-deploy-per-target claim, and lands in history and the audit trail like a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -20,7 +19,7 @@ from typing import TextIO
 
 from bot.catalog import Catalog, CatalogError, load_catalog
 from bot.ecs import AwsError, EcsGateway
-from bot.operations import fold_event, view_of
+from bot.operations import keep_lease, record_keeping, view_of, write_audit
 from bot.report.terminal import TerminalReporter, readable, status_lines, wants_color
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store import Lock, OperationRecord, SqliteStore, StateStore, store_from_url
@@ -29,7 +28,7 @@ from commands import deploy as deploy_action
 from commands import rollback as rollback_action
 from commands import run_task as run_task_action
 from commands import status as status_action
-from commands.events import Emit, Failed, Note, ProgressEvent, Started
+from commands.events import Emit, Failed, Note, Started
 from commands.grammar import (
     DeployRequest,
     Request,
@@ -264,18 +263,7 @@ class Cli:
 
     async def audit(self, what: str, target: Target, outcome: str) -> None:
         """The same audit entry a Slack command writes, with trigger `cli`."""
-        entry = {
-            "who": self.actor,
-            "what": what,
-            "where": str(target),
-            "channel": None,
-            "trigger": TRIGGER,
-            "outcome": outcome,
-            "at": time.time(),
-        }
-        log.info("audit", extra={f"audit_{k}": v for k, v in entry.items() if k != "at"})
-        with contextlib.suppress(Exception):
-            await self.store.audit(entry)
+        await write_audit(self.store, self.actor, what, target, None, TRIGGER, outcome)
 
     async def operate(self, record: OperationRecord, body: Body, *, claim: bool) -> int:
         """Claim the target (deploy, rollback), print the thread as it happens; 0 only on success."""
@@ -285,8 +273,12 @@ class Cli:
             if holder is not None:
                 return await self.refuse(record.action, target, busy_text(target, holder))
         reporter = TerminalReporter(view_of(record), self.out)
-        emit = self._emitter(record, reporter, persist=claim)
-        heartbeat = asyncio.create_task(self._heartbeat(record), name=f"lease-{record.id}") if claim else None
+        emit = record_keeping(self.store, record, reporter, persist=claim)
+        heartbeat = (
+            asyncio.create_task(keep_lease(self.store, record, self.lease_s), name=f"lease-{record.id}")
+            if claim
+            else None
+        )
         await self.audit(record.action, target, f"started: {record.subject}")
         try:
             await emit(Started(record.action, record.app, record.env, record.actor, record.subject, TRIGGER))
@@ -308,23 +300,6 @@ class Cli:
                 await self.store.release_target(record)
             await self.audit(record.action, target, record.state)
         return EXIT_OK if reporter.succeeded else EXIT_FAILED
-
-    def _emitter(self, record: OperationRecord, reporter: TerminalReporter, *, persist: bool) -> Emit:
-        """Print each event, and keep the record as current as the Slack runner keeps its own."""
-
-        async def emit(event: ProgressEvent) -> None:
-            changed = fold_event(record, event)
-            await reporter(event)
-            if changed and persist:
-                await self.store.save(record)
-
-        return emit
-
-    async def _heartbeat(self, record: OperationRecord) -> None:
-        while True:
-            await asyncio.sleep(self.lease_s / 3)
-            with contextlib.suppress(Exception):
-                await self.store.renew_claim(record, self.lease_s)
 
 
 def lock_text(target: Target, lock: Lock) -> str:

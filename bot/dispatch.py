@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.catalog import who
+from bot.ecs import revision_of
 from bot.operations import OperationRunner, Origin, Reply
 from bot.report import status as status_view
 from commands import status as status_action
@@ -144,7 +145,8 @@ class Dispatcher:
         for record in records:
             revs = ""
             if record.previous_task_definition and record.task_definition:
-                revs = f" rev {_rev(record.previous_task_definition)}→{_rev(record.task_definition)}"
+                before = revision_of(record.previous_task_definition)
+                revs = f" rev {before}→{revision_of(record.task_definition)}"
             took = f" in {int(record.ended_at - record.created_at)}s" if record.ended_at else ""
             link = f" <{record.permalink}|thread>" if record.permalink else ""
             lines.append(
@@ -191,7 +193,3 @@ class Dispatcher:
             await slack.post(origin.channel, text, blocks, thread_ts=origin.thread_ts)
 
         return post
-
-
-def _rev(arn: str) -> str:
-    return arn.rsplit(":", 1)[-1]

@@ -191,6 +191,29 @@ def registrable(task_definition: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in task_definition.items() if k not in READ_ONLY_TASK_DEF_KEYS}
 
 
+@dataclass(frozen=True)
+class AwsLogs:
+    """Where a container's awslogs driver writes: streams are `<prefix>/<container>/<task-id>`."""
+
+    group: str
+    region: str
+    prefix: str | None
+
+
+def awslogs_of(container: dict[str, Any], default_region: str) -> AwsLogs | None:
+    """The container definition's awslogs settings; None for any other log driver."""
+    config = container.get("logConfiguration") or {}
+    options = config.get("options") or {}
+    if config.get("logDriver") != "awslogs" or "awslogs-group" not in options:
+        return None
+    prefix = options.get("awslogs-stream-prefix")
+    return AwsLogs(
+        str(options["awslogs-group"]),
+        str(options.get("awslogs-region", default_region)),
+        str(prefix) if prefix else None,
+    )
+
+
 def chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -446,11 +469,12 @@ class EcsGateway:
     async def stop_task(self, ref: ServiceRef, arn: str, reason: str) -> None:
         await self.ecs(ref, "stop_task", cluster=ref.cluster, task=arn, reason=reason[:255])
 
-    async def stopped_task_arns(self, ref: ServiceRef) -> list[str]:
+    async def stopped_tasks(self, ref: ServiceRef) -> list[dict[str, Any]]:
+        """The service's stopped tasks ECS still remembers (about an hour's worth), described."""
         answer = await self.ecs(
             ref, "list_tasks", cluster=ref.cluster, serviceName=ref.service, desiredStatus="STOPPED"
         )
-        return [str(a) for a in answer.get("taskArns", [])]
+        return await self.describe_tasks(ref, [str(a) for a in answer.get("taskArns", [])][:100])
 
     async def log_tail(
         self, region: str, group: str, stream: str, role: str | None, lines: int = 20

@@ -157,19 +157,7 @@ class OperationRunner:
         return refusal
 
     async def audit(self, origin: Origin, what: str, target: Target | None, outcome: str) -> None:
-        """One audit record per action and refusal: in the store, and as one JSON log line."""
-        entry = {
-            "who": origin.actor,
-            "what": what,
-            "where": str(target) if target else None,
-            "channel": origin.channel,
-            "trigger": origin.trigger,
-            "outcome": outcome,
-            "at": time.time(),
-        }
-        log.info("audit", extra={f"audit_{k}": v for k, v in entry.items() if k != "at"})
-        with contextlib.suppress(Exception):
-            await self.store.audit(entry)
+        await write_audit(self.store, origin.actor, what, target, origin.channel, origin.trigger, outcome)
 
     async def busy_or_locked(self, target: Target) -> str | None:
         lock = await self.store.get_lock(target.app, target.env)
@@ -191,11 +179,12 @@ class OperationRunner:
         """Check, prepare, (ask to confirm,) claim, open the thread and start the rollout."""
         target = request.target
         refusal = await self.authorize(target, origin)
-        lock = await self.store.get_lock(target.app, target.env)
-        if refusal is None and lock is not None and not request.force:
-            refusal = _lock_text(target, lock) + " (`--force` deploys anyway.)"
-        running = await self.store.active_on(target.app, target.env)
-        if refusal is None and running is not None:
+        lock = None
+        if refusal is None:
+            lock = await self.store.get_lock(target.app, target.env)
+            if lock is not None and not request.force:
+                refusal = _lock_text(target, lock) + " (`--force` deploys anyway.)"
+        if refusal is None and (running := await self.store.active_on(target.app, target.env)) is not None:
             refusal = _busy_text(target, running)
         if refusal is not None:
             await reply(refusal)
@@ -510,13 +499,7 @@ class OperationRunner:
     def emitter(
         self, record: OperationRecord, reporter: ThreadReporter
     ) -> Callable[[ProgressEvent], Awaitable[None]]:
-        async def emit(event: ProgressEvent) -> None:
-            changed = fold_event(record, event)
-            await reporter(event)
-            if changed:
-                await self.store.save(record)
-
-        return emit
+        return record_keeping(self.store, record, reporter)
 
     async def run(
         self,
@@ -528,7 +511,9 @@ class OperationRunner:
         self._running[record.id] = record
         metrics.IN_FLIGHT.set(len(self._running))
         started = time.monotonic()
-        heartbeat = asyncio.create_task(self._heartbeat(record), name=f"lease-{record.id}")
+        heartbeat = asyncio.create_task(
+            keep_lease(self.store, record, self.lease_s), name=f"lease-{record.id}"
+        )
         interrupted = False
         emit = self.emitter(record, reporter)
         try:
@@ -569,16 +554,60 @@ class OperationRunner:
             self._cancels.pop(record.id, None)
             metrics.IN_FLIGHT.set(len(self._running))
 
-    async def _heartbeat(self, record: OperationRecord) -> None:
-        while True:
-            await asyncio.sleep(self.lease_s / 3)
-            with contextlib.suppress(Exception):
-                await self.store.renew_claim(record, self.lease_s)
-
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop taking work; interrupt running operations, which stay recorded for resume."""
         self.accepting = False
         await self.tracker.cancel_all(timeout)
+
+
+async def write_audit(
+    store: StateStore,
+    actor: str,
+    what: str,
+    target: Target | None,
+    channel: str | None,
+    trigger: str,
+    outcome: str,
+) -> None:
+    """One audit record per action and refusal: in the store, and as one JSON log line."""
+    entry = {
+        "who": actor,
+        "what": what,
+        "where": str(target) if target else None,
+        "channel": channel,
+        "trigger": trigger,
+        "outcome": outcome,
+        "at": time.time(),
+    }
+    log.info("audit", extra={f"audit_{k}": v for k, v in entry.items() if k != "at"})
+    with contextlib.suppress(Exception):
+        await store.audit(entry)
+
+
+def record_keeping(
+    store: StateStore,
+    record: OperationRecord,
+    reporter: Callable[[ProgressEvent], Awaitable[None]],
+    *,
+    persist: bool = True,
+) -> Callable[[ProgressEvent], Awaitable[None]]:
+    """The emit an action gets: report each event, and save what a resume would need."""
+
+    async def emit(event: ProgressEvent) -> None:
+        changed = fold_event(record, event)
+        await reporter(event)
+        if changed and persist:
+            await store.save(record)
+
+    return emit
+
+
+async def keep_lease(store: StateStore, record: OperationRecord, lease_s: float) -> None:
+    """Renew the claim on the target every third of a lease until cancelled."""
+    while True:
+        await asyncio.sleep(lease_s / 3)
+        with contextlib.suppress(Exception):
+            await store.renew_claim(record, lease_s)
 
 
 def view_of(record: OperationRecord) -> ThreadView:
@@ -588,7 +617,6 @@ def view_of(record: OperationRecord) -> ThreadView:
         env=record.env,
         actor=record.actor,
         subject=record.subject,
-        trigger=record.trigger,
         op_id=record.id,
         started_at=record.created_at,
         service_changed=record.deployment_id is not None,

@@ -63,10 +63,7 @@ async def _resume(runner: OperationRunner, record: OperationRecord) -> None:
 
     async def body() -> None:
         await emit(Note("Tugboat restarted and picked this up again."))
-        if (
-            record.app not in runner.catalog.apps
-            or record.env not in runner.catalog.apps[record.app].environments
-        ):
+        if not runner.catalog.has(record.app, record.env):
             await emit(Failed(f"{record.app} {record.env} is no longer in the catalog; stopped watching."))
             return
         if record.action in ("deploy", "rollback") and record.deployment_id and record.phase == "updated":
@@ -87,7 +84,7 @@ async def _resume(runner: OperationRunner, record: OperationRecord) -> None:
 
 
 def _ref(runner: OperationRunner, record: OperationRecord) -> ServiceRef:
-    return deploy_action.service_ref(runner.catalog, Target(record.app, record.env))
+    return runner.catalog.service_ref(record.app, record.env)
 
 
 def _remaining(runner: OperationRunner, record: OperationRecord) -> float:

@@ -84,7 +84,7 @@ def build_app(client: AsyncWebClient, dispatcher: Dispatcher) -> AsyncApp:
         await ack()
         app_name, _, env = _value(body).partition(" ")
         container = body.get("container", {})
-        if app_name in runner.catalog.apps and env in runner.catalog.apps[app_name].environments:
+        if runner.catalog.has(app_name, env):
             work = dispatcher.refresh_status(
                 Target(app_name, env),
                 _clicker(body),
@@ -103,7 +103,7 @@ async def _rollback_from(dispatcher: Dispatcher, op_id: str, origin: Origin, rep
         await reply("I have no record of that deploy any more.")
         return
     catalog = dispatcher.runner.catalog
-    if record.app not in catalog.apps or record.env not in catalog.apps[record.app].environments:
+    if not catalog.has(record.app, record.env):
         await reply(f"{record.app} {record.env} is no longer in the catalog.")
         return
     await dispatcher.runner.rollback(

@@ -124,7 +124,6 @@ class RolloutWatcher:
         self._throttle_streak = 0
         self._tokens = self._timing.max_calls_per_s
         self._refilled_at = time.monotonic()
-        self.polls = 0
 
     def start(self) -> None:
         if self._task is None:
@@ -153,7 +152,7 @@ class RolloutWatcher:
             self._entries[ref.key] = entry
         entry.waiters += 1
         if known is None:
-            self.hurry(ref)
+            self._look_now(entry)
         elif not entry.due:
             entry.due = now + self._interval(entry, known, now)
             self._wake.set()
@@ -180,11 +179,8 @@ class RolloutWatcher:
             )
         return snapshot
 
-    def hurry(self, ref: ServiceRef) -> None:
-        """Look at this service in the next tick."""
-        entry = self._entries.get(ref.key)
-        if entry is None:
-            return
+    def _look_now(self, entry: _Entry) -> None:
+        """Describe this service in the next tick."""
         entry.due = time.monotonic()
         self._wake.set()
 
@@ -231,7 +227,6 @@ class RolloutWatcher:
             await asyncio.wait_for(self._wake.wait(), self._timing.tick_s)
 
     async def _poll(self, entries: list[_Entry]) -> None:
-        self.polls += 1
         refs = [e.ref for e in entries]
         started = time.monotonic()
         try:

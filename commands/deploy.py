@@ -70,11 +70,6 @@ class DeployPlan:
         return revision_of(self.current_task_definition)
 
 
-def service_ref(catalog: Catalog, target: Target) -> ServiceRef:
-    _, env = catalog.target(target.app, target.env)
-    return ServiceRef(catalog.region_of(env), env.cluster, env.service, env.role_arn)
-
-
 def repository_of(image: str, default_region: str) -> tuple[str, str]:
     """(region, repository name) of an ECR image reference without its tag."""
     match = ECR_IMAGE.match(image)
@@ -109,10 +104,8 @@ async def prepare(
     """Resolve the request against ECS and ECR without changing anything."""
     catalog = deps.catalog
     app, env = catalog.target(request.target.app, request.target.env)
-    ref = service_ref(catalog, request.target)
-    service = await deps.watcher.describe(ref)
-    current = await deps.ecs.describe_task_definition(ref, service.task_definition)
-    current_image = container_image(current, app.container)
+    ref = catalog.service_ref(request.target.app, request.target.env)
+    current_task_definition, current, current_image = await _running(deps, ref, app.container)
     if current_image is None:
         raise DeployRefused(
             f"Container `{app.container}` is not in task definition "
@@ -121,7 +114,8 @@ async def prepare(
     promoted_from = None
     if request.ref is None:
         promoted_from = env.promote_from
-        tag = await _promoted_tag(request.target, deps)
+        assert promoted_from is not None, "the grammar only leaves REF out where promote_from is set"
+        tag = await _promoted_tag(request.target.app, promoted_from, app.container, deps)
     else:
         tag = await _resolve_tag(request.ref, app, env, deps, catalog.region_of(env))
     image = f"{app.image}:{tag}"
@@ -133,23 +127,27 @@ async def prepare(
         env=env,
         tag=tag,
         image=image,
-        current_task_definition=service.task_definition,
+        current_task_definition=current_task_definition,
         current_definition=current,
         current_image=current_image,
         promoted_from=promoted_from,
     )
 
 
-async def _promoted_tag(target: Target, deps: DeployDeps) -> str:
-    app, env = deps.catalog.target(target.app, target.env)
-    source = env.promote_from
-    assert source is not None
-    source_ref = service_ref(deps.catalog, Target(target.app, source))
-    service = await deps.watcher.describe(source_ref)
-    definition = await deps.ecs.describe_task_definition(source_ref, service.task_definition)
-    tag = tag_of(container_image(definition, app.container))
+async def _running(
+    deps: DeployDeps, ref: ServiceRef, container: str
+) -> tuple[str, dict[str, Any], str | None]:
+    """The service's task definition ARN, that definition, and `container`'s image in it."""
+    service = await deps.watcher.describe(ref)
+    definition = await deps.ecs.describe_task_definition(ref, service.task_definition)
+    return service.task_definition, definition, container_image(definition, container)
+
+
+async def _promoted_tag(app: str, source: str, container: str, deps: DeployDeps) -> str:
+    _, _, image = await _running(deps, deps.catalog.service_ref(app, source), container)
+    tag = tag_of(image)
     if tag is None:
-        raise DeployRefused(f"Cannot tell which image {target.app} {source} runs, so nothing to promote.")
+        raise DeployRefused(f"Cannot tell which image {app} {source} runs, so nothing to promote.")
     return tag
 
 

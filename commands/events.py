@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from bot.ecs import revision_of
+
 
 @dataclass(frozen=True)
 class Started:
@@ -77,11 +79,11 @@ class ServiceUpdated:
 
     @property
     def revision(self) -> int:
-        return int(self.task_definition.rsplit(":", 1)[-1])
+        return revision_of(self.task_definition)
 
     @property
     def previous_revision(self) -> int:
-        return int(self.previous_task_definition.rsplit(":", 1)[-1])
+        return revision_of(self.previous_task_definition)
 
 
 @dataclass(frozen=True)

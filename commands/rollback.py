@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bot.catalog import Catalog, Environment
 from bot.ecs import AwsError, EcsGateway, ServiceRef, family_of, revision_of
 from bot.store import OperationRecord
-from commands.deploy import DeployDeps, service_ref
+from commands.deploy import DeployDeps
 from commands.events import Emit, Failed, RollingBack, ServiceUpdated, Succeeded
 from commands.grammar import RollbackRequest, Target
 from commands.wait import wait_for_rollout
@@ -51,7 +51,7 @@ async def prepare(
 ) -> RollbackPlan:
     """Find the revision to go back to; refuse when there is none."""
     _, env = catalog.target(request.target.app, request.target.env)
-    ref = service_ref(catalog, request.target)
+    ref = catalog.service_ref(request.target.app, request.target.env)
     service = await ecs.describe_service(ref)
     current = service.task_definition
     family = family_of(current)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.catalog import App, Catalog, Environment, TaskSpec
-from bot.ecs import EcsGateway, ServiceRef, ServiceSnapshot, revision_of
+from bot.ecs import EcsGateway, ServiceRef, ServiceSnapshot, awslogs_of, revision_of
 from commands.events import Emit, Failed, Succeeded, TaskStarted, TaskStopped
 from commands.grammar import RunTaskRequest, Target
 
@@ -56,8 +56,8 @@ def placement_of(snapshot: ServiceSnapshot) -> dict[str, Any]:
 
 
 async def prepare(request: RunTaskRequest, ecs: EcsGateway, catalog: Catalog, actor: str) -> TaskPlan:
-    app, env = catalog.target(request.target.app, request.target.env)
-    ref = ServiceRef(catalog.region_of(env), env.cluster, env.service, env.role_arn)
+    app, _ = catalog.target(request.target.app, request.target.env)
+    ref = catalog.service_ref(request.target.app, request.target.env)
     snapshot = await ecs.describe_service(ref)
     spec = app.tasks[request.task]
     return TaskPlan(
@@ -213,16 +213,10 @@ async def _log_stream(plan: TaskPlan, ecs: EcsGateway, task_arn: str) -> tuple[s
     for container in definition.get("containerDefinitions", []):
         if container.get("name") != plan.container:
             continue
-        config = container.get("logConfiguration") or {}
-        options = config.get("options") or {}
-        if config.get("logDriver") != "awslogs" or "awslogs-group" not in options:
+        logs = awslogs_of(container, plan.service.region)
+        if logs is None:
             return None, None, plan.service.region
-        prefix = options.get("awslogs-stream-prefix")
         task_id = task_arn.rsplit("/", 1)[-1]
-        stream = f"{prefix}/{plan.container}/{task_id}" if prefix else None
-        return (
-            str(options["awslogs-group"]),
-            stream,
-            str(options.get("awslogs-region", plan.service.region)),
-        )
+        stream = f"{logs.prefix}/{plan.container}/{task_id}" if logs.prefix else None
+        return logs.group, stream, logs.region
     return None, None, plan.service.region

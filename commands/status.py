@@ -6,14 +6,15 @@ detail (image tag, recent stopped tasks) only for the card of a single environme
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.catalog import Catalog
-from bot.ecs import AwsError, EcsGateway, ServiceSnapshot, revision_of
+from bot.ecs import AwsError, EcsGateway, ServiceRef, ServiceSnapshot, revision_of
 from bot.store import Lock, OperationRecord, StateStore
-from commands.deploy import container_image, service_ref, tag_of
+from commands.deploy import container_image, tag_of
 from commands.grammar import Target
 
 STOPPED_WINDOW_S = 3600
@@ -64,17 +65,18 @@ async def describe(
     detail: bool,
 ) -> list[ServiceStatus]:
     """Status of each target, in order. `detail` adds the image tag and stopped tasks."""
-    refs = {t: service_ref(catalog, t) for t in targets}
+    refs = {t: catalog.service_ref(t.app, t.env) for t in targets}
     try:
         snapshots = await ecs.describe_services(list(refs.values()))
         problem = None
     except AwsError as exc:
         snapshots, problem = {}, f"{exc.code}: {exc.aws_message}"
-    found: list[ServiceStatus] = []
-    for target, ref in refs.items():
+
+    async def one(target: Target, ref: ServiceRef) -> ServiceStatus:
         snapshot = snapshots.get(ref.key)
-        lock = await store.get_lock(target.app, target.env)
-        history = await store.history(target.app, target.env, 1)
+        lock, history = await asyncio.gather(
+            store.get_lock(target.app, target.env), store.history(target.app, target.env, 1)
+        )
         status = ServiceStatus(
             target,
             snapshot,
@@ -84,8 +86,10 @@ async def describe(
         )
         if detail and snapshot is not None:
             status = await _detailed(status, snapshot, ecs, catalog)
-        found.append(status)
-    return found
+        return status
+
+    # The store's reads for every target at once: the overview lists them all.
+    return list(await asyncio.gather(*(one(target, ref) for target, ref in refs.items())))
 
 
 async def _detailed(
@@ -94,8 +98,7 @@ async def _detailed(
     app, _ = catalog.target(status.target.app, status.target.env)
     definition = await ecs.describe_task_definition(snapshot.ref, snapshot.task_definition)
     tag = tag_of(container_image(definition, app.container))
-    arns = await ecs.stopped_task_arns(snapshot.ref)
-    tasks = await ecs.describe_tasks(snapshot.ref, arns[:100]) if arns else []
+    tasks = await ecs.stopped_tasks(snapshot.ref)
     since = time.time() - STOPPED_WINDOW_S
     recent = [
         t for t in tasks if _stopped_at(t) >= since and t.get("group") == f"service:{snapshot.ref.service}"

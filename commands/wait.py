@@ -110,8 +110,7 @@ async def wait_for_rollout(
 
 async def stopped_task_reasons(ecs: EcsGateway, ref: ServiceRef, deployment_id: str) -> StoppedTasks:
     """Why the deployment's tasks stopped: ECS's stop code, reason and each container's reason."""
-    arns = await ecs.stopped_task_arns(ref)
-    tasks = await ecs.describe_tasks(ref, arns[:100]) if arns else []
+    tasks = await ecs.stopped_tasks(ref)
     ours = [t for t in tasks if t.get("startedBy") == deployment_id]
     if not ours:
         ours = [t for t in tasks if t.get("group") == f"service:{ref.service}"]

@@ -17,6 +17,9 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.catalog import who
+from bot.ecs import revision_of
+from bot.report.blocks import MAX_BLOCKS, SECTION_LIMIT
+from bot.report.view import STATE_EMOJI as RESULT_EMOJI
 from bot.store import OperationRecord
 from commands.status import ServiceStatus
 
@@ -29,11 +32,6 @@ STATE_EMOJI = {
 }
 REFRESH_ACTION = "tugboat_status_refresh"
 MAX_EVENTS = 5
-RESULT_EMOJI = {
-    "succeeded": ":white_check_mark:",
-    "failed": ":x:",
-    "running": ":hourglass_flowing_sand:",
-}
 
 
 def card_blocks(status: ServiceStatus, now: float | None = None) -> list[dict[str, Any]]:
@@ -49,7 +47,7 @@ def card_blocks(status: ServiceStatus, now: float | None = None) -> list[dict[st
         )
         for dep in snap.deployments:
             rollout = f" {dep.rollout_state}" if dep.rollout_state else ""
-            revision = dep.task_definition.rsplit(":", 1)[-1]
+            revision = revision_of(dep.task_definition)
             lines.append(f"• {dep.status}{rollout}: rev {revision} {dep.running}/{dep.desired}")
         events = [e.message for e in snap.events[:MAX_EVENTS]]
         if events:
@@ -87,30 +85,31 @@ def overview_line(status: ServiceStatus, now: float | None = None) -> str:
 
 def overview_blocks(statuses: list[ServiceStatus], now: float | None = None) -> list[dict[str, Any]]:
     """One line per app and environment, grouped into sections of at most 3000 characters."""
-    blocks: list[Block] = []
-    chunk: list[str] = []
-    for status in statuses:
-        line = overview_line(status, now)
-        if sum(len(x) + 1 for x in chunk) + len(line) > 2900:
-            blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk))))
-            chunk = []
-        chunk.append(line)
-    if chunk:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk))))
-    return [b.to_dict() for b in blocks[:45]]
+    return [b.to_dict() for b in _overview_sections(statuses, now)]
 
 
 def home_view(statuses: list[ServiceStatus], now: float | None = None) -> dict[str, Any]:
-    blocks: list[Block] = [HeaderBlock(text="Tugboat: every service")]
-    body = overview_blocks(statuses, now)
-    view = View(type="home", blocks=[*blocks, *[SectionBlock(text=b["text"]["text"]) for b in body]])
-    view_dict = view.to_dict()
-    view_dict["blocks"].append(
-        ContextBlock(
-            elements=[MarkdownTextObject(text="Updated " + time.strftime("%H:%M UTC", time.gmtime(now)))]
-        ).to_dict()
-    )
-    return view_dict
+    updated = "Updated " + time.strftime("%H:%M UTC", time.gmtime(now))
+    blocks: list[Block] = [
+        HeaderBlock(text="Tugboat: every service"),
+        *_overview_sections(statuses, now),
+        ContextBlock(elements=[MarkdownTextObject(text=updated)]),
+    ]
+    return View(type="home", blocks=blocks).to_dict()
+
+
+def _overview_sections(statuses: list[ServiceStatus], now: float | None) -> list[Block]:
+    sections: list[Block] = []
+    chunk: list[str] = []
+    for status in statuses:
+        line = overview_line(status, now)
+        if sum(len(x) + 1 for x in chunk) + len(line) > SECTION_LIMIT:
+            sections.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk))))
+            chunk = []
+        chunk.append(line)
+    if chunk:
+        sections.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk))))
+    return sections[:MAX_BLOCKS]
 
 
 def last_deploy(record: OperationRecord, now: float | None = None) -> str:

@@ -51,7 +51,6 @@ class ThreadView:
     env: str
     actor: str
     subject: str
-    trigger: str = "slash command"
     op_id: str = ""
     state: str = "running"
     phase: str = "starting"

@@ -81,6 +81,13 @@ class Lock:
     def active(self, now: float | None = None) -> bool:
         return self.expires_at is None or self.expires_at > (time.time() if now is None else now)
 
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Lock:
+        return cls(**json.loads(text))
+
 
 class StateStore(Protocol):
     """The state every replica shares. All methods are safe to call concurrently."""

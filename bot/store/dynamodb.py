@@ -11,8 +11,10 @@ check-and-set is atomic on DynamoDB itself. Single-table layout, keys `pk`/`sk` 
     audit#meta         / first     first_day (where audit_entries stops walking back)
 
 GSI `by_target` (op_target S, op_created N, projection ALL) serves history(); unfinished()
-is a filtered scan, called once at start. TTL on `expires_at` lets DynamoDB drop old locks
-and deliveries; reads still check it, since expired items linger for up to a few days.
+is a filtered scan of the whole table, run at start and by each replica's takeover loop
+every third of a lease (a sparse index of running operations would spare it; not done yet).
+TTL on `expires_at` lets DynamoDB drop old locks and deliveries; reads still check it,
+since expired items linger for up to a few days.
 Claims use `lease_until`, not the TTL attribute: like SqliteStore, active_on() keeps
 reporting a running operation whose owner died until it is adopted or finished.
 """
@@ -100,7 +102,7 @@ def _lock_from(item: dict[str, Any]) -> Lock | None:
     body = _str(item, "body")
     if body is None:
         return None
-    lock = Lock(**json.loads(body))
+    lock = Lock.from_json(body)
     return lock if lock.active() else None
 
 
@@ -447,7 +449,7 @@ class DynamoStore:
     async def lock(self, lock: Lock) -> Lock | None:
         item: Item = {
             **_lock_key(lock.app, lock.env),
-            "body": _s(json.dumps(dataclasses.asdict(lock))),
+            "body": _s(lock.to_json()),
         }
         if lock.expires_at is not None:
             item[TTL_ATTRIBUTE] = _n(lock.expires_at)

@@ -125,20 +125,10 @@ class SqliteStore:
     async def claim_target(self, record: OperationRecord, lease_s: float) -> OperationRecord | None:
         def claim(db: sqlite3.Connection) -> OperationRecord | None:
             now = time.time()
-            row = db.execute(
-                "SELECT op_id FROM claims WHERE target = ? AND expires_at > ?",
-                (record.target_key, now),
-            ).fetchone()
-            if row is not None and row[0] != record.id:
-                holder = db.execute("SELECT body FROM operations WHERE id = ?", (row[0],)).fetchone()
-                if holder is not None:
-                    held = OperationRecord.from_json(holder[0])
-                    if not held.finished:
-                        return held
-            db.execute(
-                "INSERT OR REPLACE INTO claims (target, op_id, expires_at) VALUES (?, ?, ?)",
-                (record.target_key, record.id, now + lease_s),
-            )
+            holder = _live_holder(db, record, now)
+            if holder is not None:
+                return holder
+            _set_claim(db, record, now + lease_s)
             self._put(db, record, now + lease_s)
             return None
 
@@ -204,11 +194,8 @@ class SqliteStore:
                 return False
             record.owner = owner
             self._put(db, record, now + lease_s)
-            if record.action in CLAIMING_ACTIONS and _claim_free(db, record, now):
-                db.execute(
-                    "INSERT OR REPLACE INTO claims (target, op_id, expires_at) VALUES (?, ?, ?)",
-                    (record.target_key, record.id, now + lease_s),
-                )
+            if record.action in CLAIMING_ACTIONS and _live_holder(db, record, now) is None:
+                _set_claim(db, record, now + lease_s)
             return True
 
         return await self._run(take)
@@ -231,7 +218,7 @@ class SqliteStore:
                 return existing
             db.execute(
                 "INSERT OR REPLACE INTO locks (target, body, expires_at) VALUES (?, ?, ?)",
-                (f"{lock.app}/{lock.env}", json.dumps(lock.__dict__), lock.expires_at),
+                (f"{lock.app}/{lock.env}", lock.to_json(), lock.expires_at),
             )
             return None
 
@@ -274,19 +261,32 @@ class SqliteStore:
         return [json.loads(r[0]) for r in rows]
 
 
-def _claim_free(db: sqlite3.Connection, record: OperationRecord, now: float) -> bool:
-    """The target's claim may be taken: free, expired, ours, or held by a finished operation."""
+def _live_holder(db: sqlite3.Connection, record: OperationRecord, now: float) -> OperationRecord | None:
+    """Another, still running operation whose claim on the target has not expired; else None.
+
+    A free target, an expired claim, our own claim and a finished holder all leave it free.
+    """
     row = db.execute(
-        "SELECT c.op_id, c.expires_at, o.state FROM claims c LEFT JOIN operations o ON o.id = c.op_id"
-        " WHERE c.target = ?",
-        (record.target_key,),
+        "SELECT o.body FROM claims c JOIN operations o ON o.id = c.op_id"
+        " WHERE c.target = ? AND c.expires_at > ? AND c.op_id != ?",
+        (record.target_key, now, record.id),
     ).fetchone()
-    return row is None or row[0] == record.id or row[1] <= now or row[2] != "running"
+    if row is None:
+        return None
+    held = OperationRecord.from_json(row[0])
+    return None if held.finished else held
+
+
+def _set_claim(db: sqlite3.Connection, record: OperationRecord, until: float) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO claims (target, op_id, expires_at) VALUES (?, ?, ?)",
+        (record.target_key, record.id, until),
+    )
 
 
 def _read_lock(db: sqlite3.Connection, app: str, env: str) -> Lock | None:
     row = db.execute("SELECT body FROM locks WHERE target = ?", (f"{app}/{env}",)).fetchone()
     if row is None:
         return None
-    lock = Lock(**json.loads(row[0]))
+    lock = Lock.from_json(row[0])
     return lock if lock.active() else None
