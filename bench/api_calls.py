@@ -14,6 +14,7 @@ import collections
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from bench.harness import fleet_catalog, fleet_channel, running_bot, world_and_s
 from bot.runtime import Tugboat
 from bot.sandbox.fake_slack import ApiCall, Change, FakeSlack, Message, wait_for
 from bot.sandbox.world import SandboxWorld
+from tests.slackview import is_final
 
 SUCCEEDED = "*Succeeded*"
 
@@ -85,11 +87,7 @@ async def deploy_wave(world: SandboxWorld, fake: FakeSlack, bot: Tugboat, count:
 
 def finished(fake: FakeSlack, count: int) -> int:
     """Threads of the fleet whose parent shows a final state."""
-    return sum(
-        any(word in m.flat for word in (SUCCEEDED, "*Failed*"))
-        for i in range(count)
-        for m in fake.channel_messages(fleet_channel(i))
-    )
+    return sum(is_final(m) for i in range(count) for m in fake.channel_messages(fleet_channel(i)))
 
 
 async def warm_up(fake: FakeSlack, bot: Tugboat) -> None:
@@ -101,9 +99,21 @@ async def warm_up(fake: FakeSlack, bot: Tugboat) -> None:
     envelope = fake.slash_command("/tugboat", "help", user="U0BENCH", channel="C0BENCH")
     await wait_for(lambda: fake.ack_for(envelope), timeout=10, what="warm-up ack")
     await bot.idle()
-    calls = len(fake.calls)
-    await asyncio.sleep(0.2)
-    await wait_for(lambda: len(fake.calls) == calls, timeout=5, what="warm-up replies")
+    await quiet(lambda: len(fake.calls), 0.2, timeout=5, what="warm-up replies")
+
+
+async def quiet(count: Callable[[], int], quiet_s: float, *, timeout: float, what: str) -> None:
+    """Wait until `count()` has stayed the same for `quiet_s` seconds (at most `timeout`)."""
+    last, since = count(), time.monotonic()
+
+    def settled() -> bool:
+        nonlocal last, since
+        now, current = time.monotonic(), count()
+        if current != last:
+            last, since = current, now
+        return now - since >= quiet_s
+
+    await wait_for(settled, timeout=timeout, what=what)
 
 
 async def measure(concurrent: int, rollout_seconds: float) -> dict[str, object]:

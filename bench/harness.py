@@ -18,8 +18,8 @@ from bot.runtime import Tugboat, Tuning
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
 from bot.settings import Settings
+from tests.conftest import IMAGE
 
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/api"
 PRODUCTION_TUNING = Tuning(http_host="127.0.0.1")
 
 

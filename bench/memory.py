@@ -27,7 +27,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.ack_latency import ack_latencies
-from bench.harness import fleet_channel, fleet_yaml, percentile, summary_ms, world_and_slack
+from bench.api_calls import finished
+from bench.harness import fleet_yaml, percentile, summary_ms, world_and_slack
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
 from tests.faults.process import BotProcess
@@ -53,22 +54,6 @@ async def sample_rss(pid: int, seconds: float, every: float = 0.5) -> list[int]:
     return samples
 
 
-async def start(bot: BotProcess, fake: FakeSlack) -> int:
-    opened = fake.connections_opened
-    bot.start()
-    await wait_for(lambda: bot.healthy() and fake.connections_opened > opened, timeout=60, what="bot up")
-    assert bot.process is not None
-    return bot.process.pid
-
-
-def finished(fake: FakeSlack, count: int) -> int:
-    return sum(
-        any(word in m.flat for word in ("*Succeeded*", "*Failed*"))
-        for i in range(count)
-        for m in fake.channel_messages(fleet_channel(i))
-    )
-
-
 async def climb_to(world: SandboxWorld, fake: FakeSlack, sent: int, load: int) -> float:
     """Send deploys `sent`..`load`-1; wait until all `load` are rolling out. Returns the seconds."""
     began = time.monotonic()
@@ -88,7 +73,7 @@ async def bot_under_load(loads: list[int], commands: int) -> dict[str, Any]:
         catalog.write_text(fleet_yaml(services))
         bot = BotProcess(world, fake, catalog, f"sqlite:///{tmp}/bench.db", Path(tmp) / "bot.log")
         try:
-            pid = await start(bot, fake)
+            pid = (await bot.up(fake, timeout=60)).pid
             await asyncio.sleep(2)  # let start-up settle
             sent = 0
             for load in sorted(loads):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import sys
@@ -21,20 +22,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import fleet_channel, fleet_yaml, world_and_slack
+from bench.memory import proc_status_kb
 from bot.sandbox.fake_slack import FakeSlack, Message, wait_for
 from tests.faults.process import BotProcess
+from tests.slackview import is_final
 
-FINAL = ("*Succeeded*", "*Failed*")
 INTERRUPTED = "Tugboat restarted before the service was changed"
 """A deploy the SIGKILL caught before update_service: failed, as it must be (issue #6), not wrong."""
-
-
-def rss_kb(bot: BotProcess) -> int:
-    assert bot.process is not None
-    for line in Path(f"/proc/{bot.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def threads(fake: FakeSlack, services: int) -> list[Message]:
@@ -46,19 +40,31 @@ def threads(fake: FakeSlack, services: int) -> list[Message]:
     ]
 
 
+def refusals(fake: FakeSlack) -> list[str]:
+    return [e.text for e in fake.ephemerals(user="U0SOAK") if not e.text.startswith("Deploying ")]
+
+
+async def all_answered(fake: FakeSlack, services: int, sent: int) -> None:
+    """Wait (a bounded while) until each command sent has a thread or a refusal.
+
+    A restart then catches deploys in flight, not envelopes still on the wire, and the run
+    does not end before the last command's thread exists. One never answered is counted.
+    """
+    with contextlib.suppress(TimeoutError):
+        await wait_for(
+            lambda: len(threads(fake, services)) + len(refusals(fake)) >= sent,
+            timeout=30,
+            what="every command answered",
+        )
+
+
 def idle_services(fake: FakeSlack, services: int) -> list[int]:
     idle = []
     for i in range(services):
         mine = [m for m in fake.channel_messages(fleet_channel(i)) if m.user == "U0TUGBOAT"]
-        if not mine or any(word in mine[-1].flat for word in FINAL):
+        if not mine or is_final(mine[-1]):
             idle.append(i)
     return idle
-
-
-async def start(bot: BotProcess, fake: FakeSlack) -> None:
-    opened = fake.connections_opened
-    bot.start()
-    await wait_for(lambda: bot.healthy() and fake.connections_opened > opened, timeout=60, what="bot up")
 
 
 async def soak(deploys: int, interval: float, services: int) -> dict[str, object]:
@@ -69,8 +75,8 @@ async def soak(deploys: int, interval: float, services: int) -> dict[str, object
         catalog = Path(tmp) / "fleet.yml"
         catalog.write_text(fleet_yaml(services, timeout=300))
         bot = BotProcess(world, fake, catalog, f"sqlite:///{tmp}/soak.db", Path(tmp) / "bot.log", lease_s=15)
-        await start(bot, fake)
-        lives: list[dict[str, float]] = [{"start_mb": rss_kb(bot) / 1024}]
+        await bot.up(fake, timeout=60)
+        lives: list[dict[str, float]] = [{"start_mb": proc_status_kb(bot.pid, "VmRSS") / 1024}]
         world.inject_error("ecs:*", "ThrottlingException", "Rate exceeded", probability=0.1)
         fake.fail_every_nth_call(9, status=429, retry_after=1)
         restarts = {deploys // 3: "SIGTERM", 2 * deploys // 3: "SIGKILL"}
@@ -79,13 +85,14 @@ async def soak(deploys: int, interval: float, services: int) -> dict[str, object
         while sent < deploys:
             if sent in restarts:
                 kind = restarts.pop(sent)
-                lives[-1]["end_mb"] = rss_kb(bot) / 1024
+                await all_answered(fake, services, sent)
+                lives[-1]["end_mb"] = proc_status_kb(bot.pid, "VmRSS") / 1024
                 if kind == "SIGTERM":
                     bot.terminate()
                 else:
                     bot.kill()
-                await start(bot, fake)
-                lives.append({"start_mb": rss_kb(bot) / 1024})
+                await bot.up(fake, timeout=60)
+                lives.append({"start_mb": proc_status_kb(bot.pid, "VmRSS") / 1024})
                 print(f"  restarted with {kind} after {sent} deploys", flush=True)
             free = idle_services(fake, services)
             if free:
@@ -95,20 +102,21 @@ async def soak(deploys: int, interval: float, services: int) -> dict[str, object
                 )
                 sent += 1
             await asyncio.sleep(interval)
+        await all_answered(fake, services, sent)
         await wait_for(lambda: not set(range(services)) - set(idle_services(fake, services)), timeout=600)
         world.clear_errors()
         fake.clear_faults()
         elapsed = time.monotonic() - began
         finals = threads(fake, services)
-        refusals = [e.text for e in fake.ephemerals(user="U0SOAK") if not e.text.startswith("Deploying ")]
-        lives[-1]["end_mb"] = rss_kb(bot) / 1024
+        refused = refusals(fake)
+        lives[-1]["end_mb"] = proc_status_kb(bot.pid, "VmRSS") / 1024
         bot.stop()
     succeeded = sum("*Succeeded*" in m.flat for m in finals)
     failed = sum("*Failed*" in m.flat for m in finals)
     interrupted = sum(INTERRUPTED in m.flat and "*Failed*" in m.flat for m in finals)
     missing = len(finals) - succeeded - failed
-    unanswered = sent - len(finals) - len(refusals)
-    for text in refusals:
+    unanswered = sent - len(finals) - len(refused)
+    for text in refused:
         print("  refused:", text[:200], flush=True)
     for message in finals:
         if "*Succeeded*" not in message.flat:
@@ -120,7 +128,7 @@ async def soak(deploys: int, interval: float, services: int) -> dict[str, object
         "failed": failed,
         "interrupted_before_update": interrupted,
         "missing_final_state": missing,
-        "refused_with_reason": len(refusals),
+        "refused_with_reason": len(refused),
         "unanswered": unanswered,
         "wrong_or_missing": failed - interrupted + missing + max(0, unanswered),
         "minutes": round(elapsed / 60, 1),

@@ -39,6 +39,7 @@ from bot.catalog import load_catalog  # noqa: E402
 from bot.ecs import ServiceRef  # noqa: E402
 from bot.runtime import Tugboat, Tuning  # noqa: E402
 from bot.sandbox.fake_slack import FakeSlack  # noqa: E402
+from bot.sandbox.terminal import EXAMPLE_CATALOG  # noqa: E402
 from bot.sandbox.world import SandboxWorld  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.watcher import PollTiming  # noqa: E402
@@ -170,7 +171,7 @@ async def run(count: int, concurrency: int, mapped: int) -> dict[str, Any]:
             github_webhook_secret=SecretStr(SECRET),
             port=0,
         )
-        catalog = load_catalog(ROOT / "bot" / "sandbox" / "example.yml")
+        catalog = load_catalog(EXAMPLE_CATALOG)
         bot = Tugboat(settings, catalog, tuning=TUNING)
         await bot.start()
         try:

@@ -7,7 +7,9 @@ to AWS through boto3, exactly as in production.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,6 +69,15 @@ def catalog() -> Catalog:
     return load_catalog(EXAMPLE)
 
 
+def example_catalog(*replacements: tuple[str, str]) -> Catalog:
+    """The sandbox's example catalog with some lines changed (a variant for one test)."""
+    text = EXAMPLE.read_text()
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new)
+    return parse_catalog(text, "variant.yml")
+
+
 def settings_for(fake: FakeSlack, state: Path) -> Settings:
     return Settings(
         slack_bot_token=fake.bot_token,
@@ -85,16 +96,36 @@ async def start(tugboat: Tugboat, fake: FakeSlack) -> Tugboat:
     return tugboat
 
 
-@pytest.fixture
-async def bot(
-    world: SandboxWorld, fake: FakeSlack, catalog: Catalog, tmp_path: Path
+@asynccontextmanager
+async def running(
+    fake: FakeSlack,
+    catalog: Catalog,
+    state_path: Path,
+    *,
+    tuning: Tuning = FAST,
+    **settings_overrides: Any,
 ) -> AsyncIterator[Tugboat]:
-    tugboat = Tugboat(settings_for(fake, tmp_path / "tugboat.db"), catalog, tuning=FAST)
+    """The bot on `catalog`, started (socket seen by the fake Slack) and stopped on exit.
+
+    `settings_overrides` replace fields of `settings_for(fake, state_path)`.
+    """
+    settings = settings_for(fake, state_path)
+    if settings_overrides:
+        settings = settings.model_copy(update=settings_overrides)
+    tugboat = Tugboat(settings, catalog, tuning=tuning)
     await start(tugboat, fake)
     try:
         yield tugboat
     finally:
         await tugboat.stop()
+
+
+@pytest.fixture
+async def bot(
+    world: SandboxWorld, fake: FakeSlack, catalog: Catalog, tmp_path: Path
+) -> AsyncIterator[Tugboat]:
+    async with running(fake, catalog, tmp_path / "tugboat.db") as tugboat:
+        yield tugboat
 
 
 def fleet_catalog(count: int, channel: str | None = "C0FLEET") -> Catalog:

@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 
 from bot.catalog import CatalogError, load_catalog, parse_catalog
-
-EXAMPLE = Path(__file__).parent.parent / "bot" / "sandbox" / "example.yml"
+from tests.conftest import EXAMPLE
 
 MINIMAL = """
 apps:

@@ -8,7 +8,7 @@ from pathlib import Path
 from bot.runtime import Tugboat
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
-from tests.conftest import FAST, fleet_catalog, seed_fleet, settings_for, start
+from tests.conftest import example_catalog, fleet_catalog, running, seed_fleet
 from tests.slackview import ephemeral_to, final_parent, parents, revisions, service, thread_text
 
 DEV = "U0DEV"
@@ -76,22 +76,15 @@ async def test_image_that_cannot_start_fails_and_ends_on_the_old_revision(
 async def test_timeout_rolls_back_to_the_previous_revision(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path
 ) -> None:
-    from bot.catalog import parse_catalog
-
-    text = Path(__file__).parent.parent.joinpath("bot/sandbox/example.yml").read_text()
-    catalog = parse_catalog(text.replace("        timeout: 300", "        timeout: 2"))
+    catalog = example_catalog(("        timeout: 300", "        timeout: 2"))
     world.simulator.rollout_seconds = 30
-    tugboat = Tugboat(settings_for(fake, tmp_path / "t.db"), catalog, tuning=FAST)
-    await start(tugboat, fake)
-    try:
+    async with running(fake, catalog, tmp_path / "t.db"):
         fake.slash_command("/deploy", "api staging v2", user=DEV)
         parent = await final_parent(fake, "C0STAGING", timeout=30)
         world.simulator.rollout_seconds = 1.0
         assert "*Failed*" in parent.flat and "timed out after 2 s" in parent.flat
         replies = await thread_text(fake, parent, must_contain="Rolling back to revision 1")
         assert "Rolling back to revision 1" in replies
-    finally:
-        await tugboat.stop()
 
 
 async def test_two_deploys_at_once_exactly_one_proceeds(
@@ -134,9 +127,7 @@ async def test_ack_is_fast_while_ten_deploys_roll_out(
 ) -> None:
     seed_fleet(world, 10)
     world.simulator.rollout_seconds = 6
-    tugboat = Tugboat(settings_for(fake, tmp_path / "t.db"), fleet_catalog(10, None), tuning=FAST)
-    await start(tugboat, fake)
-    try:
+    async with running(fake, fleet_catalog(10, None), tmp_path / "t.db") as tugboat:
         for i in range(10):
             fake.slash_command("/deploy", f"svc{i} prod v2", user=DEV)
         await wait_for(lambda: tugboat.runner.in_flight() == 10, timeout=20, what="10 deploys in flight")
@@ -150,8 +141,6 @@ async def test_ack_is_fast_while_ten_deploys_roll_out(
         await wait_for(lambda: tugboat.runner.in_flight() == 0, timeout=60, what="all deploys done")
         finals = [parents(fake, f"C0FLEET{i}")[0].flat for i in range(10)]
         assert all("*Succeeded*" in text for text in finals)
-    finally:
-        await tugboat.stop()
 
 
 async def test_five_deploys_in_one_channel_reach_final_state_under_rate_limits(
@@ -160,9 +149,7 @@ async def test_five_deploys_in_one_channel_reach_final_state_under_rate_limits(
     seed_fleet(world, 5)
     fake.set_rate_limit("chat.postMessage", per_second=1.0, burst=1)
     fake.set_rate_limit("chat.update", per_second=1.0, burst=2)
-    tugboat = Tugboat(settings_for(fake, tmp_path / "t.db"), fleet_catalog(5), tuning=FAST)
-    await start(tugboat, fake)
-    try:
+    async with running(fake, fleet_catalog(5), tmp_path / "t.db"):
         for i in range(5):
             fake.slash_command("/deploy", f"svc{i} prod v2", user=DEV)
         await wait_for(
@@ -178,8 +165,6 @@ async def test_five_deploys_in_one_channel_reach_final_state_under_rate_limits(
             replies = await thread_text(fake, parent, must_contain="is live")
             assert "Service updated to revision 2" in replies
         assert fake.block_kit_violations == []
-    finally:
-        await tugboat.stop()
 
 
 async def test_healthz_follows_the_socket(bot: Tugboat) -> None:
@@ -197,18 +182,10 @@ async def test_healthz_follows_the_socket(bot: Tugboat) -> None:
 async def test_environment_with_role_arn_deploys_through_assumed_credentials(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path
 ) -> None:
-    from bot.catalog import parse_catalog
-
-    text = Path(__file__).parent.parent.joinpath("bot/sandbox/example.yml").read_text()
     role = "        role_arn: arn:aws:iam::123456789012:role/tugboat-deployer\n"
-    catalog = parse_catalog(
-        text.replace("        channel: C0STAGING\n", "        channel: C0STAGING\n" + role)
-    )
-    tugboat = await start(Tugboat(settings_for(fake, tmp_path / "t.db"), catalog, tuning=FAST), fake)
-    try:
+    catalog = example_catalog(("        channel: C0STAGING\n", "        channel: C0STAGING\n" + role))
+    async with running(fake, catalog, tmp_path / "t.db"):
         fake.slash_command("/deploy", "api staging v2", user=DEV)
         parent = await final_parent(fake, "C0STAGING")
         assert "*Succeeded*" in parent.flat
         assert world.calls()["sts:AssumeRole"] >= 1
-    finally:
-        await tugboat.stop()

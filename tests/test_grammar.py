@@ -1,7 +1,5 @@
 """The grammar turns text into requests whose every name is in the catalog, or a usage error."""
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,8 +18,9 @@ from commands.grammar import (
     parse_mention,
     parse_slash,
 )
+from tests.conftest import EXAMPLE
 
-CATALOG = load_catalog(Path(__file__).parent.parent / "bot" / "sandbox" / "example.yml")
+CATALOG = load_catalog(EXAMPLE)
 
 
 def test_deploy_with_ref_and_force() -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.catalog import parse_catalog
 from bot.report.blocks import CANCEL_ACTION, ROLLBACK_ACTION
 from bot.report.status import REFRESH_ACTION
 from bot.runtime import Tugboat
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
-from tests.conftest import EXAMPLE, FAST, settings_for, start
+from tests.conftest import example_catalog, running
 from tests.slackview import ephemeral_to, final_parent, parents, revisions, service, thread_text
 
 ADMIN = "U0ADMIN"
@@ -96,10 +95,9 @@ async def test_cancel_stops_a_running_task(bot: Tugboat, fake: FakeSlack, world:
 async def test_production_deploy_whose_migration_fails_leaves_the_service_alone(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path
 ) -> None:
-    catalog = parse_catalog(EXAMPLE.read_text().replace("        confirm: true\n", ""))
+    catalog = example_catalog(("        confirm: true\n", ""))
     world.simulator.script_task("db:migrate", 3, ["rails aborted! ActiveRecord::StatementInvalid"], 0.5)
-    tugboat = await start(Tugboat(settings_for(fake, tmp_path / "t.db"), catalog, tuning=FAST), fake)
-    try:
+    async with running(fake, catalog, tmp_path / "t.db"):
         fake.slash_command("/deploy", "api production v2", user=ADMIN)
         parent = await final_parent(fake, "C0PROD")
         assert "*Failed*" in parent.flat and "Task `migrate` failed: web exited 3" in parent.flat
@@ -107,8 +105,6 @@ async def test_production_deploy_whose_migration_fails_leaves_the_service_alone(
         assert "The service was not changed" in replies
         assert service(world, "production", "api")["taskDefinition"].endswith("api-production:1")
         assert world.calls()["ecs:UpdateService"] == 0
-    finally:
-        await tugboat.stop()
 
 
 async def test_status_card_and_overview(bot: Tugboat, fake: FakeSlack) -> None:

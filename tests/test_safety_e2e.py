@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog import Catalog, parse_catalog
+from bot.catalog import Catalog
 from bot.report.blocks import ROLLBACK_ACTION
 from bot.report.confirm import CONFIRM_ACTION, DECLINE_ACTION
 from bot.runtime import Tugboat
 from bot.sandbox.fake_slack import FakeSlack, Message, wait_for
 from bot.sandbox.world import SandboxWorld
-from tests.conftest import EXAMPLE, FAST, settings_for, start
+from tests.conftest import example_catalog, running
 from tests.slackview import ephemeral_to, final_parent, parents, revisions, service
 
 ADMIN = "U0ADMIN"
@@ -23,24 +23,20 @@ OPS = "U0OPS"
 
 def guarded_catalog() -> Catalog:
     """Production: allowed_users U0ADMIN, group S0OPS, only from #C0PROD or #C0DEPLOY; confirm."""
-    text = EXAMPLE.read_text().replace(
-        "        allowed_users: [U0ADMIN]\n",
-        "        allowed_users: [U0ADMIN]\n        allowed_groups: [S0OPS]\n"
-        "        allowed_channels: [C0PROD, C0DEPLOY]\n",
+    return example_catalog(
+        (
+            "        allowed_users: [U0ADMIN]\n",
+            "        allowed_users: [U0ADMIN]\n        allowed_groups: [S0OPS]\n"
+            "        allowed_channels: [C0PROD, C0DEPLOY]\n",
+        )
     )
-    return parse_catalog(text)
 
 
 @pytest.fixture
 async def guarded(world: SandboxWorld, fake: FakeSlack, tmp_path: Path) -> AsyncIterator[Tugboat]:
     fake.set_usergroup("S0OPS", [OPS])
-    tugboat = await start(
-        Tugboat(settings_for(fake, tmp_path / "t.db"), guarded_catalog(), tuning=FAST), fake
-    )
-    try:
+    async with running(fake, guarded_catalog(), tmp_path / "t.db") as tugboat:
         yield tugboat
-    finally:
-        await tugboat.stop()
 
 
 async def confirmation_in(fake: FakeSlack, channel: str = "C0DEPLOY") -> Message:

@@ -7,34 +7,21 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from bot.ecs import registrable
+from bot.sandbox.fake_slack import wait_for_sync
 from bot.sandbox.world import SandboxWorld
+from tests.conftest import IMAGE
 
-T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/api"
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
-
-
-def wait_for(probe: Callable[[], T | None], timeout: float = 10.0, what: str = "") -> T:
-    """Poll until probe returns something truthy; fail with the last value seen."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or probe}: last={last!r}")
 
 
 @pytest.fixture(scope="module")
@@ -187,13 +174,13 @@ def test_update_service_rolls_out_new_revision(world: SandboxWorld, ecs: Any) ->
     right_after = describe(ecs, "sim", "rolling")
     assert [d["id"] for d in right_after["deployments"]] == [primary["id"], old_id]
 
-    seen_pending = wait_for(
+    seen_pending = wait_for_sync(
         lambda: describe(ecs, "sim", "rolling")["deployments"][0]["pendingCount"] > 0,
         what="new tasks pending",
     )
     assert seen_pending
 
-    svc = wait_for(lambda: settled(ecs, "sim", "rolling"), what="rollout to settle")
+    svc = wait_for_sync(lambda: settled(ecs, "sim", "rolling"), what="rollout to settle")
     [done] = svc["deployments"]
     assert done["id"] == primary["id"]
     assert done["rolloutState"] == "COMPLETED"
@@ -245,7 +232,7 @@ def test_broken_image_trips_breaker_and_rolls_back(world: SandboxWorld, ecs: Any
             return svc
         return None
 
-    svc = wait_for(rolled_back, what="circuit breaker")
+    svc = wait_for_sync(rolled_back, what="circuit breaker")
     rollback, failed = svc["deployments"][0], svc["deployments"][1]
     assert failed["id"] == failing_id and failed["status"] == "ACTIVE"
     assert failed["rolloutStateReason"] == "ECS deployment circuit breaker: tasks failed to start."
@@ -255,7 +242,7 @@ def test_broken_image_trips_breaker_and_rolls_back(world: SandboxWorld, ecs: Any
     assert f"(service fragile) (deployment {failing_id}) deployment failed: tasks failed to start." in events
     assert f"(service fragile) rolling back to deployment {good_id}." in events
 
-    svc = wait_for(lambda: settled(ecs, "sim", "fragile"), what="rollback to complete")
+    svc = wait_for_sync(lambda: settled(ecs, "sim", "fragile"), what="rollback to complete")
     [done] = svc["deployments"]
     assert done["id"] == rollback["id"] and done["rolloutState"] == "COMPLETED"
     assert done["taskDefinition"] == svc["taskDefinition"] == good_td
@@ -294,7 +281,7 @@ def test_breaker_without_rollback_stays_failed(world: SandboxWorld, ecs: Any) ->
         svc = describe(ecs, "sim", "norollback")
         return svc if svc["deployments"][0]["rolloutState"] == "FAILED" else None
 
-    svc = wait_for(failed, what="FAILED deployment")
+    svc = wait_for_sync(failed, what="FAILED deployment")
     assert svc["deployments"][0]["status"] == "PRIMARY"
     assert svc["deployments"][0]["taskDefinition"] == arn
     assert world.simulator.wait_idle(5)
@@ -316,7 +303,7 @@ def test_pause_force_scale_and_replace(world: SandboxWorld, ecs: Any) -> None:
         assert describe(ecs, "sim", "knobs")["deployments"][0]["pendingCount"] == 0
     finally:
         sim.resume()
-    svc = wait_for(lambda: settled(ecs, "sim", "knobs"), what="forced deployment")
+    svc = wait_for_sync(lambda: settled(ecs, "sim", "knobs"), what="forced deployment")
     assert svc["deployments"][0]["id"] == new_id
 
     ecs.update_service(cluster="sim", service="knobs", desiredCount=3)
@@ -327,7 +314,7 @@ def test_pause_force_scale_and_replace(world: SandboxWorld, ecs: Any) -> None:
     running = ecs.list_tasks(cluster="sim", startedBy=new_id, desiredStatus="RUNNING")["taskArns"]
     victim = running[0]
     ecs.stop_task(cluster="sim", task=victim, reason="chaos")
-    done = wait_for(lambda: stopped(ecs, "sim", victim), what="service task to stop")
+    done = wait_for_sync(lambda: stopped(ecs, "sim", victim), what="service task to stop")
     assert done["stopCode"] == "UserInitiated"
     assert sim.wait_idle(10)
     assert describe(ecs, "sim", "knobs")["runningCount"] == 3  # ECS replaced it
@@ -340,7 +327,7 @@ def test_migrate_task_exits_zero_and_logs(world: SandboxWorld, ecs: Any) -> None
     task = run_one_off(world, ecs, ["bin/rails", "db:migrate"])
     assert task["lastStatus"] == "PROVISIONING"
     assert task["desiredStatus"] == "RUNNING"
-    done = wait_for(lambda: stopped(ecs, "staging", task["taskArn"]), what="migrate to stop")
+    done = wait_for_sync(lambda: stopped(ecs, "staging", task["taskArn"]), what="migrate to stop")
     assert done["stopCode"] == "EssentialContainerExited"
     assert done["stoppedReason"] == "Essential container in task exited"
     assert done["stoppedAt"] >= done["startedAt"]
@@ -362,7 +349,7 @@ def test_migrate_task_exits_zero_and_logs(world: SandboxWorld, ecs: Any) -> None
 
 def test_failing_task_exits_one(world: SandboxWorld, ecs: Any) -> None:
     task = run_one_off(world, ecs, ["bin/rails", "db:migrate:fail"])
-    done = wait_for(lambda: stopped(ecs, "staging", task["taskArn"]), what="task to fail")
+    done = wait_for_sync(lambda: stopped(ecs, "staging", task["taskArn"]), what="task to fail")
     assert container(done, "web")["exitCode"] == 1
     task_id = task["taskArn"].rsplit("/", 1)[-1]
     events = world.client("logs").get_log_events(
@@ -374,20 +361,20 @@ def test_failing_task_exits_one(world: SandboxWorld, ecs: Any) -> None:
 def test_scripted_task(world: SandboxWorld, ecs: Any) -> None:
     world.simulator.script_task("data:backfill", exit_code=3, log_lines=["one", "two"], seconds=0.2)
     task = run_one_off(world, ecs, ["bin/rails", "data:backfill"])
-    done = wait_for(lambda: stopped(ecs, "staging", task["taskArn"]), what="scripted task")
+    done = wait_for_sync(lambda: stopped(ecs, "staging", task["taskArn"]), what="scripted task")
     assert container(done, "web")["exitCode"] == 3
 
 
 def test_sleep_task_runs_until_stopped(world: SandboxWorld, ecs: Any) -> None:
     task = run_one_off(world, ecs, ["sleep", "3600"])
     arn = task["taskArn"]
-    wait_for(lambda: describe_task(ecs, "staging", arn)["lastStatus"] == "RUNNING", what="running")
+    wait_for_sync(lambda: describe_task(ecs, "staging", arn)["lastStatus"] == "RUNNING", what="running")
     assert world.simulator.wait_idle(5)  # the simulator has nothing left to move on its own
     assert describe_task(ecs, "staging", arn)["lastStatus"] == "RUNNING"
 
     response = ecs.stop_task(cluster="staging", task=arn, reason="Stopped by tugboat")["task"]
     assert response["desiredStatus"] == "STOPPED"
-    done = wait_for(lambda: stopped(ecs, "staging", arn), what="stop to land")
+    done = wait_for_sync(lambda: stopped(ecs, "staging", arn), what="stop to land")
     assert done["stopCode"] == "UserInitiated"
     assert done["stoppedReason"] == "Stopped by tugboat"
     assert container(done, "web")["exitCode"] == 137

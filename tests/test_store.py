@@ -11,7 +11,7 @@ import dataclasses
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from moto.moto_server import threaded_moto_server
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import ThreadedMotoServer
 
+from bot.sandbox.fake_slack import wait_for
 from bot.store.base import Lock, OperationRecord, StateStore
 from bot.store.dynamodb import DynamoStore, StoreUnavailable
 from bot.store.sqlite import SqliteStore
@@ -98,18 +99,6 @@ def store(replicas: tuple[StateStore, StateStore]) -> StateStore:
     return replicas[0]
 
 
-async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
-    """Poll `probe` until it returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.02)
-
-
 def op(app: str = "api", env: str = "prod", **kwargs: Any) -> OperationRecord:
     fields: dict[str, Any] = {"action": "deploy", "actor": "U1", "subject": "v1", "owner": "r1"}
     return OperationRecord(app=app, env=env, **(fields | kwargs))
@@ -173,7 +162,7 @@ async def test_expired_claim_can_be_taken(replicas: tuple[StateStore, StateStore
     holder = await two.claim_target(b, 30)
     assert holder is not None and holder.id == a.id
     assert await one.renew_claim(a, SHORT) is True  # its owner's last heartbeat, then silence
-    await eventually(lambda: _claimed(two, b, 30))
+    await wait_for(lambda: _claimed(two, b, 30), timeout=5.0)
     active = await one.active_on("api", "prod")
     assert active is not None and active.id == b.id
 
@@ -284,7 +273,7 @@ async def test_adopt_waits_for_the_owners_lease(replicas: tuple[StateStore, Stat
     assert await two.adopt(mine, "r2", 30) is False
     assert mine.owner == "r1"
     assert await one.renew_claim(record, SHORT) is True  # r1's last heartbeat, then it dies
-    await eventually(lambda: two.adopt(mine, "r2", 30))
+    await wait_for(lambda: two.adopt(mine, "r2", 30), timeout=5.0)
     assert mine.owner == "r2"
     stored = await one.get(record.id)
     assert stored is not None and stored.owner == "r2"
@@ -397,7 +386,7 @@ async def test_expired_lock_is_not_returned_and_can_be_replaced(store: StateStor
 
 async def test_lock_runs_out(store: StateStore) -> None:
     assert await store.lock(a_lock("U1", expires_at=time.time() + SHORT)) is None
-    await eventually(lambda: _unlocked(store))
+    await wait_for(lambda: _unlocked(store), timeout=5.0)
     assert await store.unlock("api", "prod") is None  # removes the expired one, reports none
     replacement = a_lock("U2")
     assert await store.lock(replacement) is None
@@ -423,7 +412,7 @@ async def test_first_delivery(replicas: tuple[StateStore, StateStore]) -> None:
 
 async def test_delivery_seen_again_after_it_expires(store: StateStore) -> None:
     assert await store.first_delivery("d-short", ttl_s=SHORT) is True
-    await eventually(lambda: store.first_delivery("d-short", ttl_s=60))
+    await wait_for(lambda: store.first_delivery("d-short", ttl_s=60), timeout=5.0)
     assert await store.first_delivery("d-short") is False
 
 

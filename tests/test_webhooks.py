@@ -12,7 +12,6 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from bot.autodeploy import tag_for
-from bot.catalog import Catalog, parse_catalog
 from bot.github import (
     MAX_BODY_BYTES,
     Deploys,
@@ -37,7 +35,7 @@ from bot.sandbox.fake_slack import FakeSlack, Message, wait_for
 from bot.sandbox.world import SandboxWorld
 from bot.store import Lock
 from bot.web import build_web_app
-from tests.conftest import EXAMPLE, FAST, settings_for, start
+from tests.conftest import example_catalog, running
 from tests.fixtures_github import PING, push_payload, signed_headers, workflow_run_payload
 from tests.slackview import parents, revisions, service, thread_text
 
@@ -48,38 +46,17 @@ STAGING = "C0STAGING"
 Sender = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
 
 
-def example_catalog(*replacements: tuple[str, str]) -> Catalog:
-    """The sandbox's example catalog with some lines changed (a variant for one test)."""
-    text = EXAMPLE.read_text()
-    for old, new in replacements:
-        assert old in text, old
-        text = text.replace(old, new)
-    return parse_catalog(text, "variant.yml")
-
-
 def new_sha() -> str:
     """A commit nobody has built an image for yet."""
     return uuid.uuid4().hex + uuid.uuid4().hex[:8]
 
 
-@asynccontextmanager
-async def running(
-    world: SandboxWorld, fake: FakeSlack, state: Path, catalog: Catalog
-) -> AsyncIterator[Tugboat]:
-    secret = SecretStr(SECRET)
-    settings = settings_for(fake, state).model_copy(update={"github_webhook_secret": secret})
-    tugboat = Tugboat(settings, catalog, tuning=FAST)
-    await start(tugboat, fake)
-    try:
-        yield tugboat
-    finally:
-        await tugboat.stop()
-
-
 @pytest.fixture
 async def hooked(world: SandboxWorld, fake: FakeSlack, tmp_path: Path) -> AsyncIterator[Tugboat]:
     """The bot on the example catalog, with a webhook secret."""
-    async with running(world, fake, tmp_path / "t.db", example_catalog()) as tugboat:
+    async with running(
+        fake, example_catalog(), tmp_path / "t.db", github_webhook_secret=SecretStr(SECRET)
+    ) as tugboat:
         yield tugboat
 
 
@@ -299,7 +276,7 @@ async def test_image_that_never_appears_fails_the_thread_with_the_reason(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
     catalog = example_catalog(("image_wait: 900", "image_wait: 1"))
-    async with running(world, fake, tmp_path / "t.db", catalog) as tugboat:
+    async with running(fake, catalog, tmp_path / "t.db", github_webhook_secret=SecretStr(SECRET)) as tugboat:
         sha = new_sha()
         status, answer = await sender(http, tugboat)("push", push_payload(sha))
         assert status == 202
@@ -375,7 +352,7 @@ async def test_workflow_run_success_deploys_and_failure_does_not(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
     catalog = example_catalog(("on: push", "on: workflow_run\n          workflow: CI"))
-    async with running(world, fake, tmp_path / "t.db", catalog) as tugboat:
+    async with running(fake, catalog, tmp_path / "t.db", github_webhook_secret=SecretStr(SECRET)) as tugboat:
         send = sender(http, tugboat)
         sha = SandboxWorld.EXAMPLE_SHAS[1]
         status, answer = await send("push", push_payload(sha))

@@ -396,7 +396,6 @@ class FakeSlack:
         self._socket_ids = itertools.count(1)
         self._round_robin = itertools.count()
         self._connections_opened = 0
-        self._refusing_connections = False
         self._tickets: set[str] = set()
         self._last_ts_micros = 0
         self._methods: dict[str, Callable[[_Params], JSON]] = {
@@ -517,14 +516,6 @@ class FakeSlack:
         with self._lock:
             self._usergroups[usergroup] = list(users)
 
-    def set_channel_name(self, channel: str, name: str) -> None:
-        with self._lock:
-            self._channel_names[channel] = name
-
-    def set_user_name(self, user: str, name: str) -> None:
-        with self._lock:
-            self._user_names[user] = name
-
     def set_rate_limit(
         self, method: str, per_second: float, burst: int, *, per_channel: bool | None = None
     ) -> None:
@@ -554,11 +545,6 @@ class FakeSlack:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
-
-    def refuse_connections(self, refuse: bool = True) -> None:
-        """While set, apps.connections.open answers internal_error, so reconnects fail."""
-        with self._lock:
-            self._refusing_connections = refuse
 
     def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
         """Call `callback(change)` from the fake's thread on every visible change."""
@@ -814,8 +800,6 @@ class FakeSlack:
         }
 
     def _apps_connections_open(self, _: _Params) -> JSON:
-        if self._refusing_connections:
-            return _error("internal_error")
         ticket = secrets.token_hex(12)
         self._tickets.add(ticket)
         url = f"ws://127.0.0.1:{self._port}/link/?ticket={ticket}&app_id={APP_ID}"

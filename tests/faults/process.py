@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bot.sandbox.fake_slack import FakeSlack
+from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
 
 
@@ -65,6 +65,22 @@ class BotProcess:
             [sys.executable, "-m", "bot"], env=self.env, stdout=handle, stderr=subprocess.STDOUT
         )
         return self
+
+    async def up(self, fake: FakeSlack, timeout: float) -> BotProcess:
+        """Start, and wait until healthy with a Socket Mode connection it opened."""
+        before = fake.connections_opened
+        self.start()
+        await wait_for(
+            lambda: self.healthy() and fake.connection_count >= 1 and fake.connections_opened > before,
+            timeout=timeout,
+            what="the bot process to be healthy",
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
 
     def healthy(self) -> bool:
         try:

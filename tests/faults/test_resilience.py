@@ -14,7 +14,7 @@ from bot.catalog import Catalog
 from bot.runtime import Tugboat
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
-from tests.conftest import FAST, fleet_catalog, seed_fleet, settings_for, start
+from tests.conftest import FAST, fleet_catalog, running, seed_fleet
 from tests.slackview import final_parent, parents, service
 
 DEV = "U0DEV"
@@ -54,11 +54,8 @@ async def fleet(
 ) -> AsyncIterator[tuple[Tugboat, Catalog]]:
     seed_fleet(world, 3)
     catalog = fleet_catalog(3)
-    tugboat = await start(Tugboat(settings_for(fake, tmp_path / "t.db"), catalog, tuning=FAST), fake)
-    try:
+    async with running(fake, catalog, tmp_path / "t.db") as tugboat:
         yield tugboat, catalog
-    finally:
-        await tugboat.stop()
 
 
 async def test_slack_answering_429_to_every_second_call_loses_nothing_and_doubles_nothing(
@@ -87,14 +84,13 @@ async def test_socket_dropped_reconnects_and_health_follows(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path, catalog: Catalog
 ) -> None:
     tuning = replace(FAST, ping_interval_s=1.0)
-    tugboat = await start(Tugboat(settings_for(fake, tmp_path / "t.db"), catalog, tuning=tuning), fake)
-    url = f"http://127.0.0.1:{tugboat.port}/healthz"
+    async with running(fake, catalog, tmp_path / "t.db", tuning=tuning) as tugboat:
+        url = f"http://127.0.0.1:{tugboat.port}/healthz"
 
-    async def health() -> int:
-        async with aiohttp.ClientSession() as http, http.get(url) as answer:
-            return answer.status
+        async def health() -> int:
+            async with aiohttp.ClientSession() as http, http.get(url) as answer:
+                return answer.status
 
-    try:
         assert await health() == 200
         opened = fake.connections_opened
         fake.drop_connections()
@@ -104,8 +100,6 @@ async def test_socket_dropped_reconnects_and_health_follows(
         envelope = fake.slash_command("/tugboat", "help", user=DEV)
         ack = await wait_for(lambda: fake.ack_for(envelope), timeout=5, what="ack after reconnect")
         assert ack.latency_s < 1
-    finally:
-        await tugboat.stop()
 
 
 async def _is(probe: object, status: int) -> bool:

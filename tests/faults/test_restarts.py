@@ -33,17 +33,10 @@ def launch(
     state: str,
     **kw: object,
 ) -> BotProcess:
-    bot = BotProcess(world, fake, EXAMPLE, state, tmp_path / "bot.log", **kw).start()  # type: ignore[arg-type]
+    """A bot process (not started yet), stopped at the end of the test."""
+    bot = BotProcess(world, fake, EXAMPLE, state, tmp_path / "bot.log", **kw)  # type: ignore[arg-type]
     processes.append(bot)
     return bot
-
-
-async def ready(bot: BotProcess, fake: FakeSlack, before: int) -> None:
-    await wait_for(
-        lambda: bot.healthy() and fake.connection_count >= 1 and fake.connections_opened > before,
-        timeout=30,
-        what="the bot process to be healthy",
-    )
 
 
 async def test_kill_9_mid_rollout_then_restart_finishes_the_same_thread(
@@ -52,14 +45,14 @@ async def test_kill_9_mid_rollout_then_restart_finishes_the_same_thread(
     state = f"sqlite:///{tmp_path / 'state.db'}"
     world.simulator.rollout_seconds = 10
     first = launch(processes, world, fake, tmp_path, state)
-    await ready(first, fake, 0)
+    await first.up(fake, timeout=30)
     fake.slash_command("/deploy", "api staging v2", user=DEV)
     parent = await wait_for(lambda: next(iter(parents(fake, "C0STAGING")), None), timeout=20, what="thread")
     await thread_text(fake, parent, must_contain="Service updated to revision 2", timeout=20)
 
     first.kill()
     second = launch(processes, world, fake, tmp_path, state)
-    await ready(second, fake, fake.connections_opened)
+    await second.up(fake, timeout=30)
 
     final = await final_parent(fake, "C0STAGING", timeout=60)
     assert final.ts == parent.ts and len(parents(fake, "C0STAGING")) == 1
@@ -75,14 +68,14 @@ async def test_kill_9_during_run_task_then_restart_reports_its_exit(
     state = f"sqlite:///{tmp_path / 'state.db'}"
     world.simulator.script_task("db:migrate", 0, ["== migrating", "== migrated"], 8)
     first = launch(processes, world, fake, tmp_path, state)
-    await ready(first, fake, 0)
+    await first.up(fake, timeout=30)
     fake.slash_command("/run-task", "api staging migrate", user=DEV)
     parent = await wait_for(lambda: next(iter(parents(fake, "C0STAGING")), None), timeout=20, what="thread")
     await thread_text(fake, parent, must_contain="Started task `migrate`", timeout=20)
 
     first.kill()
     second = launch(processes, world, fake, tmp_path, state)
-    await ready(second, fake, fake.connections_opened)
+    await second.up(fake, timeout=30)
 
     final = await final_parent(fake, "C0STAGING", timeout=60)
     assert final.ts == parent.ts and "*Succeeded*" in final.flat
@@ -96,7 +89,7 @@ async def test_sigterm_exits_0_quickly_and_the_next_start_finishes(
     state = f"sqlite:///{tmp_path / 'state.db'}"
     world.simulator.rollout_seconds = 10
     first = launch(processes, world, fake, tmp_path, state)
-    await ready(first, fake, 0)
+    await first.up(fake, timeout=30)
     fake.slash_command("/deploy", "api staging v2", user=DEV)
     parent = await wait_for(lambda: next(iter(parents(fake, "C0STAGING")), None), timeout=20, what="thread")
     await thread_text(fake, parent, must_contain="Service updated to revision 2", timeout=20)
@@ -105,7 +98,7 @@ async def test_sigterm_exits_0_quickly_and_the_next_start_finishes(
     assert code == 0 and seconds < 10, (code, seconds)
 
     second = launch(processes, world, fake, tmp_path, state)
-    await ready(second, fake, fake.connections_opened)
+    await second.up(fake, timeout=30)
     final = await final_parent(fake, "C0STAGING", timeout=60)
     assert final.ts == parent.ts and "*Succeeded*" in final.flat
 
@@ -128,8 +121,8 @@ async def test_two_replicas_on_dynamodb_one_dies_the_other_finishes(
     world.simulator.rollout_seconds = 12
     lease = 6.0
     holder = launch(processes, world, fake, tmp_path, state, replica="replica-a", lease_s=lease)
-    await ready(holder, fake, 0)
-    other = launch(processes, world, fake, tmp_path, state, replica="replica-b", lease_s=lease)
+    await holder.up(fake, timeout=30)
+    other = launch(processes, world, fake, tmp_path, state, replica="replica-b", lease_s=lease).start()
     await wait_for(lambda: other.healthy() and fake.connection_count >= 2, timeout=30, what="second replica")
 
     fake.slash_command("/deploy", "api staging v2", user=DEV)
