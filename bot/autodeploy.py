@@ -16,7 +16,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from bot.catalog import who
-from bot.operations import LEASE_S, OperationRunner
+from bot.operations import OperationRunner
 from bot.report.slack import ThreadReporter
 from bot.store import Lock, OperationRecord
 from commands import deploy as deploy_action
@@ -200,7 +200,7 @@ class AutoDeployer:
         store, record = self.runner.store, job.record
         told = False
         while True:
-            holder = await store.claim_target(record, LEASE_S)
+            holder = await store.claim_target(record, self.runner.lease_s)
             if job.superseded.is_set():
                 await store.release_target(record)
                 return False
@@ -218,7 +218,7 @@ class AutoDeployer:
         Gives up after a lease's worth of polling, so an expired claim is asked again.
         """
         delay, waited = self._turn_poll_s, 0.0
-        while waited < LEASE_S:
+        while waited < self.runner.lease_s:
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, self._turn_poll_max_s)
