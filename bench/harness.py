@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from bot.catalog import Catalog, parse_catalog
+from bot.domain.catalog import Catalog, parse_catalog
 from bot.runtime import Tugboat, Tuning
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld

@@ -35,14 +35,14 @@ sys.path.insert(0, str(ROOT))  # the payload builders live with the tests
 import aiohttp  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from bot.catalog import load_catalog  # noqa: E402
-from bot.ecs import ServiceRef  # noqa: E402
+from bot.aws.watcher import PollTiming  # noqa: E402
+from bot.domain.aws import ServiceRef  # noqa: E402
+from bot.domain.catalog import load_catalog  # noqa: E402
 from bot.runtime import Tugboat, Tuning  # noqa: E402
 from bot.sandbox.fake_slack import FakeSlack  # noqa: E402
 from bot.sandbox.terminal import EXAMPLE_CATALOG  # noqa: E402
 from bot.sandbox.world import SandboxWorld  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from bot.watcher import PollTiming  # noqa: E402
 from tests.fixtures_github import push_payload, signed_headers  # noqa: E402
 
 SECRET = "bench-webhook-secret"

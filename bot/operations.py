@@ -18,19 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot import metrics
-from bot.catalog import Catalog, who
-from bot.ecs import AwsError, EcsGateway
-from bot.permissions import GroupDirectory, Permissions
-from bot.report.confirm import confirmation_blocks
-from bot.report.slack import ThreadReporter
-from bot.report.view import ThreadView
-from bot.slack_api import SlackApi
-from bot.store import Lock, OperationRecord, StateStore
-from bot.watcher import RolloutWatcher
-from commands import deploy as deploy_action
-from commands import rollback as rollback_action
-from commands import run_task as run_task_action
-from commands.events import (
+from bot.aws.ecs import EcsGateway
+from bot.aws.watcher import RolloutWatcher
+from bot.domain.aws import AwsError
+from bot.domain.catalog import Catalog, who
+from bot.domain.events import (
     Failed,
     Note,
     ProgressEvent,
@@ -41,13 +33,22 @@ from commands.events import (
     TaskDefinitionRegistered,
     TaskStarted,
 )
+from bot.domain.records import Lock, OperationRecord, Target
+from bot.permissions import GroupDirectory, Permissions
+from bot.report.view import ThreadView
+from bot.slack.api import SlackApi
+from bot.slack.confirm import confirmation_blocks
+from bot.slack.thread import ThreadReporter
+from bot.state import StateStore
+from commands import deploy as deploy_action
+from commands import rollback as rollback_action
+from commands import run_task as run_task_action
 from commands.grammar import (
     DeployRequest,
     HistoryRequest,
     LockRequest,
     RollbackRequest,
     RunTaskRequest,
-    Target,
     UnlockRequest,
 )
 

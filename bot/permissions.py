@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import time
 
-from bot.catalog import Catalog, Environment
-from bot.slack_api import SlackApi
-from commands.grammar import Target
+from bot.domain.catalog import Catalog, Environment
+from bot.domain.records import Target
+from bot.slack.api import SlackApi
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 import logging
 import time
 
-from bot.ecs import ServiceRef, revision_of
+from bot.domain.aws import ServiceRef, revision_of
+from bot.domain.events import Emit, Failed, Note, Succeeded
+from bot.domain.records import OperationRecord, Target
 from bot.operations import OperationRunner, view_of
-from bot.report.slack import ThreadReporter
-from bot.store import OperationRecord
+from bot.slack.thread import ThreadReporter
 from commands import deploy as deploy_action
-from commands.events import Emit, Failed, Note, Succeeded
-from commands.grammar import Target
 from commands.run_task import TaskPlan, execute_stopped, wait_one_off
 from commands.wait import wait_for_rollout
 

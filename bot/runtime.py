@@ -21,17 +21,17 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
-from bot.catalog import Catalog
-from bot.dispatch import Dispatcher
-from bot.ecs import EcsGateway
-from bot.github import webhook_handler
+from bot.aws.ecs import EcsGateway
+from bot.aws.watcher import PollTiming, RolloutWatcher
+from bot.domain.catalog import Catalog
+from bot.github.webhook import webhook_handler
 from bot.operations import OperationRunner, TaskTracker
 from bot.resume import resume_unfinished
 from bot.settings import Settings
-from bot.slack_api import SlackApi
-from bot.slack_app import build_app
-from bot.store import StateStore, store_from_url
-from bot.watcher import PollTiming, RolloutWatcher
+from bot.slack.api import SlackApi
+from bot.slack.app import build_app
+from bot.slack.dispatch import Dispatcher
+from bot.state import StateStore, store_from_url
 from bot.web import build_web_app
 
 log = logging.getLogger(__name__)

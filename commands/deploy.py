@@ -14,10 +14,11 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bot.catalog import App, Catalog, Environment
-from bot.ecs import AwsError, EcsGateway, ServiceRef, registrable, revision_of
-from bot.watcher import RolloutWatcher
-from commands.events import (
+from bot.aws.ecs import EcsGateway
+from bot.aws.watcher import RolloutWatcher
+from bot.domain.aws import AwsError, ServiceRef, registrable, revision_of
+from bot.domain.catalog import App, Catalog, Environment
+from bot.domain.events import (
     Emit,
     Failed,
     ImageVerified,
@@ -28,7 +29,8 @@ from commands.events import (
     TaskDefinitionRegistered,
     WaitingForImage,
 )
-from commands.grammar import DeployRequest, Target
+from bot.domain.records import Target
+from commands.grammar import DeployRequest
 from commands.run_task import before_deploy_plans, failure_reason, run_one_off
 from commands.wait import RolloutOutcome, stopped_task_reasons, wait_for_rollout
 

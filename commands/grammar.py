@@ -11,7 +11,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot.catalog import App, Catalog
+from bot.domain.catalog import App, Catalog
+from bot.domain.records import Target
 
 MAX_TEXT = 4000
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -35,17 +36,6 @@ class UsageError(Exception):
         self.problem = problem
         self.usage = usage
         super().__init__(f"{problem}\nUsage: `{usage}`" if usage else problem)
-
-
-@dataclass(frozen=True)
-class Target:
-    """An app and environment that both exist in the catalog."""
-
-    app: str
-    env: str
-
-    def __str__(self) -> str:
-        return f"{self.app} {self.env}"
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,13 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.catalog import Catalog, Environment
-from bot.ecs import AwsError, EcsGateway, ServiceRef, family_of, revision_of
-from bot.store import OperationRecord
+from bot.aws.ecs import EcsGateway
+from bot.domain.aws import AwsError, ServiceRef, family_of, revision_of
+from bot.domain.catalog import Catalog, Environment
+from bot.domain.events import Emit, Failed, RollingBack, ServiceUpdated, Succeeded
+from bot.domain.records import OperationRecord, Target
 from commands.deploy import DeployDeps
-from commands.events import Emit, Failed, RollingBack, ServiceUpdated, Succeeded
-from commands.grammar import RollbackRequest, Target
+from commands.grammar import RollbackRequest
 from commands.wait import wait_for_rollout
 
 

@@ -13,10 +13,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bot.catalog import App, Catalog, Environment, TaskSpec
-from bot.ecs import EcsGateway, ServiceRef, ServiceSnapshot, awslogs_of, revision_of
-from commands.events import Emit, Failed, Succeeded, TaskStarted, TaskStopped
-from commands.grammar import RunTaskRequest, Target
+from bot.aws.ecs import EcsGateway
+from bot.domain.aws import ServiceRef, ServiceSnapshot, awslogs_of, revision_of
+from bot.domain.catalog import App, Catalog, Environment, TaskSpec
+from bot.domain.events import Emit, Failed, Succeeded, TaskStarted, TaskStopped
+from bot.domain.records import Target
+from commands.grammar import RunTaskRequest
 
 LOG_LINES = 20
 STARTED_BY = "tugboat"

@@ -11,11 +11,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.catalog import Catalog
-from bot.ecs import AwsError, EcsGateway, ServiceRef, ServiceSnapshot, revision_of
-from bot.store import Lock, OperationRecord, StateStore
+from bot.aws.ecs import EcsGateway
+from bot.domain.aws import AwsError, ServiceRef, ServiceSnapshot, revision_of
+from bot.domain.catalog import Catalog
+from bot.domain.records import Lock, OperationRecord, Target
+from bot.state import StateStore
 from commands.deploy import container_image, tag_of
-from commands.grammar import Target
 
 STOPPED_WINDOW_S = 3600
 MAX_STOPPED = 3

@@ -12,9 +12,10 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from bot.ecs import Deployment, EcsGateway, ServiceRef, ServiceSnapshot, revision_of
-from bot.watcher import RolloutWatcher
-from commands.events import Emit, RolloutProgress, StoppedTasks
+from bot.aws.ecs import EcsGateway
+from bot.aws.watcher import RolloutWatcher
+from bot.domain.aws import Deployment, ServiceRef, ServiceSnapshot, revision_of
+from bot.domain.events import Emit, RolloutProgress, StoppedTasks
 
 MAX_STOPPED_REASONS = 5
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from bot.catalog import Catalog, load_catalog, parse_catalog
+from bot.aws.watcher import PollTiming
+from bot.domain.catalog import Catalog, load_catalog, parse_catalog
 from bot.runtime import Tugboat, Tuning
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
 from bot.settings import Settings
-from bot.watcher import PollTiming
 
 EXAMPLE = Path(__file__).parent.parent / "bot" / "sandbox" / "example.yml"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/api"

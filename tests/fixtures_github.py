@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bot.github import signature
+from bot.github.webhook import signature
 
 FIXTURES = Path(__file__).parent / "fixtures" / "github"
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog import CatalogError, load_catalog, parse_catalog
+from bot.domain.catalog import CatalogError, load_catalog, parse_catalog
 from tests.conftest import EXAMPLE
 
 MINIMAL = """

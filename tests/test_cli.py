@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from bot.domain.records import Lock, OperationRecord
 from bot.sandbox.fake_slack import FakeSlack
 from bot.sandbox.world import SandboxWorld
-from bot.store import Lock, OperationRecord, SqliteStore
+from bot.state import SqliteStore
 from tests.conftest import EXAMPLE
 from tests.slackview import revisions, service
 

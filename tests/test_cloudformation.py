@@ -23,7 +23,7 @@ from botocore import xform_name
 from cfnlint.decode import cfn_yaml
 
 from bot.settings import Settings
-from bot.store import dynamodb
+from bot.state import dynamodb
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "cloudformation.yml"

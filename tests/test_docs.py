@@ -12,9 +12,9 @@ from prometheus_client import Metric
 from pydantic import BaseModel
 
 from bot import metrics
-from bot.catalog import App, AutoDeploy, Catalog, Environment, TaskSpec
+from bot.domain.catalog import App, AutoDeploy, Catalog, Environment, TaskSpec
 from bot.settings import Settings
-from bot.slack_app import SLASH_COMMANDS
+from bot.slack.app import SLASH_COMMANDS
 from commands.grammar import MENTION_VERBS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.catalog import load_catalog
+from bot.domain.catalog import load_catalog
+from bot.domain.records import Target
 from commands.grammar import (
     DeployRequest,
     HelpRequest,
@@ -13,7 +14,6 @@ from commands.grammar import (
     RollbackRequest,
     RunTaskRequest,
     StatusRequest,
-    Target,
     UsageError,
     parse_mention,
     parse_slash,

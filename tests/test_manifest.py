@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from bot.slack_app import SLASH_COMMANDS
+from bot.slack.app import SLASH_COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "manifest.yml"

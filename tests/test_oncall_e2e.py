@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.report.blocks import CANCEL_ACTION, ROLLBACK_ACTION
-from bot.report.status import REFRESH_ACTION
 from bot.runtime import Tugboat
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
+from bot.slack.blocks import CANCEL_ACTION, ROLLBACK_ACTION
+from bot.slack.status_cards import REFRESH_ACTION
 from tests.conftest import example_catalog, running
 from tests.slackview import ephemeral_to, final_parent, parents, revisions, service, thread_text
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog import Catalog
-from bot.report.blocks import ROLLBACK_ACTION
-from bot.report.confirm import CONFIRM_ACTION, DECLINE_ACTION
+from bot.domain.catalog import Catalog
 from bot.runtime import Tugboat
 from bot.sandbox.fake_slack import FakeSlack, Message, wait_for
 from bot.sandbox.world import SandboxWorld
+from bot.slack.blocks import ROLLBACK_ACTION
+from bot.slack.confirm import CONFIRM_ACTION, DECLINE_ACTION
 from tests.conftest import example_catalog, running
 from tests.slackview import ephemeral_to, final_parent, parents, revisions, service
 
@@ -163,7 +163,7 @@ async def test_locks_block_deploy_and_rollback_force_passes_unlock_restores(
 
 
 async def test_a_timed_lock_expires_on_its_own(bot: Tugboat, fake: FakeSlack) -> None:
-    from bot.store import Lock
+    from bot.domain.records import Lock
 
     await bot.store.lock(Lock("api", "staging", OPS, "short hold", 0.0, expires_at=1.0))
     fake.slash_command("/deploy", "api staging v2", user=DEV)

@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from bot.ecs import registrable
+from bot.domain.aws import registrable
 from bot.sandbox.fake_slack import wait_for_sync
 from bot.sandbox.world import SandboxWorld
 from tests.conftest import IMAGE

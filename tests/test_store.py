@@ -22,10 +22,11 @@ from moto.moto_server import threaded_moto_server
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import ThreadedMotoServer
 
+from bot.domain.records import Lock, OperationRecord
 from bot.sandbox.fake_slack import wait_for
-from bot.store.base import Lock, OperationRecord, StateStore
-from bot.store.dynamodb import DynamoStore, StoreUnavailable
-from bot.store.sqlite import SqliteStore
+from bot.state.base import StateStore
+from bot.state.dynamodb import DynamoStore, StoreUnavailable
+from bot.state.sqlite import SqliteStore
 
 SHORT = 0.2  # seconds: a lease or lock that runs out while the test waits
 

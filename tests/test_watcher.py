@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.ecs import EcsGateway, ServiceNotFound, ServiceRef
+from bot.aws.ecs import EcsGateway
+from bot.aws.watcher import PollTiming, RolloutWatcher, rollout_phase
+from bot.domain.aws import ServiceNotFound, ServiceRef
 from bot.sandbox.world import SandboxWorld
-from bot.watcher import PollTiming, RolloutWatcher, rollout_phase
 from tests.conftest import IMAGE, seed_fleet
 
 REGION = "us-east-1"

@@ -20,8 +20,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
-from bot.autodeploy import tag_for
-from bot.github import (
+from bot.domain.records import Lock
+from bot.github.autodeploy import tag_for
+from bot.github.webhook import (
     MAX_BODY_BYTES,
     Deploys,
     Ignored,
@@ -33,7 +34,6 @@ from bot.github import (
 from bot.runtime import Tugboat
 from bot.sandbox.fake_slack import FakeSlack, Message, wait_for
 from bot.sandbox.world import SandboxWorld
-from bot.store import Lock
 from bot.web import build_web_app
 from tests.conftest import example_catalog, running
 from tests.fixtures_github import PING, push_payload, signed_headers, workflow_run_payload

@@ -11,9 +11,9 @@ import re
 import sys
 from typing import Any, TextIO
 
-from bot.report.status import card_blocks, overview_line
+from bot.domain.events import ProgressEvent, RolloutProgress, Started
 from bot.report.view import Detail, ThreadView
-from commands.events import ProgressEvent, RolloutProgress, Started
+from bot.slack.status_cards import card_blocks, overview_line
 from commands.status import ServiceStatus
 
 EMOJI = {

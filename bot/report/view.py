@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from bot.catalog import who
-from commands.events import (
+from bot.domain.catalog import who
+from bot.domain.events import (
     Failed,
     ImageVerified,
     Note,

@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from bot.catalog import Catalog, load_catalog
+from bot.aws.watcher import PollTiming
+from bot.domain.catalog import Catalog, load_catalog
 from bot.report.terminal import readable
 from bot.runtime import Tugboat, Tuning
 from bot.sandbox.fake_slack import Change, FakeSlack, Message
 from bot.sandbox.world import SandboxWorld
 from bot.settings import Settings
-from bot.watcher import PollTiming
 
 EXAMPLE_CATALOG = Path(__file__).with_name("example.yml")
 USER = "U0DEV"

@@ -112,7 +112,7 @@ async def test_sigterm_exits_0_quickly_and_the_next_start_finishes(
 async def test_two_replicas_on_dynamodb_one_dies_the_other_finishes(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path, processes: list[BotProcess]
 ) -> None:
-    from bot.store.dynamodb import DynamoStore
+    from bot.state.dynamodb import DynamoStore
 
     store = DynamoStore("tugboat-state")
     await store.create_table()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.ecs import revision_of
+from bot.domain.aws import revision_of
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bot.ecs import ServiceRef
+from bot.domain.aws import ServiceRef
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 """App, environment and task names: what the command grammar accepts, nothing more."""

@@ -1,7 +1,7 @@
 """GitHub webhooks: verified, deduplicated pushes and workflow runs become auto-deploys.
 
 The handler only checks and routes, then answers at once (GitHub wants a 2xx within 10 s);
-the deploys themselves run in tracked tasks (see bot.autodeploy). Status codes follow the
+the deploys themselves run in tracked tasks (see bot.github.autodeploy). Status codes follow the
 SPEC: 202 acted on, 200 ignored (with a reason), 401 bad or missing signature, 400 malformed,
 413 too large, 503 while shutting down so GitHub shows a delivery worth redelivering.
 """
@@ -20,11 +20,11 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from bot.autodeploy import AutoDeployer, PushEvent
-from bot.catalog import Catalog
+from bot.domain.catalog import Catalog
+from bot.domain.records import Target
+from bot.github.autodeploy import AutoDeployer, PushEvent
 from bot.operations import OperationRunner
 from bot.settings import Settings
-from commands.grammar import Target
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, MarkdownTextObject, SectionBlock
 
-from bot.store import Lock
+from bot.domain.records import Lock
 from commands.deploy import DeployPlan, tag_of
 
 CONFIRM_ACTION = "tugboat_confirm"

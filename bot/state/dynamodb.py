@@ -35,7 +35,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.store.base import Lock, OperationRecord, new_id
+from bot.domain.records import Lock, OperationRecord, new_id
 
 BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 INDEX = "by_target"

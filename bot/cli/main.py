@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from bot import logs
-from bot.catalog import CatalogError, load_catalog
-from bot.check import run_check
-from bot.cli_actions import TWINS, run_verb
+from bot.cli.check import run_check
+from bot.cli.twins import TWINS, run_verb
+from bot.domain.catalog import CatalogError, load_catalog
 from bot.settings import Settings, SettingsError, load_settings
 
 
@@ -72,7 +72,7 @@ def init_state() -> int:
     if not settings.tugboat_state.startswith("dynamodb://"):
         print("tugboat: TUGBOAT_STATE is SQLite; its schema is created on first start.")
         return 0
-    from bot.store.dynamodb import DynamoStore
+    from bot.state.dynamodb import DynamoStore
 
     table = settings.tugboat_state.removeprefix("dynamodb://")
 
@@ -110,7 +110,7 @@ def serve() -> int:
 
 
 async def _serve(settings: Settings, catalog: object) -> int:
-    from bot.catalog import Catalog
+    from bot.domain.catalog import Catalog
     from bot.runtime import Tugboat, Tuning
 
     assert isinstance(catalog, Catalog)

@@ -15,13 +15,13 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
-from bot.catalog import who
+from bot.domain.catalog import who
+from bot.domain.events import Emit, Failed, Started
+from bot.domain.records import Lock, OperationRecord, Target
 from bot.operations import OperationRunner
-from bot.report.slack import ThreadReporter
-from bot.store import Lock, OperationRecord
+from bot.slack.thread import ThreadReporter
 from commands import deploy as deploy_action
-from commands.events import Emit, Failed, Started
-from commands.grammar import DeployRequest, Target
+from commands.grammar import DeployRequest
 
 log = logging.getLogger(__name__)
 

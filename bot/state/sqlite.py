@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.store.base import CLAIMING_ACTIONS, Lock, OperationRecord
+from bot.domain.records import CLAIMING_ACTIONS, Lock, OperationRecord
 
 T = TypeVar("T")
 

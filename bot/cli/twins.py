@@ -17,25 +17,26 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from bot.catalog import Catalog, CatalogError, load_catalog
-from bot.ecs import AwsError, EcsGateway
+from bot.aws.ecs import EcsGateway
+from bot.aws.watcher import RolloutWatcher
+from bot.domain.aws import AwsError
+from bot.domain.catalog import Catalog, CatalogError, load_catalog
+from bot.domain.events import Emit, Failed, Note, Started
+from bot.domain.records import Lock, OperationRecord, Target
 from bot.operations import keep_lease, record_keeping, view_of, write_audit
 from bot.report.terminal import TerminalReporter, readable, status_lines, wants_color
 from bot.settings import Settings, SettingsError, load_settings
-from bot.store import Lock, OperationRecord, SqliteStore, StateStore, store_from_url
-from bot.watcher import RolloutWatcher
+from bot.state import SqliteStore, StateStore, store_from_url
 from commands import deploy as deploy_action
 from commands import rollback as rollback_action
 from commands import run_task as run_task_action
 from commands import status as status_action
-from commands.events import Emit, Failed, Note, Started
 from commands.grammar import (
     DeployRequest,
     Request,
     RollbackRequest,
     RunTaskRequest,
     StatusRequest,
-    Target,
     UsageError,
     parse_slash,
 )

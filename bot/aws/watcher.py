@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from bot import metrics
-from bot.ecs import AwsError, EcsGateway, ServiceNotFound, ServiceRef, ServiceSnapshot
+from bot.aws.ecs import EcsGateway
+from bot.domain.aws import AwsError, ServiceNotFound, ServiceRef, ServiceSnapshot
 
 log = logging.getLogger(__name__)
 

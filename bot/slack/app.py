@@ -1,7 +1,7 @@
 """Slack wiring: thin Bolt listeners that ack first, then hand the work to a tracked task.
 
 Listeners are declared where they are wired, and everything they need is passed in. What a
-command means lives in commands/; what it does lives in bot/dispatch.py.
+command means lives in commands/; what it does lives in bot/slack/dispatch.py.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.dispatch import Dispatcher
+from bot.domain.records import Target
 from bot.operations import Origin, Reply
-from bot.report.blocks import CANCEL_ACTION, ROLLBACK_ACTION
-from bot.report.confirm import CONFIRM_ACTION, DECLINE_ACTION
-from bot.report.status import REFRESH_ACTION
-from commands.grammar import RollbackRequest, Target
+from bot.slack.blocks import CANCEL_ACTION, ROLLBACK_ACTION
+from bot.slack.confirm import CONFIRM_ACTION, DECLINE_ACTION
+from bot.slack.dispatch import Dispatcher
+from bot.slack.status_cards import REFRESH_ACTION
+from commands.grammar import RollbackRequest
 
 log = logging.getLogger(__name__)
 

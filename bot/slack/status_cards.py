@@ -16,11 +16,11 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.catalog import who
-from bot.ecs import revision_of
-from bot.report.blocks import MAX_BLOCKS, SECTION_LIMIT
+from bot.domain.aws import revision_of
+from bot.domain.catalog import who
+from bot.domain.records import OperationRecord
 from bot.report.view import STATE_EMOJI as RESULT_EMOJI
-from bot.store import OperationRecord
+from bot.slack.blocks import MAX_BLOCKS, SECTION_LIMIT
 from commands.status import ServiceStatus
 
 STATE_EMOJI = {

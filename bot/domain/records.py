@@ -1,7 +1,6 @@
-"""What the bot remembers: operation records, target claims, locks, deliveries and audit.
+"""Operation records and locks: what every replica shares about what runs where.
 
-One interface, two backends (SQLite for one replica, DynamoDB for several). A record is
-written before the first ECS write of its operation, with what is needed to resume it.
+A record is written before the first ECS write of its operation, with what a resume needs.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 ACTIVE_STATES = ("running",)
 CLAIMING_ACTIONS = ("deploy", "rollback")
@@ -20,6 +19,17 @@ CLAIMING_ACTIONS = ("deploy", "rollback")
 
 def new_id() -> str:
     return uuid.uuid4().hex[:16]
+
+
+@dataclass(frozen=True)
+class Target:
+    """An app and environment that both exist in the catalog."""
+
+    app: str
+    env: str
+
+    def __str__(self) -> str:
+        return f"{self.app} {self.env}"
 
 
 @dataclass
@@ -87,47 +97,3 @@ class Lock:
     @classmethod
     def from_json(cls, text: str) -> Lock:
         return cls(**json.loads(text))
-
-
-class StateStore(Protocol):
-    """The state every replica shares. All methods are safe to call concurrently."""
-
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def claim_target(self, record: OperationRecord, lease_s: float) -> OperationRecord | None:
-        """Save `record` and make it the one operation on its target; else return the holder."""
-        ...
-
-    async def renew_claim(self, record: OperationRecord, lease_s: float) -> bool: ...
-
-    async def release_target(self, record: OperationRecord) -> None: ...
-
-    async def active_on(self, app: str, env: str) -> OperationRecord | None: ...
-
-    async def save(self, record: OperationRecord) -> None: ...
-
-    async def get(self, op_id: str) -> OperationRecord | None: ...
-
-    async def unfinished(self) -> list[OperationRecord]: ...
-
-    async def adopt(self, record: OperationRecord, owner: str, lease_s: float) -> bool:
-        """Take over an unfinished operation whose owner's lease ran out."""
-        ...
-
-    async def history(self, app: str, env: str, limit: int = 10) -> list[OperationRecord]: ...
-
-    async def lock(self, lock: Lock) -> Lock | None:
-        """Take the lock; return the existing active one instead if there is one."""
-        ...
-
-    async def unlock(self, app: str, env: str) -> Lock | None: ...
-
-    async def get_lock(self, app: str, env: str) -> Lock | None: ...
-
-    async def first_delivery(self, delivery_id: str, ttl_s: float = 7 * 86_400) -> bool:
-        """True the first time a webhook delivery (or Slack event) id is seen."""
-        ...
-
-    async def audit(self, entry: dict[str, Any]) -> None: ...

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from bot.store.base import Lock, OperationRecord, StateStore
-from bot.store.sqlite import SqliteStore
+from bot.domain.records import Lock, OperationRecord
+from bot.state.base import StateStore
+from bot.state.sqlite import SqliteStore
 
 __all__ = ["Lock", "OperationRecord", "SqliteStore", "StateStore", "store_from_url"]
 
@@ -13,7 +14,7 @@ def store_from_url(url: str) -> StateStore:
     if url.startswith("sqlite:///"):
         return SqliteStore(url.removeprefix("sqlite:///"))
     if url.startswith("dynamodb://"):
-        from bot.store.dynamodb import DynamoStore
+        from bot.state.dynamodb import DynamoStore
 
         return DynamoStore(url.removeprefix("dynamodb://"))
     raise ValueError(f"unsupported TUGBOAT_STATE {url!r}: expected sqlite:///PATH or dynamodb://TABLE")

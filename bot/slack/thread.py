@@ -13,10 +13,10 @@ import contextlib
 import logging
 import time
 
-from bot.report.blocks import detail_blocks, detail_text, parent_blocks, parent_text
+from bot.domain.events import ImageVerified, ProgressEvent
 from bot.report.view import Detail, ThreadView
-from bot.slack_api import SlackApi
-from commands.events import ImageVerified, ProgressEvent
+from bot.slack.api import SlackApi
+from bot.slack.blocks import detail_blocks, detail_text, parent_blocks, parent_text
 
 log = logging.getLogger(__name__)
 MAX_FAILURES = 5

@@ -10,10 +10,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.catalog import who
-from bot.ecs import revision_of
+from bot.domain.aws import revision_of
+from bot.domain.catalog import who
+from bot.domain.records import Target
 from bot.operations import OperationRunner, Origin, Reply
-from bot.report import status as status_view
+from bot.slack import status_cards as status_view
 from commands import status as status_action
 from commands.grammar import (
     DeployRequest,
@@ -24,7 +25,6 @@ from commands.grammar import (
     RollbackRequest,
     RunTaskRequest,
     StatusRequest,
-    Target,
     UnlockRequest,
     UsageError,
     help_text,
