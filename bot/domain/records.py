@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 ACTIVE_STATES = ("running",)
@@ -19,6 +20,36 @@ CLAIMING_ACTIONS = ("deploy", "rollback")
 
 def new_id() -> str:
     return uuid.uuid4().hex[:16]
+
+
+class Phase(StrEnum):
+    """Where an operation is. Resume decides by it, and the thread's parent line shows it."""
+
+    ACCEPTED = "accepted"
+    QUEUED = "queued"
+    AWAITING_CONFIRMATION = "awaiting confirmation"
+    CHECKING = "checking"
+    WAITING_FOR_IMAGE = "waiting for image"
+    IMAGE_FOUND = "image found"
+    REGISTERED = "registered"
+    RUNNING_TASK = "running task"
+    ROLLING_OUT = "rolling out"
+    ROLLING_BACK = "rolling back"
+    ROLLED_BACK = "rolled back"
+    ROLLBACK_INCOMPLETE = "rollback did not complete"
+    DONE = "done"
+    STOPPED = "stopped"
+
+    @classmethod
+    def parse(cls, value: str) -> Phase | str:
+        """A stored phase, including the words records written before this type used."""
+        legacy = {"updated": cls.ROLLING_OUT, "task running": cls.RUNNING_TASK}
+        if value in legacy:
+            return legacy[value]
+        try:
+            return cls(value)
+        except ValueError:
+            return value
 
 
 @dataclass(frozen=True)
@@ -44,7 +75,7 @@ class OperationRecord:
     id: str = field(default_factory=new_id)
     trigger: str = "slash command"
     state: str = "running"
-    phase: str = "accepted"
+    phase: Phase | str = Phase.ACCEPTED
     previous_task_definition: str | None = None
     task_definition: str | None = None
     deployment_id: str | None = None
@@ -58,6 +89,17 @@ class OperationRecord:
     updated_at: float = field(default_factory=time.time)
     ended_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    running: int | None = None
+    desired: int | None = None
+    pending: int | None = None
+    task_name: str | None = None
+    """The one-off task running now (a run-task, or a before_deploy step)."""
+    rollback_to: int | None = None
+    """The revision a rollback after a failed rollout goes (or went) back to."""
+
+    @property
+    def target(self) -> Target:
+        return Target(self.app, self.env)
 
     @property
     def target_key(self) -> str:
@@ -74,7 +116,9 @@ class OperationRecord:
     def from_json(cls, text: str) -> OperationRecord:
         data = json.loads(text)
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        record = cls(**{k: v for k, v in data.items() if k in known})
+        record.phase = Phase.parse(str(record.phase))
+        return record
 
 
 @dataclass(frozen=True)
