@@ -14,8 +14,6 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bot.aws.ecs import EcsGateway
-from bot.aws.watcher import RolloutWatcher
 from bot.domain.aws import AwsError, ServiceRef, registrable, revision_of
 from bot.domain.catalog import App, Catalog, Environment
 from bot.domain.events import (
@@ -29,6 +27,7 @@ from bot.domain.events import (
     TaskDefinitionRegistered,
     WaitingForImage,
 )
+from bot.domain.ports import Ecs, Watcher
 from bot.domain.records import Target
 from commands.grammar import DeployRequest
 from commands.run_task import before_deploy_plans, failure_reason, run_one_off
@@ -47,8 +46,8 @@ class DeployRefused(Exception):
 class DeployDeps:
     """What a deploy needs, passed in by name."""
 
-    ecs: EcsGateway
-    watcher: RolloutWatcher
+    ecs: Ecs
+    watcher: Watcher
     catalog: Catalog
 
 

@@ -11,10 +11,10 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.aws.ecs import EcsGateway
 from bot.domain.aws import AwsError, ServiceRef, family_of, revision_of
 from bot.domain.catalog import Catalog, Environment
 from bot.domain.events import Emit, Failed, RollingBack, ServiceUpdated, Succeeded
+from bot.domain.ports import Ecs
 from bot.domain.records import OperationRecord, Target
 from commands.deploy import DeployDeps
 from commands.grammar import RollbackRequest
@@ -44,7 +44,7 @@ class RollbackPlan:
 
 async def prepare(
     request: RollbackRequest,
-    ecs: EcsGateway,
+    ecs: Ecs,
     catalog: Catalog,
     history: Sequence[OperationRecord],
     *,
@@ -74,7 +74,7 @@ async def prepare(
 
 
 async def _last_good(
-    ecs: EcsGateway, ref: ServiceRef, current: str, history: Sequence[OperationRecord]
+    ecs: Ecs, ref: ServiceRef, current: str, history: Sequence[OperationRecord]
 ) -> tuple[str, str]:
     """The last successful deploy before the current one; else the previous ACTIVE revision."""
     for record in history:

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bot.aws.ecs import EcsGateway
 from bot.domain.aws import ServiceRef, ServiceSnapshot, awslogs_of, revision_of
 from bot.domain.catalog import App, Catalog, Environment, TaskSpec
 from bot.domain.events import Emit, Failed, Succeeded, TaskStarted, TaskStopped
+from bot.domain.ports import Ecs
 from bot.domain.records import Target
 from commands.grammar import RunTaskRequest
 
@@ -57,7 +57,7 @@ def placement_of(snapshot: ServiceSnapshot) -> dict[str, Any]:
 # -- describe and decide -----------------------------------------------------------------
 
 
-async def prepare(request: RunTaskRequest, ecs: EcsGateway, catalog: Catalog, actor: str) -> TaskPlan:
+async def prepare(request: RunTaskRequest, ecs: Ecs, catalog: Catalog, actor: str) -> TaskPlan:
     app, _ = catalog.target(request.target.app, request.target.env)
     ref = catalog.service_ref(request.target.app, request.target.env)
     snapshot = await ecs.describe_service(ref)
@@ -104,7 +104,7 @@ def before_deploy_plans(
 # -- act and wait ------------------------------------------------------------------------
 
 
-async def execute(plan: TaskPlan, ecs: EcsGateway, emit: Emit, cancel: asyncio.Event | None = None) -> bool:
+async def execute(plan: TaskPlan, ecs: Ecs, emit: Emit, cancel: asyncio.Event | None = None) -> bool:
     """Run the task and end with Succeeded or Failed."""
     stopped = await run_one_off(plan, ecs, emit, cancel)
     return await execute_stopped(plan, stopped, emit)
@@ -128,7 +128,7 @@ def failure_reason(name: str, stopped: TaskStopped) -> str:
 
 async def run_one_off(
     plan: TaskPlan,
-    ecs: EcsGateway,
+    ecs: Ecs,
     emit: Emit,
     cancel: asyncio.Event | None = None,
 ) -> TaskStopped:
@@ -153,7 +153,7 @@ async def run_one_off(
 async def wait_one_off(
     plan: TaskPlan,
     arn: str,
-    ecs: EcsGateway,
+    ecs: Ecs,
     emit: Emit,
     cancel: asyncio.Event | None,
     deadline: float,
@@ -187,9 +187,7 @@ async def _pause(cancel: asyncio.Event | None, seconds: float) -> None:
         await asyncio.wait_for(cancel.wait(), seconds)
 
 
-async def _stopped(
-    plan: TaskPlan, ecs: EcsGateway, task: dict[str, Any], stop_reason: str | None
-) -> TaskStopped:
+async def _stopped(plan: TaskPlan, ecs: Ecs, task: dict[str, Any], stop_reason: str | None) -> TaskStopped:
     exit_codes = {str(c.get("name")): c.get("exitCode") for c in task.get("containers", [])}
     if plan.container in exit_codes:
         exit_codes = {plan.container: exit_codes[plan.container]}
@@ -209,7 +207,7 @@ async def _stopped(
     )
 
 
-async def _log_stream(plan: TaskPlan, ecs: EcsGateway, task_arn: str) -> tuple[str | None, str | None, str]:
+async def _log_stream(plan: TaskPlan, ecs: Ecs, task_arn: str) -> tuple[str | None, str | None, str]:
     """awslogs names streams `<prefix>/<container>/<task-id>`; group and prefix are in the definition."""
     definition = await ecs.describe_task_definition(plan.service, plan.task_definition)
     for container in definition.get("containerDefinitions", []):

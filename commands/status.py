@@ -11,11 +11,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.aws.ecs import EcsGateway
 from bot.domain.aws import AwsError, ServiceRef, ServiceSnapshot, revision_of
 from bot.domain.catalog import Catalog
+from bot.domain.ports import Ecs, Records
 from bot.domain.records import Lock, OperationRecord, Target
-from bot.state import StateStore
 from commands.deploy import container_image, tag_of
 
 STOPPED_WINDOW_S = 3600
@@ -59,9 +58,9 @@ def targets_for(catalog: Catalog, app: str | None, env: str | None) -> list[Targ
 
 async def describe(
     targets: Sequence[Target],
-    ecs: EcsGateway,
+    ecs: Ecs,
     catalog: Catalog,
-    store: StateStore,
+    store: Records,
     *,
     detail: bool,
 ) -> list[ServiceStatus]:
@@ -94,7 +93,7 @@ async def describe(
 
 
 async def _detailed(
-    status: ServiceStatus, snapshot: ServiceSnapshot, ecs: EcsGateway, catalog: Catalog
+    status: ServiceStatus, snapshot: ServiceSnapshot, ecs: Ecs, catalog: Catalog
 ) -> ServiceStatus:
     app, _ = catalog.target(status.target.app, status.target.env)
     definition = await ecs.describe_task_definition(snapshot.ref, snapshot.task_definition)

@@ -12,10 +12,9 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from bot.aws.ecs import EcsGateway
-from bot.aws.watcher import RolloutWatcher
 from bot.domain.aws import Deployment, ServiceRef, ServiceSnapshot, revision_of
 from bot.domain.events import Emit, RolloutProgress, StoppedTasks
+from bot.domain.ports import Ecs, Watcher
 
 MAX_STOPPED_REASONS = 5
 
@@ -61,7 +60,7 @@ def judge(snapshot: ServiceSnapshot, deployment_id: str, task_definition: str) -
 
 
 async def wait_for_rollout(
-    watcher: RolloutWatcher,
+    watcher: Watcher,
     ref: ServiceRef,
     deployment_id: str,
     task_definition: str,
@@ -109,7 +108,7 @@ async def wait_for_rollout(
     return RolloutOutcome(False, f"timed out after {int(timeout_s)} s ({running})", snapshot)
 
 
-async def stopped_task_reasons(ecs: EcsGateway, ref: ServiceRef, deployment_id: str) -> StoppedTasks:
+async def stopped_task_reasons(ecs: Ecs, ref: ServiceRef, deployment_id: str) -> StoppedTasks:
     """Why the deployment's tasks stopped: ECS's stop code, reason and each container's reason."""
     tasks = await ecs.stopped_tasks(ref)
     ours = [t for t in tasks if t.get("startedBy") == deployment_id]
