@@ -1,15 +1,15 @@
 """EcsGateway: every AWS call Tugboat makes, run off the event loop, retried with jitter.
 
-boto3 is blocking, so each call runs in a bounded thread pool. botocore retries a few times
-itself; on top of that, throttling and transient errors get full-jitter backoff within a
-per-call budget, and anything else ends the call at once with AWS's own message.
+boto3 is blocking, so each call runs in a bounded thread pool. botocore's own retries are off:
+`EcsGateway.call` is the one retry layer, so each attempt is one HTTP request, counted once.
+Throttling and dropped connections get full-jitter backoff within a per-call budget, and
+anything else ends the call at once with AWS's own message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -18,16 +18,12 @@ from typing import Any, cast
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from bot import metrics
+from bot.aws.assume_role import AssumeRoleFailed, assumed_session
+from bot.backoff import full_jitter
 from bot.domain.aws import (
     AwsError,
     ServiceNotFound,
@@ -38,7 +34,10 @@ from bot.domain.aws import (
 
 log = logging.getLogger(__name__)
 
-BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20)
+# One attempt per botocore call: our loop in EcsGateway.call is the only retry layer.
+BOTO_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=20
+)
 
 
 def chunks(items: list[str], size: int) -> Iterable[list[str]]:
@@ -50,7 +49,9 @@ class CallBudget:
     """At most `rate` calls a second, one at a time in arrival order, across every caller.
 
     ECS throttles each account per Region; a bot that many teams share must stay well inside
-    that budget however many deploys it runs, so bursts queue here instead of there.
+    that budget however many deploys it runs, so bursts queue here instead of there. It is the
+    only ECS limiter: the rollout watcher's polls and every retry take their turn here too, and
+    arrival order (asyncio.Lock is FIFO) means no caller can starve another.
     """
 
     def __init__(self, rate: float) -> None:
@@ -75,6 +76,8 @@ class EcsGateway:
         max_workers: int = 16,
         budget_s: float = 60.0,
         ecs_calls_per_s: float = 0.0,
+        backoff_base_s: float = 0.5,
+        backoff_cap_s: float = 20.0,
         session_factory: Callable[[], boto3.session.Session] = boto3.session.Session,
     ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aws")
@@ -83,6 +86,8 @@ class EcsGateway:
         self._session_factory = session_factory
         self._budget_s = budget_s
         self._ecs_budget = CallBudget(ecs_calls_per_s) if ecs_calls_per_s > 0 else None
+        self._backoff_base_s = backoff_base_s
+        self._backoff_cap_s = backoff_cap_s
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -96,9 +101,7 @@ class EcsGateway:
             if client is None:
                 session = self._session_factory()
                 if role_arn is not None:
-                    from bot.aws.assume_role import assumed_session
-
-                    session = assumed_session(session, role_arn, region)
+                    session = assumed_session(session, role_arn, region, config=BOTO_CONFIG)
                 client = session.client(service, region_name=region, config=BOTO_CONFIG)
                 self._clients[key] = client
             return client
@@ -120,11 +123,12 @@ class EcsGateway:
             code = str(error.get("Code", "Unknown"))
             metrics.AWS_CALLS.labels(operation=operation, code=code).inc()
             raise AwsError(operation, code, str(error.get("Message", exc))) from None
-        except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError) as exc:
+        except (BotoConnectionError, HTTPClientError) as exc:
             metrics.AWS_CALLS.labels(operation=operation, code="ConnectionError").inc()
             raise AwsError(operation, "ConnectionError", str(exc)) from None
-        except BotoCoreError as exc:  # missing credentials or region: retrying cannot help
-            metrics.AWS_CALLS.labels(operation=operation, code=type(exc).__name__).inc()
+        except AssumeRoleFailed as exc:  # counted as assume_role; this request was never sent
+            raise AwsError(operation, exc.code, f"assuming {role_arn}: {exc}") from None
+        except BotoCoreError as exc:  # missing credentials, region or parameters: nothing sent
             raise AwsError(operation, type(exc).__name__, str(exc)) from None
         metrics.AWS_CALLS.labels(operation=operation, code="OK").inc()
         return cast(dict[str, Any], result)
@@ -140,7 +144,10 @@ class EcsGateway:
         retry: bool = True,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """Run one AWS operation in the pool; retry throttling with full jitter in budget."""
+        """Run one AWS operation in the pool; retry throttling with full jitter in budget.
+
+        Each attempt waits its turn in the ECS budget, so retries count against it too.
+        """
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self._budget_s
         attempt = 0
@@ -160,7 +167,7 @@ class EcsGateway:
             except AwsError as exc:
                 retryable = exc.throttled or exc.code == "ConnectionError"
                 attempt += 1
-                delay = random.uniform(0, min(20.0, 0.5 * 2**attempt))
+                delay = full_jitter(attempt, base_s=self._backoff_base_s, cap_s=self._backoff_cap_s)
                 if not retry or not retryable or time.monotonic() + delay > deadline:
                     raise
                 log.info(

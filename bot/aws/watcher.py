@@ -5,6 +5,10 @@ service, ten per call per cluster, and wakes the waiters of each. Waiters on the
 service share one entry, so 10 deploys of 10 services cost one describe_services per tick,
 and two waiters on one service cost nothing extra. Throttling backs the whole poller off
 with full jitter.
+
+The watcher has no rate limit of its own: each describe takes its turn in the gateway's
+CallBudget with every other ECS call, in arrival order. The poller sends one call at a time,
+so it holds at most one place in that queue: it cannot crowd deploys out, nor they it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 
 from bot import metrics
 from bot.aws.ecs import EcsGateway
+from bot.backoff import full_jitter
 from bot.domain.aws import AwsError, ServiceNotFound, ServiceRef, ServiceSnapshot
 
 log = logging.getLogger(__name__)
@@ -48,7 +53,6 @@ class PollTiming:
     near_end_s: float = 8.0
     tick_s: float = 0.1
     max_backoff_s: float = 30.0
-    max_calls_per_s: float = 4.0
 
     @classmethod
     def brisk(cls, seconds: float) -> PollTiming:
@@ -123,8 +127,6 @@ class RolloutWatcher:
         self._task: asyncio.Task[None] | None = None
         self._backoff_until = 0.0
         self._throttle_streak = 0
-        self._tokens = self._timing.max_calls_per_s
-        self._refilled_at = time.monotonic()
 
     def start(self) -> None:
         if self._task is None:
@@ -192,21 +194,17 @@ class RolloutWatcher:
                 await self._wake.wait()
             now = time.monotonic()
             if now >= self._backoff_until:
-                self._refill(now)
                 for batch in self._batches(now):
                     await self._poll(batch)
+                    if time.monotonic() < self._backoff_until:
+                        break  # throttled: the rest wait out the backoff too
             await self._sleep_until_next()
 
-    def _refill(self, now: float) -> None:
-        rate = self._timing.max_calls_per_s
-        self._tokens = min(rate, self._tokens + (now - self._refilled_at) * rate)
-        self._refilled_at = now
-
     def _batches(self, now: float) -> list[list[_Entry]]:
-        """Due services, grouped ten per call per cluster, most overdue first, within budget.
+        """Due services, grouped ten per call per cluster, most overdue first.
 
         A call for one due service may carry nine more of its cluster for free, so batches
-        are filled with the services that would be due next.
+        are filled with the services that would be due next. Pacing is the gateway's budget.
         """
         by_cluster: dict[tuple[str, str, str | None], list[_Entry]] = {}
         for entry in sorted(self._entries.values(), key=lambda e: e.due):
@@ -218,9 +216,7 @@ class RolloutWatcher:
                 take = min(len(members), -(-due // 10) * 10)
                 batches.extend(members[i : i + 10] for i in range(0, take, 10))
         batches.sort(key=lambda batch: batch[0].due)
-        allowed = int(self._tokens)
-        self._tokens -= min(allowed, len(batches))
-        return batches[:allowed]
+        return batches
 
     async def _sleep_until_next(self) -> None:
         self._wake.clear()
@@ -264,8 +260,14 @@ class RolloutWatcher:
     async def _failed(self, entries: list[_Entry], exc: AwsError, started: float) -> None:
         if exc.throttled or exc.code == "ConnectionError":
             self._throttle_streak += 1
-            cap = min(self._timing.max_backoff_s, self._timing.draining_s * 2**self._throttle_streak)
-            self._backoff_until = time.monotonic() + random.uniform(self._timing.fast_s, cap)
+            timing = self._timing
+            delay = full_jitter(
+                self._throttle_streak,
+                base_s=timing.draining_s,
+                cap_s=timing.max_backoff_s,
+                floor_s=timing.fast_s,
+            )
+            self._backoff_until = time.monotonic() + delay
             metrics.AWS_RETRIES.labels(operation="describe_services").inc()
             log.info("watcher backing off", extra={"code": exc.code, "streak": self._throttle_streak})
             return

@@ -2,7 +2,8 @@
 
 slack_sdk retries a 429 once at most; a progress thread must never lose its final state, so
 every call here honours `Retry-After` and retries transient failures with jittered backoff
-until its deadline. Calls are counted for /metrics.
+until its deadline. That loop is the only retry layer for these calls: the client under it
+has no slack_sdk retry handlers, so each attempt is one HTTP request, counted for /metrics.
 """
 
 from __future__ import annotations
@@ -15,15 +16,40 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
+from bot.backoff import full_jitter
 
 log = logging.getLogger(__name__)
 
 
+def slack_clients(token: str, base_url: str) -> tuple[AsyncWebClient, SlackApi]:
+    """Bolt's client and ours, so every HTTP call passes through exactly one retry layer.
+
+    Bolt's own calls (auth.test on the first envelope) retry in slack_sdk's handlers; SlackApi's
+    client has none, since SlackApi.call retries longer and honours Retry-After itself.
+    """
+    bolt = AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+            AsyncServerErrorRetryHandler(max_retry_count=3),
+        ],
+    )
+    ours = AsyncWebClient(token=token, base_url=base_url, retry_handlers=[])
+    return bolt, SlackApi(ours)
+
+
 class SlackApi:
-    """A thin, resilient layer over AsyncWebClient.api_call."""
+    """A thin, resilient layer over AsyncWebClient.api_call; give it a client without retries."""
 
     def __init__(self, client: AsyncWebClient, *, deadline_s: float = 300.0) -> None:
         self.client = client
@@ -46,7 +72,7 @@ class SlackApi:
                 if status == 429:
                     delay = float(exc.response.headers.get("Retry-After", "1") or 1) + random.uniform(0, 0.5)
                 elif status >= 500:
-                    delay = random.uniform(0, min(30.0, 0.5 * 2**attempt))
+                    delay = full_jitter(attempt, base_s=0.5, cap_s=30.0)
                 else:
                     raise
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -55,7 +81,7 @@ class SlackApi:
                     "slack call failed, retrying",
                     extra={"method": method, "error": type(exc).__name__},
                 )
-                delay = random.uniform(0, min(30.0, 0.5 * 2**attempt))
+                delay = full_jitter(attempt, base_s=0.5, cap_s=30.0)
             if time.monotonic() + delay > deadline:
                 raise TimeoutError(f"Slack {method} did not succeed before its deadline")
             await asyncio.sleep(delay)

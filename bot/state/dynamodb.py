@@ -37,7 +37,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.domain.records import Lock, OperationRecord, new_id
 
-BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+# botocore is the store's one retry layer (DynamoStore has no loop of its own): throttling,
+# 5xx and dropped connections get its full-jitter backoff, six attempts in all.
+BOTO_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 6})
 INDEX = "by_target"
 TTL_ATTRIBUTE = "expires_at"
 # Each retry of a check-and-set loop follows a change someone else made; this many in a row
