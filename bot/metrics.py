@@ -15,13 +15,25 @@ DEPLOY_SECONDS = Histogram(
     ["action"],
     buckets=(5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600),
 )
+# botocore and slack_sdk retry nothing under our loops, so each increment is one HTTP request.
 AWS_CALLS = Counter(
-    "tugboat_aws_calls_total", "AWS API calls by operation and outcome code", ["operation", "code"]
+    "tugboat_aws_calls_total",
+    "AWS API requests (each attempt) by operation and outcome code",
+    ["operation", "code"],
 )
-AWS_RETRIES = Counter("tugboat_aws_retries_total", "AWS calls retried after throttling", ["operation"])
+AWS_RETRIES = Counter(
+    "tugboat_aws_retries_total", "AWS calls retried after throttling or a dropped connection", ["operation"]
+)
 SLACK_CALLS = Counter(
-    "tugboat_slack_calls_total", "Slack Web API calls by method and status", ["method", "status"]
+    "tugboat_slack_calls_total",
+    "Slack Web API requests (each attempt) by method and status",
+    ["method", "status"],
 )
 IN_FLIGHT = Gauge("tugboat_operations_in_flight", "Operations running now")
 SOCKET_CONNECTED = Gauge("tugboat_socket_connected", "1 while the Socket Mode connection is up")
 WATCHED_SERVICES = Gauge("tugboat_watched_services", "Services the rollout watcher polls")
+BACKGROUND_FAILURES = Counter(
+    "tugboat_background_failures_total",
+    "Failed store writes, audit writes and lease renewals (each retried or acted on, never ignored)",
+    ["what"],
+)

@@ -6,55 +6,42 @@ on someone else's button is judged exactly like the command it stands for.
 
 from __future__ import annotations
 
-import logging
-import time
+from typing import Protocol
 
 from bot.domain.catalog import Catalog, Environment
 from bot.domain.records import Target
-from bot.slack.api import SlackApi
-
-log = logging.getLogger(__name__)
+from bot.domain.text import Text, channel, code, text
 
 
-class GroupDirectory:
-    """Members of Slack user groups, cached for a few minutes (usergroups.users.list)."""
+class Members(Protocol):
+    """Who is in a user group (Slack's user groups, in production)."""
 
-    def __init__(self, slack: SlackApi, ttl_s: float = 300.0) -> None:
-        self._slack = slack
-        self._ttl_s = ttl_s
-        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
-
-    async def members(self, group: str) -> frozenset[str]:
-        cached = self._cache.get(group)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        try:
-            answer = await self._slack.call("usergroups.users.list", deadline_s=10, usergroup=group)
-            users = frozenset(str(u) for u in answer.get("users", []))
-        except Exception:
-            log.warning("could not list user group members", extra={"group": group})
-            users = cached[1] if cached is not None else frozenset()
-        self._cache[group] = (time.monotonic() + self._ttl_s, users)
-        return users
+    async def members(self, group: str) -> frozenset[str]: ...
 
 
 class Permissions:
     """Decides whether a user, in a channel, may act on (or read) a target."""
 
-    def __init__(self, catalog: Catalog, groups: GroupDirectory) -> None:
+    def __init__(self, catalog: Catalog, groups: Members) -> None:
         self._catalog = catalog
         self._groups = groups
 
-    async def check(self, target: Target, actor: str, channel: str | None, *, write: bool) -> str | None:
+    async def check(self, target: Target, actor: str, channel: str | None, *, write: bool) -> Text | None:
         """Why the request is refused, naming the rule, or None when it is allowed."""
         _, env = self._catalog.target(target.app, target.env)
         if env.allowed_channels and channel is not None and channel not in env.allowed_channels:
-            places = ", ".join(f"<#{c}>" for c in env.allowed_channels)
-            return f"{target} takes commands only in {places} (`allowed_channels`)."
+            places = join_channels(env.allowed_channels)
+            return text(f"{target} takes commands only in ", places, " (", code("allowed_channels"), ").")
         if write:
             if await self._may_act(env, actor):
                 return None
-            return f"You may not act on {target}: you are not in its `allowed_users` or `allowed_groups`."
+            return text(
+                f"You may not act on {target}: you are not in its ",
+                code("allowed_users"),
+                " or ",
+                code("allowed_groups"),
+                ".",
+            )
         if not (env.read_users or env.read_groups):
             return None
         if (
@@ -63,7 +50,13 @@ class Permissions:
             or await self._may_act(env, actor)
         ):
             return None
-        return f"You may not read {target}: you are not in its `read_users` or `read_groups`."
+        return text(
+            f"You may not read {target}: you are not in its ",
+            code("read_users"),
+            " or ",
+            code("read_groups"),
+            ".",
+        )
 
     async def _may_act(self, env: Environment, actor: str) -> bool:
         if not env.allowed_users and not env.allowed_groups:
@@ -75,3 +68,10 @@ class Permissions:
             if actor in await self._groups.members(group):
                 return True
         return False
+
+
+def join_channels(channels: list[str]) -> Text:
+    out = text()
+    for index, channel_id in enumerate(channels):
+        out = out + text(", " if index else "", channel(channel_id))
+    return out

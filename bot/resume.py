@@ -7,14 +7,15 @@ is only touched by a command someone is around to see.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 from bot.domain.aws import ServiceRef, revision_of
 from bot.domain.events import Emit, Failed, Note, Succeeded
-from bot.domain.records import OperationRecord, Target
-from bot.operations import OperationRunner, view_of
-from bot.slack.thread import ThreadReporter
+from bot.domain.records import OperationRecord, Phase
+from bot.lifecycle import Origin
+from bot.operations import Front, Operations
 from commands import deploy as deploy_action
 from commands.run_task import TaskPlan, execute_stopped, wait_one_off
 from commands.wait import wait_for_rollout
@@ -22,55 +23,49 @@ from commands.wait import wait_for_rollout
 log = logging.getLogger(__name__)
 
 MIN_REMAINING_S = 60.0
+ROLLED_BACK_PHASES = (Phase.ROLLING_BACK, Phase.ROLLED_BACK, Phase.ROLLBACK_INCOMPLETE)
 
 
-async def resume_unfinished(runner: OperationRunner) -> int:
+async def resume_unfinished(ops: Operations, front: Front) -> int:
     """Adopt every unfinished operation whose owner is gone (or is us), and carry it on."""
+    lifecycle = ops.lifecycle
     adopted = 0
-    for record in await runner.store.unfinished():
-        if runner.is_running(record.id):
-            continue
-        if not await runner.store.adopt(record, runner.owner, runner.lease_s):
+    for record in await lifecycle.store.unfinished():
+        if not await lifecycle.adopt(record):
             continue
         adopted += 1
         log.info(
             "resuming operation", extra={"op": record.id, "action": record.action, "phase": record.phase}
         )
-        runner.tracker.spawn(_resume(runner, record), f"resume-{record.id}")
+        lifecycle.tracker.spawn(_resume(ops, front, record), f"resume-{record.id}")
     return adopted
 
 
-async def _resume(runner: OperationRunner, record: OperationRecord) -> None:
+async def _resume(ops: Operations, front: Front, record: OperationRecord) -> None:
+    lifecycle = ops.lifecycle
     if record.channel is None or record.ts is None:
         record.state, record.reason, record.ended_at = (
             "failed",
             "interrupted before its thread existed",
             time.time(),
         )
-        await runner.store.save(record)
-        await runner.store.release_target(record)
+        await lifecycle.save(record)
+        await lifecycle.release(record)
         return
-    view = view_of(record)
-    if record.task_definition and record.previous_task_definition:
-        view.revision = revision_of(record.task_definition)
-        view.previous_revision = revision_of(record.previous_task_definition)
-    reporter = ThreadReporter(
-        runner.slack, record.channel, view, ts=record.ts, min_interval_s=runner.thread_interval_s
-    )
-    await reporter.open()
-    emit = runner.emitter(record, reporter)
+    reporter = await front.reopen(record)
 
-    async def body() -> None:
+    async def body(emit: Emit, cancel: asyncio.Event) -> None:
         await emit(Note("Tugboat restarted and picked this up again."))
-        if not runner.catalog.has(record.app, record.env):
+        if not ops.catalog.has(record.app, record.env):
             await emit(Failed(f"{record.app} {record.env} is no longer in the catalog; stopped watching."))
             return
-        if record.action in ("deploy", "rollback") and record.deployment_id and record.phase == "updated":
-            await _follow_rollout(runner, record, emit)
-        elif record.action in ("deploy", "rollback") and record.phase == "rolling back":
-            await _follow_rollback(runner, record, emit)
+        rollout = record.action in ("deploy", "rollback")
+        if rollout and record.deployment_id and record.phase == Phase.ROLLING_OUT:
+            await _follow_rollout(ops, record, emit)
+        elif rollout and record.phase in ROLLED_BACK_PHASES:
+            await _follow_rollback(ops, record, emit)
         elif record.action == "run-task" and record.task_arn:
-            await _follow_task(runner, record, emit)
+            await _follow_task(ops, record, emit, cancel)
         else:
             await emit(
                 Failed(
@@ -79,24 +74,25 @@ async def _resume(runner: OperationRunner, record: OperationRecord) -> None:
                 )
             )
 
-    await runner.run(record, reporter, body)
+    origin = Origin(actor=record.actor, channel=record.channel, trigger="resume")
+    await lifecycle.run(record, reporter, body, origin)
 
 
-def _ref(runner: OperationRunner, record: OperationRecord) -> ServiceRef:
-    return runner.catalog.service_ref(record.app, record.env)
+def _ref(ops: Operations, record: OperationRecord) -> ServiceRef:
+    return ops.catalog.service_ref(record.app, record.env)
 
 
-def _remaining(runner: OperationRunner, record: OperationRecord) -> float:
-    _, env = runner.catalog.target(record.app, record.env)
+def _remaining(ops: Operations, record: OperationRecord) -> float:
+    _, env = ops.catalog.target(record.app, record.env)
     return max(MIN_REMAINING_S, env.timeout - (time.time() - record.created_at))
 
 
-async def _follow_rollout(runner: OperationRunner, record: OperationRecord, emit: Emit) -> None:
+async def _follow_rollout(ops: Operations, record: OperationRecord, emit: Emit) -> None:
     assert record.deployment_id is not None and record.task_definition is not None
-    ref = _ref(runner, record)
-    _, env = runner.catalog.target(record.app, record.env)
+    ref = _ref(ops, record)
+    _, env = ops.catalog.target(record.app, record.env)
     outcome = await wait_for_rollout(
-        runner.watcher, ref, record.deployment_id, record.task_definition, _remaining(runner, record), emit
+        ops.watcher, ref, record.deployment_id, record.task_definition, _remaining(ops, record), emit
     )
     if record.action == "rollback":
         if outcome.ok:
@@ -108,33 +104,33 @@ async def _follow_rollout(runner: OperationRunner, record: OperationRecord, emit
         return
     previous = record.previous_task_definition or record.task_definition
     await deploy_action.finish(
-        env, previous, record.deployment_id, record.task_definition, outcome, runner.deploy_deps, emit
+        env, previous, record.deployment_id, record.task_definition, outcome, ops.deploy_deps, emit
     )
 
 
-async def _follow_rollback(runner: OperationRunner, record: OperationRecord, emit: Emit) -> None:
+async def _follow_rollback(ops: Operations, record: OperationRecord, emit: Emit) -> None:
     """The deploy had failed and was going back; see the service settle, then report the failure."""
-    ref = _ref(runner, record)
-    snapshot = await runner.ecs.describe_service(ref)
+    ref = _ref(ops, record)
+    snapshot = await ops.ecs.describe_service(ref)
     primary = snapshot.primary
     if primary is not None:
         await wait_for_rollout(
-            runner.watcher, ref, primary.id, primary.task_definition, _remaining(runner, record), emit
+            ops.watcher, ref, primary.id, primary.task_definition, _remaining(ops, record), emit
         )
     revision = revision_of(primary.task_definition) if primary else "?"
     await emit(Failed(f"The deploy failed; the service went back to revision {revision}."))
 
 
-async def _follow_task(runner: OperationRunner, record: OperationRecord, emit: Emit) -> None:
+async def _follow_task(ops: Operations, record: OperationRecord, emit: Emit, cancel: asyncio.Event) -> None:
     assert record.task_arn is not None
-    app, _ = runner.catalog.target(record.app, record.env)
+    app, _ = ops.catalog.target(record.app, record.env)
     name = record.subject.split(" ", 1)[0]
     if name not in app.tasks:
         await emit(Failed(f"Task `{name}` is no longer in the catalog; stopped watching it."))
         return
     plan = TaskPlan(
-        target=Target(record.app, record.env),
-        service=_ref(runner, record),
+        target=record.target,
+        service=_ref(ops, record),
         name=name,
         spec=app.tasks[name],
         command=tuple(record.subject.split(" ")),
@@ -144,7 +140,5 @@ async def _follow_task(runner: OperationRunner, record: OperationRecord, emit: E
         actor=record.actor,
     )
     deadline = time.monotonic() + max(MIN_REMAINING_S, plan.spec.timeout - (time.time() - record.created_at))
-    stopped = await wait_one_off(
-        plan, record.task_arn, runner.ecs, emit, runner.cancel_event(record), deadline
-    )
+    stopped = await wait_one_off(plan, record.task_arn, ops.ecs, emit, cancel, deadline)
     await execute_stopped(plan, stopped, emit)

@@ -1,4 +1,4 @@
-"""Tugboat: the running bot, assembled from its parts: Socket Mode, HTTP, watcher, runner.
+"""Tugboat: the running bot, assembled from its parts: Socket Mode, HTTP, watcher, lifecycle.
 
 `start()` and `stop()` are the only lifecycle; `tugboat serve`, the sandbox and the tests all
 use them, so what is tested is what runs.
@@ -9,28 +9,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.aws.ecs import EcsGateway
 from bot.aws.watcher import PollTiming, RolloutWatcher
 from bot.domain.catalog import Catalog
+from bot.github.autodeploy import AutoDeployer
 from bot.github.webhook import webhook_handler
-from bot.operations import OperationRunner, TaskTracker
+from bot.lifecycle import Lifecycle, TaskTracker
+from bot.operations import Operations
+from bot.permissions import Permissions
 from bot.resume import resume_unfinished
 from bot.settings import Settings
-from bot.slack.api import SlackApi
+from bot.slack.api import slack_clients
 from bot.slack.app import build_app
 from bot.slack.dispatch import Dispatcher
+from bot.slack.front import SlackFront
+from bot.slack.groups import GroupDirectory
 from bot.state import StateStore, store_from_url
 from bot.web import build_web_app
 
@@ -76,27 +78,32 @@ class Tugboat:
         self._stopped = False
         self._background: list[asyncio.Task[None]] = []
         bot_token, self._app_token = settings.require_slack()
-        self.client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_url)
-        # Bolt's own calls (auth.test on the first envelope) must survive 429s and 5xx too.
-        self.client.retry_handlers.extend(
-            [
-                AsyncRateLimitErrorRetryHandler(max_retry_count=5),
-                AsyncServerErrorRetryHandler(max_retry_count=3),
-            ]
+        # Bolt's client retries in slack_sdk, SlackApi's in SlackApi: one layer per HTTP call.
+        self.client, self.slack = slack_clients(bot_token, settings.slack_api_url)
+        self.lifecycle = Lifecycle(
+            store=self.store,
+            owner=settings.tugboat_replica_id or os.environ.get("TUGBOAT_REPLICA_ID") or socket.gethostname(),
+            lease_s=self.tuning.lease_s,
+            tracker=self.tracker,
         )
-        self.slack = SlackApi(self.client)
-        self.runner = OperationRunner(
+        self.operations = Operations(
             catalog=catalog,
             ecs=self.ecs,
             watcher=self.watcher,
-            store=self.store,
-            slack=self.slack,
-            tracker=self.tracker,
-            thread_interval_s=self.tuning.thread_interval_s,
-            lease_s=self.tuning.lease_s,
-            owner=settings.tugboat_replica_id,
+            lifecycle=self.lifecycle,
+            authorizer=Permissions(catalog, GroupDirectory(self.slack)),
         )
-        self.dispatcher = Dispatcher(self.runner)
+        self.front = SlackFront(self.slack, thread_interval_s=self.tuning.thread_interval_s)
+        self.deployer = AutoDeployer(self.operations, self.front)
+        self.dispatcher = Dispatcher(
+            operations=self.operations,
+            front=self.front,
+            slack=self.slack,
+            store=self.store,
+            catalog=catalog,
+            ecs=self.ecs,
+            tracker=self.tracker,
+        )
         self.app = build_app(self.client, self.dispatcher)
 
     async def start(self) -> None:
@@ -107,7 +114,7 @@ class Tugboat:
         await self._start_http()
         await self._connect()
         self._started = True
-        await resume_unfinished(self.runner)
+        await resume_unfinished(self.operations, self.front)
         self._background = [
             asyncio.create_task(self._watchdog(), name="socket-watchdog"),
             asyncio.create_task(self._take_over(), name="lease-takeover"),
@@ -118,7 +125,14 @@ class Tugboat:
         )
 
     async def _start_http(self) -> None:
-        app = build_web_app(self.healthy, webhook_handler(self.settings, self.runner))
+        hook = webhook_handler(
+            self.settings,
+            catalog=self.catalog,
+            deliveries=self.store,
+            deployer=self.deployer,
+            accepting=lambda: self.operations.accepting,
+        )
+        app = build_web_app(self.healthy, hook)
         self._web_runner = web.AppRunner(app, access_log=None)
         await self._web_runner.setup()
         site = web.TCPSite(self._web_runner, self.tuning.http_host, self.settings.port)
@@ -149,16 +163,22 @@ class Tugboat:
             with contextlib.suppress(Exception):
                 if old is not None:
                     await asyncio.wait_for(old.close_async(), 5)  # type: ignore[no-untyped-call]
-            with contextlib.suppress(Exception):
+            try:
                 await self._connect()
+            except Exception:
+                metrics.BACKGROUND_FAILURES.labels(what="reconnect").inc()
+                log.exception("rebuilding the Socket Mode handler failed; trying again")
             down_since = None
 
     async def _take_over(self) -> None:
         """Adopt operations whose replica died (their lease ran out) and finish their threads."""
         while True:
             await asyncio.sleep(self.tuning.lease_s / 3)
-            with contextlib.suppress(Exception):
-                await resume_unfinished(self.runner)
+            try:
+                await resume_unfinished(self.operations, self.front)
+            except Exception:
+                metrics.BACKGROUND_FAILURES.labels(what="takeover").inc()
+                log.exception("takeover pass failed; trying again next round")
 
     async def healthy(self) -> bool:
         """True only while the Socket Mode connection is really up."""
@@ -177,11 +197,11 @@ class Tugboat:
         if self._stopped:
             return
         self._stopped = True
-        self.runner.accepting = False
+        self.operations.accepting = False
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        await self.runner.stop(timeout=timeout / 2)
+        await self.operations.stop(timeout=timeout / 2)
         await self.watcher.stop()
         if self.handler is not None:
             with contextlib.suppress(Exception):

@@ -130,15 +130,15 @@ async def test_ack_is_fast_while_ten_deploys_roll_out(
     async with running(fake, fleet_catalog(10, None), tmp_path / "t.db") as tugboat:
         for i in range(10):
             fake.slash_command("/deploy", f"svc{i} prod v2", user=DEV)
-        await wait_for(lambda: tugboat.runner.in_flight() == 10, timeout=20, what="10 deploys in flight")
+        await wait_for(lambda: tugboat.operations.in_flight() == 10, timeout=20, what="10 deploys in flight")
         latencies = []
         for _ in range(10):
             envelope = fake.slash_command("/tugboat", "help", user="U0OTHER")
             ack = await wait_for(lambda e=envelope: fake.ack_for(e), timeout=5, what="ack")
             latencies.append(ack.latency_s)
-        assert tugboat.runner.in_flight() == 10
+        assert tugboat.operations.in_flight() == 10
         assert max(latencies) < 1.0, latencies
-        await wait_for(lambda: tugboat.runner.in_flight() == 0, timeout=60, what="all deploys done")
+        await wait_for(lambda: tugboat.operations.in_flight() == 0, timeout=60, what="all deploys done")
         finals = [parents(fake, f"C0FLEET{i}")[0].flat for i in range(10)]
         assert all("*Succeeded*" in text for text in finals)
 

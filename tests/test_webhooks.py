@@ -187,14 +187,21 @@ async def test_bad_missing_or_oversized_requests_deploy_nothing(
     status, answer = await send("push", None, body=b"{not json")
     assert (status, answer["error"][:24]) == (400, "body is not valid JSON: ")
 
-    hooked.runner.accepting = False
+    hooked.operations.accepting = False
     status, _ = await send("push", payload)
     assert status == 503
-    hooked.runner.accepting = True
+    hooked.operations.accepting = True
 
     # No secret configured: every webhook is refused, signed or not.
     unset = hooked.settings.model_copy(update={"github_webhook_secret": None})
-    server = TestServer(build_web_app(hooked.healthy, webhook_handler(unset, hooked.runner)))
+    hook = webhook_handler(
+        unset,
+        catalog=hooked.catalog,
+        deliveries=hooked.store,
+        deployer=hooked.deployer,
+        accepting=lambda: hooked.operations.accepting,
+    )
+    server = TestServer(build_web_app(hooked.healthy, hook))
     await server.start_server()
     try:
         status, answer = await send("push", payload, url=str(server.make_url("/github/webhook")))
@@ -202,7 +209,7 @@ async def test_bad_missing_or_oversized_requests_deploy_nothing(
     finally:
         await server.close()
 
-    assert hooked.runner.in_flight() == 0
+    assert hooked.operations.in_flight() == 0
     assert parents(fake, STAGING) == []
     assert world.calls()["ecs:UpdateService"] == 0
 
@@ -316,7 +323,7 @@ async def test_auto_deploy_queues_behind_a_manual_deploy(
     hooked: Tugboat, http: aiohttp.ClientSession, fake: FakeSlack, world: SandboxWorld
 ) -> None:
     fake.slash_command("/deploy", "api staging v2", user="U0DEV")
-    await wait_for(lambda: hooked.runner.in_flight() == 1, what="the manual deploy")
+    await wait_for(lambda: hooked.operations.in_flight() == 1, what="the manual deploy")
     sha = SandboxWorld.EXAMPLE_SHAS[2]
     status, _ = await sender(http, hooked)("push", push_payload(sha))
     assert status == 202

@@ -19,7 +19,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.aws.ecs import EcsGateway
 from bot.domain.aws import AwsError, awslogs_of
 from bot.domain.catalog import App, Catalog, CatalogError, Environment, load_catalog
-from bot.report.terminal import paint, wants_color
+from bot.domain.text import paint
+from bot.report.terminal import wants_color
 from bot.settings import Settings, SettingsError, load_settings
 from commands.deploy import repository_of
 

@@ -1,36 +1,32 @@
 """The CLI twins of the slash commands, for CI jobs and terminals: `tugboat deploy api staging v2`.
 
-Same grammar, same actions, same progress events as Slack; the terminal is the thread. No Slack
-tokens are needed. With `TUGBOAT_STATE` set, a run shares the bot's state: it respects locks and
-the one-deploy-per-target claim, and lands in history and the audit trail like any deploy.
+Same grammar, same operations, same lifecycle and progress events as Slack; the terminal is the
+thread. No Slack tokens are needed. With `TUGBOAT_STATE` set, a run shares the bot's state: it
+respects locks and the one-deploy-per-target claim, and lands in history and the audit trail.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import socket
 import sys
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import TextIO
 
 from bot.aws.ecs import EcsGateway
 from bot.aws.watcher import RolloutWatcher
-from bot.domain.aws import AwsError
 from bot.domain.catalog import Catalog, CatalogError, load_catalog
-from bot.domain.events import Emit, Failed, Note, Started
 from bot.domain.records import Lock, OperationRecord, Target
-from bot.operations import keep_lease, record_keeping, view_of, write_audit
-from bot.report.terminal import TerminalReporter, readable, status_lines, wants_color
+from bot.domain.text import Text, plain
+from bot.lifecycle import Lifecycle, Origin, Reporter
+from bot.operations import Operations, Reply
+from bot.report.terminal import TerminalReporter, status_lines, wants_color
+from bot.report.view import ThreadView
 from bot.settings import Settings, SettingsError, load_settings
-from bot.state import SqliteStore, StateStore, store_from_url
-from commands import deploy as deploy_action
-from commands import rollback as rollback_action
-from commands import run_task as run_task_action
+from bot.state import SqliteStore, store_from_url
 from commands import status as status_action
+from commands.deploy import DeployPlan
 from commands.grammar import (
     DeployRequest,
     Request,
@@ -41,8 +37,6 @@ from commands.grammar import (
     parse_slash,
 )
 
-log = logging.getLogger(__name__)
-
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 TRIGGER = "cli"
 TWINS = {
@@ -52,8 +46,6 @@ TWINS = {
     "status": "/ecs-status",
 }
 """The CLI verb and the slash command whose grammar it shares."""
-
-Body = Callable[[Emit], Awaitable[object]]
 
 
 def actor_from_env() -> str:
@@ -87,130 +79,41 @@ def run_verb(verb: str, words: Sequence[str], *, out: TextIO | None = None, err:
 
 def usage_text(exc: UsageError) -> str:
     """The grammar's own words, with its slash-command usage written as the CLI's."""
-    text = f"tugboat: {readable(exc.problem)}"
+    line = f"tugboat: {exc.problem}"
     if exc.usage:
-        text += "\nusage: tugboat " + exc.usage.removeprefix("/").replace("ecs-status", "status")
-    return text
+        line += "\nusage: tugboat " + exc.usage.removeprefix("/").replace("ecs-status", "status")
+    return line
 
 
-async def _run(request: Request, settings: Settings, catalog: Catalog, out: TextIO, err: TextIO) -> int:
-    shared = "tugboat_state" in settings.model_fields_set
-    ecs = EcsGateway()
-    cli = Cli(
-        catalog=catalog,
-        # Without TUGBOAT_STATE there is no state to share: an empty in-memory store stands in.
-        store=store_from_url(settings.tugboat_state) if shared else SqliteStore(":memory:"),
-        shared_state=shared,
-        ecs=ecs,
-        watcher=RolloutWatcher(ecs),
-        actor=actor_from_env(),
-        lease_s=settings.tugboat_lease_seconds,
-        out=out,
-        err=err,
-    )
-    await cli.store.open()
-    cli.watcher.start()
-    try:
-        match request:
-            case DeployRequest():
-                return await deploy(cli, request)
-            case RollbackRequest():
-                return await rollback(cli, request)
-            case RunTaskRequest():
-                return await run_task(cli, request)
-            case StatusRequest():
-                return await status(cli, request)
-            case _:
-                _say(err, f"tugboat: `{request.verb}` has no command-line twin.")
-                return EXIT_USAGE
-    except AwsError as exc:
-        _say(err, f"tugboat: {exc}")
-        return EXIT_FAILED
-    finally:
-        await cli.watcher.stop()
-        await cli.store.close()
-        ecs.close()
+class TerminalFront:
+    """The `Front` of a CLI run: the story is printed; nobody is asked to confirm."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    async def open(self, record: OperationRecord) -> Reporter:
+        return TerminalReporter(ThreadView(record), self.out)
+
+    async def reopen(self, record: OperationRecord) -> Reporter:
+        return await self.open(record)
+
+    async def announce(self, channel: str, line: Text) -> None:
+        _say(self.out, plain(line, color=wants_color(self.out)))
+
+    async def ask_to_confirm(
+        self, pending: OperationRecord, plan: DeployPlan, lock: Lock | None, reply: Reply
+    ) -> str | None:
+        return None
+
+    async def settle_confirmation(self, pending: OperationRecord, outcome: Text) -> None:
+        return None
 
 
-# -- the verbs ---------------------------------------------------------------------------
+class TrustTheShell:
+    """The CLI's rights are the AWS credentials it runs with; Slack's allow-lists do not apply."""
 
-
-async def deploy(cli: Cli, request: DeployRequest) -> int:
-    """Refuse when locked (unless --force) or busy; prepare; claim; ship, printing the thread."""
-    target = request.target
-    cli.warn_unshared("deploy")
-    lock = await cli.store.get_lock(target.app, target.env)
-    if lock is not None and not request.force:
-        return await cli.refuse("deploy", target, lock_text(target, lock) + " (--force deploys anyway.)")
-    running = await cli.store.active_on(target.app, target.env)
-    if running is not None:
-        return await cli.refuse("deploy", target, busy_text(target, running))
-    try:
-        plan = await deploy_action.prepare(request, cli.deploy_deps)
-    except (deploy_action.DeployRefused, AwsError) as exc:
-        return await cli.refuse("deploy", target, f"Not deploying {target}: {exc}")
-    record = cli.record("deploy", target, plan.tag)
-    record.previous_task_definition = plan.current_task_definition
-
-    async def body(emit: Emit) -> None:
-        if lock is not None:
-            await emit(Note(f"Forced through the lock held by <@{lock.holder}>: {lock.reason}", loud=True))
-        await deploy_action.execute(plan, cli.deploy_deps, emit, actor=cli.actor)
-
-    return await cli.operate(record, body, claim=True)
-
-
-async def rollback(cli: Cli, request: RollbackRequest) -> int:
-    """Refuse when locked or busy; pick the revision from history; claim; roll back."""
-    target = request.target
-    cli.warn_unshared("rollback")
-    lock = await cli.store.get_lock(target.app, target.env)
-    if lock is not None:
-        return await cli.refuse("rollback", target, lock_text(target, lock))
-    running = await cli.store.active_on(target.app, target.env)
-    if running is not None:
-        return await cli.refuse("rollback", target, busy_text(target, running))
-    history = await cli.store.history(target.app, target.env, 50)
-    try:
-        plan = await rollback_action.prepare(request, cli.ecs, cli.catalog, history)
-    except (rollback_action.RollbackRefused, AwsError) as exc:
-        return await cli.refuse("rollback", target, f"Not rolling back {target}: {exc}")
-    record = cli.record("rollback", target, f"rev {plan.revision}")
-    record.previous_task_definition = plan.current_task_definition
-
-    async def body(emit: Emit) -> None:
-        await rollback_action.execute(plan, cli.deploy_deps, emit)
-
-    return await cli.operate(record, body, claim=True)
-
-
-async def run_task(cli: Cli, request: RunTaskRequest) -> int:
-    """Run a catalog task as a one-off ECS task; its exit code decides ours. Locks do not apply."""
-    target = request.target
-    try:
-        plan = await run_task_action.prepare(request, cli.ecs, cli.catalog, cli.actor)
-    except AwsError as exc:
-        return await cli.refuse("run-task", target, f"Not running `{request.task}` on {target}: {exc}")
-    record = cli.record("run-task", target, " ".join((request.task, *request.args)))
-    record.task_definition = plan.task_definition
-
-    async def body(emit: Emit) -> None:
-        await run_task_action.execute(plan, cli.ecs, emit)
-
-    return await cli.operate(record, body, claim=False)
-
-
-async def status(cli: Cli, request: StatusRequest) -> int:
-    """The status card for APP ENV, else one line per environment; 1 when a service is missing."""
-    targets = status_action.targets_for(cli.catalog, request.app, request.env)
-    detail = request.env is not None
-    statuses = await status_action.describe(targets, cli.ecs, cli.catalog, cli.store, detail=detail)
-    for text in status_lines(statuses, detail=detail, color=wants_color(cli.out)):
-        _say(cli.out, text)
-    return EXIT_OK if all(s.snapshot is not None for s in statuses) else EXIT_FAILED
-
-
-# -- what the verbs share ----------------------------------------------------------------
+    async def check(self, target: Target, actor: str, channel: str | None, *, write: bool) -> Text | None:
+        return None
 
 
 def _owner() -> str:
@@ -218,106 +121,70 @@ def _owner() -> str:
     return f"cli:{socket.gethostname()}:{os.getpid()}"
 
 
-@dataclass
-class Cli:
-    """One command-line run: its catalog, state, AWS gateway and where it prints."""
-
-    catalog: Catalog
-    store: StateStore
-    shared_state: bool
-    ecs: EcsGateway
-    watcher: RolloutWatcher
-    actor: str
-    lease_s: float
-    out: TextIO
-    err: TextIO
-    owner: str = field(default_factory=_owner)
-
-    @property
-    def deploy_deps(self) -> deploy_action.DeployDeps:
-        return deploy_action.DeployDeps(self.ecs, self.watcher, self.catalog)
-
-    def record(self, action: str, target: Target, subject: str) -> OperationRecord:
-        return OperationRecord(
-            action=action,
-            app=target.app,
-            env=target.env,
-            actor=self.actor,
-            subject=subject,
-            trigger=TRIGGER,
-            owner=self.owner,
-        )
-
-    def warn_unshared(self, action: str) -> None:
-        if not self.shared_state:
-            _say(
-                self.err,
-                f"tugboat: TUGBOAT_STATE is not set: locks and running deploys are not checked,"
-                f" and this {action} is not recorded.",
-            )
-
-    async def refuse(self, action: str, target: Target, why: str) -> int:
-        """Nothing was changed: say why on stderr, audit it, exit 1."""
-        _say(self.err, f"tugboat: {readable(why)}")
-        await self.audit(action, target, f"refused: {why}")
-        return EXIT_FAILED
-
-    async def audit(self, what: str, target: Target, outcome: str) -> None:
-        """The same audit entry a Slack command writes, with trigger `cli`."""
-        await write_audit(self.store, self.actor, what, target, None, TRIGGER, outcome)
-
-    async def operate(self, record: OperationRecord, body: Body, *, claim: bool) -> int:
-        """Claim the target (deploy, rollback), print the thread as it happens; 0 only on success."""
-        target = Target(record.app, record.env)
-        if claim:
-            holder = await self.store.claim_target(record, self.lease_s)
-            if holder is not None:
-                return await self.refuse(record.action, target, busy_text(target, holder))
-        reporter = TerminalReporter(view_of(record), self.out)
-        emit = record_keeping(self.store, record, reporter, persist=claim)
-        heartbeat = (
-            asyncio.create_task(keep_lease(self.store, record, self.lease_s), name=f"lease-{record.id}")
-            if claim
-            else None
-        )
-        await self.audit(record.action, target, f"started: {record.subject}")
-        try:
-            await emit(Started(record.action, record.app, record.env, record.actor, record.subject, TRIGGER))
-            await body(emit)
-        except AwsError as exc:
-            await emit(Failed(f"AWS refused {exc.operation}: {exc.code}: {exc.aws_message}"))
-        except asyncio.CancelledError:
-            await emit(Failed("Interrupted from the terminal; ECS may still be rolling out."))
-            raise
-        except Exception as exc:
-            log.exception("operation crashed", extra={"op": record.id})
-            await emit(Failed(f"Tugboat hit an internal error ({type(exc).__name__})."))
-        finally:
-            if heartbeat is not None:
-                heartbeat.cancel()
-            if not record.finished:
-                await emit(Failed("The operation ended without a result."))
-            if claim:
-                await self.store.release_target(record)
-            await self.audit(record.action, target, record.state)
-        return EXIT_OK if reporter.succeeded else EXIT_FAILED
-
-
-def lock_text(target: Target, lock: Lock) -> str:
-    until = time.strftime(" until %H:%M UTC", time.gmtime(lock.expires_at)) if lock.expires_at else ""
-    return f":lock: {target} is locked by <@{lock.holder}>{until}: {lock.reason}"
-
-
-def busy_text(target: Target, running: OperationRecord) -> str:
-    """Who holds the target, how, since when, and where to watch it."""
-    since = int(time.time() - running.created_at)
-    where = f" Thread: {running.permalink}" if running.permalink else ""
-    return (
-        f"{target} is busy: a {running.action} of `{running.subject}` by <@{running.actor}>"
-        f" ({running.trigger}) has been in progress for {since}s.{where}"
+async def _run(request: Request, settings: Settings, catalog: Catalog, out: TextIO, err: TextIO) -> int:
+    shared = "tugboat_state" in settings.model_fields_set
+    # Without TUGBOAT_STATE there is no state to share: an empty in-memory store stands in.
+    store = store_from_url(settings.tugboat_state) if shared else SqliteStore(":memory:")
+    ecs = EcsGateway(ecs_calls_per_s=settings.tugboat_ecs_calls_per_second)
+    watcher = RolloutWatcher(ecs)
+    lifecycle = Lifecycle(
+        store=store,
+        owner=_owner(),
+        lease_s=settings.tugboat_lease_seconds,
+        interrupted="Interrupted from the terminal; ECS may still be rolling out.",
     )
+    ops = Operations(
+        catalog=catalog, ecs=ecs, watcher=watcher, lifecycle=lifecycle, authorizer=TrustTheShell()
+    )
+    origin = Origin(actor=actor_from_env(), channel="", trigger=TRIGGER)
+    front = TerminalFront(out)
+
+    async def reply(line: Text) -> None:
+        _say(err, "tugboat: " + plain(line))
+
+    if not shared and isinstance(request, DeployRequest | RollbackRequest):
+        verb = "deploy" if isinstance(request, DeployRequest) else "rollback"
+        _say(
+            err,
+            f"tugboat: TUGBOAT_STATE is not set: locks and running deploys are not checked,"
+            f" and this {verb} is not recorded.",
+        )
+    await store.open()
+    watcher.start()
+    try:
+        match request:
+            case DeployRequest():
+                record = await ops.deploy(request, origin, reply, front, ask_to_confirm=False)
+            case RollbackRequest():
+                record = await ops.rollback(request, origin, reply, front)
+            case RunTaskRequest():
+                record = await ops.run_task(request, origin, reply, front)
+            case StatusRequest():
+                return await status(ops, request, out)
+            case _:
+                _say(err, f"tugboat: `{request.verb}` has no command-line twin.")
+                return EXIT_USAGE
+        if record is None:
+            return EXIT_FAILED
+        await lifecycle.tracker.idle()
+        return EXIT_OK if record.state == "succeeded" else EXIT_FAILED
+    finally:
+        await lifecycle.stop(timeout=5)
+        await watcher.stop()
+        await store.close()
+        ecs.close()
 
 
-def _say(stream: TextIO, text: str) -> None:
-    stream.write(text + "\n")
+async def status(ops: Operations, request: StatusRequest, out: TextIO) -> int:
+    """The status card for APP ENV, else one line per environment; 1 when a service is missing."""
+    targets = status_action.targets_for(ops.catalog, request.app, request.env)
+    detail = request.env is not None
+    statuses = await status_action.describe(targets, ops.ecs, ops.catalog, ops.lifecycle.store, detail=detail)
+    for line in status_lines(statuses, detail=detail, color=wants_color(out)):
+        _say(out, line)
+    return EXIT_OK if all(s.snapshot is not None for s in statuses) else EXIT_FAILED
+
+
+def _say(stream: TextIO, line: str) -> None:
+    stream.write(line + "\n")
     stream.flush()

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.domain.aws import revision_of
+from bot.domain.text import Text
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,8 @@ class RolledBack:
 class Note:
     """A line for the thread that is neither progress nor outcome (a skipped step, a force)."""
 
-    text: str
+    text: Text | str
+    """Someone's words (a str, escaped where shown) or a line Tugboat composed (Text)."""
     loud: bool = False
 
 

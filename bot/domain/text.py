@@ -8,13 +8,15 @@ markup back into text.
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Kind = Literal["plain", "code", "bold", "italic", "mention", "channel", "link", "emoji", "date", "raw"]
+Style = Literal["", "bold", "italic"]
 
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
@@ -47,6 +49,8 @@ class Span:
     kind: Kind
     value: str
     extra: str = ""
+    style: Style = ""
+    """The bold or italic run a span that is not words (a mention, a code…) sits in, if any."""
 
 
 @dataclass(frozen=True)
@@ -92,10 +96,18 @@ def join(parts: Iterable[Part], separator: Part = "") -> Text:
     return out
 
 
-def _styled(kind: Kind, parts: tuple[Part, ...]) -> Text:
-    return Text(
-        tuple(Span(kind, s.value, s.extra) if s.kind == "plain" else s for p in parts for s in _spans(p))
-    )
+def _styled(kind: Literal["bold", "italic"], parts: tuple[Part, ...]) -> Text:
+    """Words become `kind`; anything else joins the run, so `bold("by ", mention(u))` is one."""
+    out: list[Span] = []
+    for part in parts:
+        for s in _spans(part):
+            if s.kind == "plain":
+                out.append(Span(kind, s.value, s.extra))
+            elif s.kind in ("bold", "italic") or s.style:
+                out.append(s)
+            else:
+                out.append(replace(s, style=kind))
+    return Text(tuple(out))
 
 
 def code(value: str) -> Text:
@@ -153,32 +165,54 @@ def _merged(spans: tuple[Span, ...]) -> list[Span]:
     return out
 
 
+def _style_of(span: Span) -> Style:
+    if span.kind == "bold":
+        return "bold"
+    if span.kind == "italic":
+        return "italic"
+    return span.style
+
+
+def _url(url: str) -> str:
+    """A link's address, unable to close its `<…>` or start a label."""
+    return url.replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+
+
+def _mrkdwn_span(span: Span) -> str:
+    match span.kind:
+        case "plain" | "bold" | "italic":
+            return escape(span.value)
+        case "code":
+            return "`" + escape(span.value.replace("`", "'")) + "`"
+        case "mention":
+            return f"<@{span.value}>"
+        case "channel":
+            return f"<#{span.value}>"
+        case "link":
+            label = escape(span.value).replace("|", "¦")
+            return f"<{_url(span.extra)}|{label}>" if label else f"<{_url(span.extra)}>"
+        case "emoji":
+            return f":{span.value}:"
+        case "date":
+            return f"<!date^{span.value}^{{time}}|{escape(span.extra)}>"
+        case "raw":
+            return span.value
+    return ""
+
+
 def mrkdwn(value: Part) -> str:
-    """Slack mrkdwn; every plain word escaped."""
+    """Slack mrkdwn; every plain word escaped. A bold (italic) run is one `*…*` (`_…_`), whatever
+    it holds, with its outer spaces outside the marks (Slack ignores `* x*`)."""
     out: list[str] = []
-    for span in _merged(_spans(value)):
-        match span.kind:
-            case "plain":
-                out.append(escape(span.value))
-            case "code":
-                out.append("`" + escape(span.value.replace("`", "'")) + "`")
-            case "bold":
-                out.append(f"*{escape(span.value)}*")
-            case "italic":
-                out.append(f"_{escape(span.value)}_")
-            case "mention":
-                out.append(f"<@{span.value}>")
-            case "channel":
-                out.append(f"<#{span.value}>")
-            case "link":
-                label = escape(span.value).replace("|", "¦")
-                out.append(f"<{span.extra}|{label}>" if label else f"<{span.extra}>")
-            case "emoji":
-                out.append(f":{span.value}:")
-            case "date":
-                out.append(f"<!date^{span.value}^{{time}}|{escape(span.extra)}>")
-            case "raw":
-                out.append(span.value)
+    for style, run in itertools.groupby(_spans(value), key=_style_of):
+        rendered = "".join(_mrkdwn_span(span) for span in run)
+        mark = {"bold": "*", "italic": "_"}.get(style)
+        core = rendered.strip()
+        if mark is None or not core:
+            out.append(rendered)
+            continue
+        start = rendered.index(core)
+        out.append(f"{rendered[:start]}{mark}{core}{mark}{rendered[start + len(core) :]}")
     return "".join(out)
 
 

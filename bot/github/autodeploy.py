@@ -3,7 +3,7 @@
 Per target the latest push wins: an older one that is still waiting for its image or for its
 turn is skipped, with a note in its thread, and ends failed. Once a deploy holds the target
 and starts changing ECS it runs to its end; a newer push then waits for it to finish.
-Every step goes through the runner's primitives, so auto-deploys are recorded, claimed,
+Every step goes through the one lifecycle, so auto-deploys are recorded, claimed,
 reported and shut down exactly like manual ones.
 """
 
@@ -15,11 +15,11 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
-from bot.domain.catalog import who
 from bot.domain.events import Emit, Failed, Started
-from bot.domain.records import Lock, OperationRecord, Target
-from bot.operations import OperationRunner
-from bot.slack.thread import ThreadReporter
+from bot.domain.records import Lock, OperationRecord, Phase, Target
+from bot.domain.text import Text, bold, code, emoji, italic, link, mention, text
+from bot.lifecycle import Origin, Reporter, locked_text
+from bot.operations import Front, Operations
 from commands import deploy as deploy_action
 from commands.grammar import DeployRequest
 
@@ -51,25 +51,24 @@ def tag_for(tag_format: str, sha: str) -> str:
     return tag_format.format(sha=sha, short_sha=sha[:7])
 
 
-def mrkdwn_escape(text: str) -> str:
-    """Commit messages are user text: keep `<!channel>` and links from being interpreted."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def intro_lines(push: PushEvent) -> list[str]:
+def intro_lines(push: PushEvent) -> list[Text]:
     """The first thread replies: who pushed what, where to see the change, what triggered it."""
-    message = mrkdwn_escape(push.head_line) or "_(no commit message)_"
+    message = text(push.head_line) if push.head_line else italic_none()
     lines = [
-        f"*{mrkdwn_escape(push.pusher)}* pushed `{push.short_sha}` to `{push.branch}`"
-        f" of {push.repo}: {message}"
+        text(bold(push.pusher), " pushed ", code(push.short_sha), " to ", code(push.branch))
+        + text(f" of {push.repo}: ", message)
     ]
-    links = []
+    trigger = text(f"Auto-deploy triggered by {push.trigger}")
     if push.compare_url:
-        links.append(f"<{push.compare_url}|compare changes>")
+        trigger = trigger + text(" · ", link(push.compare_url, "compare changes"))
     if push.run_url:
-        links.append(f"<{push.run_url}|workflow run>")
-    lines.append(" · ".join([f"Auto-deploy triggered by {push.trigger}", *links]))
+        trigger = trigger + text(" · ", link(push.run_url, "workflow run"))
+    lines.append(trigger)
     return lines
+
+
+def italic_none() -> Text:
+    return italic("(no commit message)")
 
 
 @dataclass
@@ -92,12 +91,14 @@ class _Job:
 
 
 class AutoDeployer:
-    """Runs auto-deploys through an OperationRunner, one at a time per target, latest first."""
+    """Runs auto-deploys over the operations' lifecycle, one at a time per target, latest first."""
 
     def __init__(
-        self, runner: OperationRunner, *, turn_poll_s: float = 0.5, turn_poll_max_s: float = 5.0
+        self, ops: Operations, front: Front, *, turn_poll_s: float = 0.5, turn_poll_max_s: float = 5.0
     ) -> None:
-        self.runner = runner
+        self.ops = ops
+        self.lifecycle = ops.lifecycle
+        self.front = front
         self._turn_poll_s = turn_poll_s
         self._turn_poll_max_s = turn_poll_max_s
         self._newest: dict[Target, _Job] = {}
@@ -108,7 +109,7 @@ class AutoDeployer:
         Synchronous on purpose: the webhook answers 202 right after, and no other push can
         slip in between the supersede and the registration.
         """
-        app, env = self.runner.catalog.target(target.app, target.env)
+        app, env = self.ops.catalog.target(target.app, target.env)
         assert env.auto_deploy is not None and env.channel is not None
         record = OperationRecord(
             action="deploy",
@@ -117,9 +118,9 @@ class AutoDeployer:
             actor=push.pusher,
             subject=tag_for(app.tag_format, push.sha),
             trigger=push.trigger,
-            owner=self.runner.owner,
+            owner=self.lifecycle.owner,
             channel=env.channel,
-            phase="queued",
+            phase=Phase.QUEUED,
             extra={
                 "auto_deploy": True,
                 "repository": push.repo,
@@ -133,28 +134,32 @@ class AutoDeployer:
         if older is not None:
             older.supersede(push)
         self._newest[target] = job
-        self.runner.tracker.spawn(self._run(job), f"autodeploy-{record.id}")
+        self.lifecycle.tracker.spawn(self._run(job), f"autodeploy-{record.id}")
         return record
 
     # -- one job, top-down -----------------------------------------------------------------
 
     async def _run(self, job: _Job) -> None:
-        """Skip a locked target; else open the thread and run the deploy through the runner."""
+        """Skip a locked target; else open the thread and run the deploy through the lifecycle."""
         try:
-            lock = await self.runner.store.get_lock(job.target.app, job.target.env)
+            lock = await self.lifecycle.store.get_lock(job.target.app, job.target.env)
             if lock is not None:
                 await self._report_locked(job, lock)
                 return
-            reporter = await self.runner.open_thread(job.record)
+            reporter = await self.lifecycle.opened(job.record, self.front.open(job.record))
             for line in intro_lines(job.push):
                 reporter.say(line)
-            emit = self.runner.emitter(job.record, reporter)
-            await self.runner.run(job.record, reporter, lambda: self._deploy(job, reporter, emit))
+            origin = Origin(job.record.actor, job.record.channel or "", job.record.trigger)
+
+            async def body(emit: Emit, cancel: asyncio.Event) -> None:
+                await self._deploy(job, reporter, emit, cancel)
+
+            await self.lifecycle.run(job.record, reporter, body, origin)
         finally:
             if self._newest.get(job.target) is job:
                 del self._newest[job.target]
 
-    async def _deploy(self, job: _Job, reporter: ThreadReporter, emit: Emit) -> None:
+    async def _deploy(self, job: _Job, reporter: Reporter, emit: Emit, cancel: asyncio.Event) -> None:
         """Wait for the image and the target (skippable), then ship (not skippable)."""
         record = job.record
         await emit(Started("deploy", record.app, record.env, record.actor, record.subject, record.trigger))
@@ -166,15 +171,12 @@ class AutoDeployer:
         if plan is None:
             await emit(Failed(f"Skipped: superseded by {job.superseded_by}."))
             return
-        cancel = self.runner.cancel_event(record)
-        await deploy_action.execute(plan, self.runner.deploy_deps, emit, actor=record.actor, cancel=cancel)
+        await deploy_action.execute(plan, self.ops.deploy_deps, emit, actor=record.actor, cancel=cancel)
 
-    async def _ready(
-        self, job: _Job, reporter: ThreadReporter, emit: Emit
-    ) -> deploy_action.DeployPlan | None:
+    async def _ready(self, job: _Job, reporter: Reporter, emit: Emit) -> deploy_action.DeployPlan | None:
         """The image exists and this job holds the target; None if it was superseded first."""
         request = DeployRequest(job.target, job.record.subject)
-        deps = self.runner.deploy_deps
+        deps = self.ops.deploy_deps
         # Waiting for CI happens before the claim, so manual deploys and rollbacks are not
         # locked out for as long as `image_wait`.
         waiting = deploy_action.prepare(request, deps, image_wait_s=job.image_wait_s, emit=emit)
@@ -183,26 +185,26 @@ class AutoDeployer:
         if not await self._take_turn(job, reporter):
             return None
         job.committed = True
-        lock = await self.runner.store.get_lock(job.target.app, job.target.env)
+        lock = await self.lifecycle.store.get_lock(job.target.app, job.target.env)
         if lock is not None:
-            raise deploy_action.DeployRefused(locked_text(job.target, lock))
+            raise deploy_action.DeployRefused(str(locked_text(job.target, lock)))
         # Plan again under the claim: another deploy may have changed the service meanwhile.
         plan = await deploy_action.prepare(request, deps)
         job.record.previous_task_definition = plan.current_task_definition
-        await self.runner.store.save(job.record)
+        await self.lifecycle.save(job.record)
         return plan
 
-    async def _take_turn(self, job: _Job, reporter: ThreadReporter) -> bool:
+    async def _take_turn(self, job: _Job, reporter: Reporter) -> bool:
         """Claim the target, waiting behind whoever holds it; False if superseded meanwhile.
 
         The claim itself is never interrupted, so a write cannot land after the job ended.
         """
-        store, record = self.runner.store, job.record
+        record = job.record
         told = False
         while True:
-            holder = await store.claim_target(record, self.runner.lease_s)
+            holder = await self.lifecycle.claim(record)
             if job.superseded.is_set():
-                await store.release_target(record)
+                await self.lifecycle.release(record)
                 return False
             if holder is None:
                 return True
@@ -218,11 +220,11 @@ class AutoDeployer:
         Gives up after a lease's worth of polling, so an expired claim is asked again.
         """
         delay, waited = self._turn_poll_s, 0.0
-        while waited < self.runner.lease_s:
+        while waited < self.lifecycle.lease_s:
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, self._turn_poll_max_s)
-            running = await self.runner.store.active_on(holder.app, holder.env)
+            running = await self.lifecycle.store.active_on(holder.app, holder.env)
             if running is None or running.id != holder.id:
                 return
 
@@ -249,24 +251,27 @@ class AutoDeployer:
         """One line in the environment's channel; no thread, nothing recorded as a deploy."""
         push = job.push
         assert job.record.channel is not None
-        text = (
-            f":lock: Not auto-deploying `{push.short_sha}` ({push.trigger} by"
-            f" {mrkdwn_escape(push.pusher)}): {locked_text(job.target, lock)}"
-        )
+        line = text(
+            emoji("lock"),
+            " Not auto-deploying ",
+            code(push.short_sha),
+            f" ({push.trigger} by {push.pusher}): ",
+        ) + locked_text(job.target, lock, icon=False)
         log.info(
             "auto-deploy skipped: locked",
             extra={"app": job.target.app, "env": job.target.env, "sha": push.sha},
         )
-        await self.runner.slack.post(job.record.channel, text)
+        await self.front.announce(job.record.channel, line)
 
 
-def locked_text(target: Target, lock: Lock) -> str:
-    return f"{target} is locked by <@{lock.holder}>: {mrkdwn_escape(lock.reason)}"
-
-
-def queued_text(holder: OperationRecord) -> str:
-    link = f" <{holder.permalink}|See its thread.>" if holder.permalink else ""
-    return (
-        f":hourglass: Queued behind the running {holder.action} of `{holder.subject}`"
-        f" by {who(mrkdwn_escape(holder.actor))}; this deploy starts when it ends.{link}"
+def queued_text(holder: OperationRecord) -> Text:
+    thread = text(" ", link(holder.permalink, "See its thread.")) if holder.permalink else text()
+    return text(
+        emoji("hourglass"),
+        f" Queued behind the running {holder.action} of ",
+        code(holder.subject),
+        " by ",
+        mention(holder.actor),
+        "; this deploy starts when it ends.",
+        thread,
     )

@@ -23,8 +23,8 @@ from aiohttp import web
 from bot.domain.catalog import Catalog
 from bot.domain.records import Target
 from bot.github.autodeploy import AutoDeployer, PushEvent
-from bot.operations import OperationRunner
 from bot.settings import Settings
+from bot.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -218,10 +218,20 @@ def _answer(code: int, **body: Any) -> web.Response:
 class GitHubWebhook:
     """POST /github/webhook: check, route, answer; the deploys run after the answer."""
 
-    def __init__(self, secret: str | None, runner: OperationRunner) -> None:
+    def __init__(
+        self,
+        secret: str | None,
+        *,
+        catalog: Catalog,
+        deliveries: StateStore,
+        deployer: AutoDeployer,
+        accepting: Callable[[], bool],
+    ) -> None:
         self._secret = secret.encode() if secret else None
-        self.runner = runner
-        self.deployer = AutoDeployer(runner)
+        self._catalog = catalog
+        self._deliveries = deliveries
+        self._deployer = deployer
+        self._accepting = accepting
 
     async def handle(self, request: web.Request) -> web.Response:
         event = request.headers.get("X-GitHub-Event", "")
@@ -234,7 +244,7 @@ class GitHubWebhook:
         return response
 
     async def _handle(self, request: web.Request, event: str, delivery: str) -> web.Response:
-        if not self.runner.accepting:
+        if not self._accepting():
             return _answer(503, error="Tugboat is shutting down; redeliver in a minute")
         if self._secret is None:
             return _answer(401, error="GITHUB_WEBHOOK_SECRET is not set; webhooks are refused")
@@ -259,16 +269,16 @@ class GitHubWebhook:
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             return _answer(400, error=f"body is not valid JSON: {exc}")
         try:
-            decision = route(self.runner.catalog, event, payload, delivery)
+            decision = route(self._catalog, event, payload, delivery)
         except Malformed as exc:
             return _answer(400, error=f"malformed {event or 'webhook'} payload: {exc}")
         if isinstance(decision, Ignored):
             return _answer(200, status="ignored", reason=decision.reason)
         if not delivery:
             return _answer(400, error="missing X-GitHub-Delivery header")
-        if not await self.runner.store.first_delivery(f"github:{delivery}"):
+        if not await self._deliveries.first_delivery(f"github:{delivery}"):
             return _answer(200, status="ignored", reason=f"duplicate delivery {delivery}")
-        records = [self.deployer.submit(target, decision.push) for target in decision.targets]
+        records = [self._deployer.submit(target, decision.push) for target in decision.targets]
         return _answer(
             202,
             status="accepted",
@@ -306,7 +316,18 @@ def _json_bytes(body: bytes, content_type: str) -> bytes | str:
     return body
 
 
-def webhook_handler(settings: Settings, runner: OperationRunner) -> WebhookHandler:
+def webhook_handler(
+    settings: Settings,
+    *,
+    catalog: Catalog,
+    deliveries: StateStore,
+    deployer: AutoDeployer,
+    accepting: Callable[[], bool],
+) -> WebhookHandler:
     """The POST /github/webhook handler; refuses everything when no secret is configured."""
     secret = settings.github_webhook_secret
-    return GitHubWebhook(secret.get_secret_value() if secret else None, runner).handle
+    value = secret.get_secret_value() if secret else None
+    hook = GitHubWebhook(
+        value, catalog=catalog, deliveries=deliveries, deployer=deployer, accepting=accepting
+    )
+    return hook.handle

@@ -1,15 +1,17 @@
-"""ThreadView: what a progress thread shows, folded from progress events.
+"""ThreadView: what a progress thread shows, read from the operation's record.
 
-The parent line tells the current state at a glance (what, where, who, state, elapsed);
-detail lines go to thread replies. Both the Slack and the terminal renderer read this.
+The record holds the state: `bot.domain.progress.fold` folds each event into it before any
+renderer sees the event. The view only reads it: the parent line tells the current state at a
+glance (what, where, who, state, elapsed), and each event becomes the detail lines of a thread
+reply. Lines are `Text`, so each renderer (Slack, the terminal) writes them its own way.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from bot.domain.catalog import who
+from bot.domain.aws import revision_of
 from bot.domain.events import (
     Failed,
     ImageVerified,
@@ -19,7 +21,6 @@ from bot.domain.events import (
     RollingBack,
     RolloutProgress,
     ServiceUpdated,
-    Started,
     StoppedTasks,
     Succeeded,
     TaskDefinitionRegistered,
@@ -27,136 +28,172 @@ from bot.domain.events import (
     TaskStopped,
     WaitingForImage,
 )
+from bot.domain.progress import phase_text
+from bot.domain.records import OperationRecord
+from bot.domain.text import Text, bold, code, emoji, join, mention, text
 
 STATE_EMOJI = {
-    "running": ":hourglass_flowing_sand:",
-    "succeeded": ":white_check_mark:",
-    "failed": ":x:",
+    "running": "hourglass_flowing_sand",
+    "succeeded": "white_check_mark",
+    "failed": "x",
 }
+"""An operation's state as an emoji name (`text.emoji`)."""
+STATE_WORDS = {"running": "In progress", "succeeded": "Succeeded", "failed": "Failed"}
+VERBS = {"deploy": "Deploy", "rollback": "Rollback", "run-task": "Run task"}
 MAX_EVENT_LINES = 8
 
 
 @dataclass(frozen=True)
 class Detail:
-    """One thread reply's worth of content: mrkdwn text and an optional code block."""
+    """One thread reply's worth of content: rich text and an optional code block (a log tail)."""
 
-    text: str
+    text: Text
     code: str | None = None
 
 
-@dataclass
+def words(value: Text | str) -> Text:
+    """An event's words: a `Text` as built, a string as plain words (escaped in Slack)."""
+    return value if isinstance(value, Text) else text(value)
+
+
 class ThreadView:
-    action: str
-    app: str
-    env: str
-    actor: str
-    subject: str
-    op_id: str = ""
-    state: str = "running"
-    phase: str = "starting"
-    started_at: float = field(default_factory=time.time)
-    ended_at: float | None = None
-    revision: int | None = None
-    previous_revision: int | None = None
-    running: int | None = None
-    desired: int | None = None
-    pending: int | None = None
-    outcome: str | None = None
-    forced: bool = False
-    service_changed: bool = False
+    """The parent line and the thread replies of one operation, from its (already folded) record."""
+
+    def __init__(self, record: OperationRecord) -> None:
+        self.record = record
 
     @property
     def finished(self) -> bool:
-        return self.state != "running"
+        return self.record.finished
 
     def elapsed(self, now: float | None = None) -> str:
-        seconds = int((self.ended_at or now or time.time()) - self.started_at)
+        record = self.record
+        seconds = int((record.ended_at or now or time.time()) - record.created_at)
         return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
-    def headline(self) -> str:
-        verb = {"deploy": "Deploy", "rollback": "Rollback", "run-task": "Run task"}.get(
-            self.action, self.action.title()
-        )
-        return f"{verb} {self.app} {self.env}: {self.subject}"
-
-    def status_line(self, now: float | None = None) -> str:
-        emoji = STATE_EMOJI.get(self.state, "")
-        parts = [f"{emoji} *{self.state_word()}*", self.phase]
-        if self.revision is not None and self.previous_revision is not None:
-            parts.append(f"rev {self.previous_revision} → {self.revision}")
-        if self.running is not None and self.desired is not None and not self.finished:
-            parts.append(f"{self.running}/{self.desired} running")
-        parts.append(f"by {who(self.actor)}")
-        parts.append(self.elapsed(now))
-        return " · ".join(p for p in parts if p)
+    def headline(self) -> Text:
+        """`Deploy api staging: v2`; the subject is the requester's words."""
+        record = self.record
+        verb = VERBS.get(record.action, record.action.title())
+        return text(f"{verb} {record.app} {record.env}: ", record.subject)
 
     def state_word(self) -> str:
-        return {"running": "In progress", "succeeded": "Succeeded", "failed": "Failed"}[self.state]
+        state = self.record.state
+        return STATE_WORDS.get(state, state.title())
 
-    def apply(self, event: ProgressEvent) -> list[Detail]:
-        """Fold one event into the view; return the thread replies it calls for."""
+    def revisions(self) -> tuple[int, int] | None:
+        """(from, to) once the operation has a new task definition and knows the one before."""
+        record = self.record
+        if record.task_definition is None or record.previous_task_definition is None:
+            return None
+        return revision_of(record.previous_task_definition), revision_of(record.task_definition)
+
+    def status_line(self, now: float | None = None) -> Text:
+        """`⏳ *In progress* · rolling out · rev 1 → 2 · 1/2 running · by @someone · 42s`."""
+        record = self.record
+        state = STATE_EMOJI.get(record.state)
+        parts: list[Text] = [
+            text(emoji(state) if state else "", " ", bold(self.state_word())),
+            text(phase_text(record)),
+        ]
+        revisions = self.revisions()
+        if revisions is not None:
+            parts.append(text(f"rev {revisions[0]} → {revisions[1]}"))
+        if record.running is not None and record.desired is not None and not self.finished:
+            parts.append(text(f"{record.running}/{record.desired} running"))
+        parts.append(text("by ", mention(record.actor)))
+        parts.append(text(self.elapsed(now)))
+        return join((p for p in parts if p), " · ")
+
+    @property
+    def outcome(self) -> Text | None:
+        """How it ended (the final event's words), once it has."""
+        reason = self.record.reason
+        return text(reason) if reason and self.finished else None
+
+    @property
+    def service_changed(self) -> bool:
+        """ECS accepted an update_service: from here on, a Rollback button makes sense."""
+        return self.record.deployment_id is not None
+
+    def details(self, event: ProgressEvent) -> list[Detail]:
+        """The thread replies `event` calls for. The record is already folded; nothing changes here."""
         match event:
-            case Started():
-                self.phase = "checking"
-                return []
             case WaitingForImage(image=image, timeout_s=timeout):
-                self.phase = "waiting for image"
-                return [Detail(f":hourglass: Waiting for image `{_short(image)}` (up to {timeout} s).")]
+                return [
+                    Detail(
+                        text(
+                            emoji("hourglass"),
+                            " Waiting for image ",
+                            code(_short(image)),
+                            f" (up to {timeout} s).",
+                        )
+                    )
+                ]
             case ImageVerified(image=image, previous_image=previous):
-                self.phase = "image found"
-                was = f" (running now: `{_short(previous)}`)" if previous else ""
-                return [Detail(f"Image `{_short(image)}` is in ECR{was}.")]
+                was = text(" (running now: ", code(_short(previous)), ")") if previous else text()
+                return [Detail(text("Image ", code(_short(image)), " is in ECR", was, "."))]
             case TaskDefinitionRegistered(family=family, revision=rev, previous_revision=prev):
-                self.revision, self.previous_revision = rev, prev
-                self.phase = "registered"
-                return [Detail(f"Registered task definition `{family}:{rev}` (from `{family}:{prev}`).")]
+                return [
+                    Detail(
+                        text(
+                            "Registered task definition ",
+                            code(f"{family}:{rev}"),
+                            " (from ",
+                            code(f"{family}:{prev}"),
+                            ").",
+                        )
+                    )
+                ]
             case TaskStarted(name=name, task_arn=arn, revision=rev):
-                self.phase = f"running task {name}"
-                return [Detail(f"Started task `{name}` from revision {rev}: `{arn.rsplit('/', 1)[-1]}`.")]
+                task_id = arn.rsplit("/", 1)[-1]
+                return [
+                    Detail(text("Started task ", code(name), f" from revision {rev}: ", code(task_id), "."))
+                ]
             case TaskStopped():
                 return [_task_stopped(event)]
-            case ServiceUpdated(deployment_id=dep):
-                self.service_changed = True
-                self.revision, self.previous_revision = event.revision, event.previous_revision
-                self.phase = "rolling out"
-                return [Detail(f"Service updated to revision {event.revision}: deployment `{dep}`.")]
-            case RolloutProgress():
-                self.running, self.desired, self.pending = (
-                    event.running,
-                    event.desired,
-                    event.pending,
-                )
-                if not event.new_events:
+            case ServiceUpdated(deployment_id=deployment):
+                return [
+                    Detail(
+                        text(
+                            f"Service updated to revision {event.revision}: deployment ",
+                            code(deployment),
+                            ".",
+                        )
+                    )
+                ]
+            case RolloutProgress(new_events=messages):
+                if not messages:
                     return []
-                lines = [f"• {_event_text(m)}" for m in event.new_events[-MAX_EVENT_LINES:]]
-                return [Detail("*ECS:*\n" + "\n".join(lines))]
+                lines = (text("• ", _event_text(m)) for m in messages[-MAX_EVENT_LINES:])
+                return [Detail(text(bold("ECS:"), "\n", join(lines, "\n")))]
             case StoppedTasks(reasons=reasons):
                 if not reasons:
                     return []
-                return [Detail("*Stopped tasks:*\n" + "\n".join(f"• {r}" for r in reasons))]
+                lines = (text("• ", r) for r in reasons)
+                return [Detail(text(bold("Stopped tasks:"), "\n", join(lines, "\n")))]
             case RollingBack(to_revision=rev, reason=reason, by_ecs=by_ecs):
-                self.phase = f"rolling back to rev {rev}"
                 who = "ECS is rolling back" if by_ecs else "Rolling back"
-                return [Detail(f":rewind: {who} to revision {rev}: {reason}")]
+                return [Detail(text(emoji("rewind"), f" {who} to revision {rev}: ", words(reason)))]
             case RolledBack(to_revision=rev, completed=completed):
-                self.phase = f"rolled back to rev {rev}" if completed else "rollback did not complete"
                 if completed:
-                    return [Detail(f"Service is back on revision {rev}.")]
+                    return [Detail(text(f"Service is back on revision {rev}."))]
                 return [
-                    Detail(f":warning: The rollback to revision {rev} did not complete. Check the service.")
+                    Detail(
+                        text(
+                            emoji("warning"),
+                            f" The rollback to revision {rev} did not complete. Check the service.",
+                        )
+                    )
                 ]
-            case Note(text=text, loud=loud):
-                return [Detail(f":rotating_light: *{text}*" if loud else text)]
+            case Note(text=note, loud=loud):
+                return [
+                    Detail(text(emoji("rotating_light"), " ", bold(words(note))) if loud else words(note))
+                ]
             case Succeeded(summary=summary):
-                self.state, self.phase, self.outcome = "succeeded", "done", summary
-                self.ended_at = time.time()
-                return [Detail(f":white_check_mark: {summary}")]
+                return [Detail(text(emoji("white_check_mark"), " ", words(summary)))]
             case Failed(reason=reason):
-                self.state, self.outcome = "failed", reason
-                if not self.phase.startswith("rolled back"):
-                    self.phase = "stopped"
-                self.ended_at = time.time()
-                return [Detail(f":x: *Failed:* {reason}")]
+                return [Detail(text(emoji("x"), " ", bold("Failed:"), " ", words(reason)))]
         return []
 
 
@@ -169,12 +206,12 @@ def _event_text(message: str) -> str:
 
 
 def _task_stopped(event: TaskStopped) -> Detail:
-    codes = ", ".join(f"{name}={code}" for name, code in event.exit_codes.items()) or "none"
-    head = ":white_check_mark:" if event.succeeded else ":x:"
-    lines = [f"{head} Task `{event.name}` stopped: exit code {codes}"]
+    codes = ", ".join(f"{name}={value}" for name, value in event.exit_codes.items()) or "none"
+    head = emoji("white_check_mark" if event.succeeded else "x")
+    lines = [text(head, " Task ", code(event.name), f" stopped: exit code {codes}")]
     if event.stop_code or event.reason:
-        lines.append(f"{event.stop_code or ''} {event.reason or ''}".strip())
+        lines.append(text(f"{event.stop_code or ''} {event.reason or ''}".strip()))
     if event.log_location:
-        lines.append(f"Logs: `{event.log_location}`")
-    code = "\n".join(event.log_tail) if event.log_tail else None
-    return Detail("\n".join(lines), code)
+        lines.append(text("Logs: ", code(event.log_location)))
+    log_tail = "\n".join(event.log_tail) if event.log_tail else None
+    return Detail(join(lines, "\n"), log_tail)

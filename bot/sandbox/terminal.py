@@ -19,9 +19,9 @@ from typing import TextIO
 
 from bot.aws.watcher import PollTiming
 from bot.domain.catalog import Catalog, load_catalog
-from bot.report.terminal import readable
 from bot.runtime import Tugboat, Tuning
 from bot.sandbox.fake_slack import Change, FakeSlack, Message
+from bot.sandbox.mrkdwn import readable
 from bot.sandbox.world import SandboxWorld
 from bot.settings import Settings
 

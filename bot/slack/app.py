@@ -13,10 +13,13 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.records import Target
-from bot.operations import Origin, Reply
+from bot.domain.text import text
+from bot.lifecycle import Origin
+from bot.operations import Reply
 from bot.slack.blocks import CANCEL_ACTION, ROLLBACK_ACTION
 from bot.slack.confirm import CONFIRM_ACTION, DECLINE_ACTION
 from bot.slack.dispatch import Dispatcher
+from bot.slack.replies import SlackReply
 from bot.slack.status_cards import REFRESH_ACTION
 from commands.grammar import RollbackRequest
 
@@ -28,7 +31,7 @@ SLASH_COMMANDS = ("/deploy", "/rollback", "/run-task", "/ecs-status", "/tugboat"
 def build_app(client: AsyncWebClient, dispatcher: Dispatcher) -> AsyncApp:
     """The Bolt app with every listener Tugboat has."""
     app = AsyncApp(client=client, process_before_response=False)
-    runner = dispatcher.runner
+    ops, front = dispatcher.operations, dispatcher.front
 
     async def slash(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
@@ -66,18 +69,18 @@ def build_app(client: AsyncWebClient, dispatcher: Dispatcher) -> AsyncApp:
     @app.action(CANCEL_ACTION)
     async def cancel_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        dispatcher.submit(runner.cancel(_value(body), _clicker(body), _private(respond)), "cancel-button")
+        dispatcher.submit(ops.cancel(_value(body), _clicker(body), _private(respond)), "cancel-button")
 
     @app.action(CONFIRM_ACTION)
     async def confirm_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        work = runner.confirm(_value(body), _clicker(body), _private(respond), accept=True)
+        work = ops.confirm(_value(body), _clicker(body), _private(respond), front, accept=True)
         dispatcher.submit(work, "confirm-button")
 
     @app.action(DECLINE_ACTION)
     async def decline_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        work = runner.confirm(_value(body), _clicker(body), _private(respond), accept=False)
+        work = ops.confirm(_value(body), _clicker(body), _private(respond), front, accept=False)
         dispatcher.submit(work, "decline-button")
 
     @app.action(REFRESH_ACTION)
@@ -85,7 +88,7 @@ def build_app(client: AsyncWebClient, dispatcher: Dispatcher) -> AsyncApp:
         await ack()
         app_name, _, env = _value(body).partition(" ")
         container = body.get("container", {})
-        if runner.catalog.has(app_name, env):
+        if dispatcher.catalog.has(app_name, env):
             work = dispatcher.refresh_status(
                 Target(app_name, env),
                 _clicker(body),
@@ -99,27 +102,27 @@ def build_app(client: AsyncWebClient, dispatcher: Dispatcher) -> AsyncApp:
 
 async def _rollback_from(dispatcher: Dispatcher, op_id: str, origin: Origin, reply: Reply) -> None:
     """The Rollback button on a thread: back to the revision before that operation."""
-    record = await dispatcher.runner.store.get(op_id)
+    record = await dispatcher.store.get(op_id)
     if record is None:
-        await reply("I have no record of that deploy any more.")
+        await reply(text("I have no record of that deploy any more."))
         return
-    catalog = dispatcher.runner.catalog
-    if not catalog.has(record.app, record.env):
-        await reply(f"{record.app} {record.env} is no longer in the catalog.")
+    if not dispatcher.catalog.has(record.app, record.env):
+        await reply(text(f"{record.app} {record.env} is no longer in the catalog."))
         return
-    await dispatcher.runner.rollback(
-        RollbackRequest(Target(record.app, record.env)),
+    await dispatcher.operations.rollback(
+        RollbackRequest(record.target),
         origin,
         reply,
+        dispatcher.front,
         to_task_definition=record.previous_task_definition,
     )
 
 
-def _private(respond: AsyncRespond) -> Reply:
-    async def reply(text: str, blocks: list[dict[str, Any]] | None = None) -> None:
-        await respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+def _private(respond: AsyncRespond) -> SlackReply:
+    async def send(summary: str, blocks: list[dict[str, Any]] | None) -> None:
+        await respond(text=summary, blocks=blocks, response_type="ephemeral", replace_original=False)
 
-    return reply
+    return SlackReply(send)
 
 
 def _clicker(body: dict[str, Any]) -> Origin:

@@ -1,4 +1,7 @@
-"""Block Kit for progress threads, built with slack_sdk.models.blocks (which checks limits)."""
+"""Block Kit for progress threads, built with slack_sdk.models.blocks (which checks limits).
+
+Every line comes from the view as `Text` and is written with `text.mrkdwn`, the one escape.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.domain.text import bold, mrkdwn, text
 from bot.report.view import Detail, ThreadView
 
 SECTION_LIMIT = 2900
@@ -25,43 +29,43 @@ CANCEL_ACTION = "tugboat_cancel"
 def parent_blocks(view: ThreadView, now: float | None = None) -> list[dict[str, Any]]:
     """The parent message: the whole state at a glance, plus its buttons."""
     blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text=f"*{_escape(view.headline())}*")),
-        ContextBlock(elements=[MarkdownTextObject(text=view.status_line(now))]),
+        SectionBlock(text=MarkdownTextObject(text=mrkdwn(bold(view.headline())))),
+        ContextBlock(elements=[MarkdownTextObject(text=mrkdwn(view.status_line(now)))]),
     ]
-    if view.outcome and view.finished:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip(_escape(view.outcome)))))
+    outcome = view.outcome
+    if outcome:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip(mrkdwn(outcome)))))
     buttons = _buttons(view)
     if buttons:
-        blocks.append(ActionsBlock(block_id=f"op:{view.op_id}", elements=buttons))
+        blocks.append(ActionsBlock(block_id=f"op:{view.record.id}", elements=buttons))
     return [b.to_dict() for b in blocks]
 
 
 def parent_text(view: ThreadView) -> str:
     """The notification text (and the fallback where blocks do not render)."""
-    return f"{view.headline()} — {view.state_word()}"
+    return mrkdwn(text(view.headline(), f" — {view.state_word()}"))
 
 
 def _buttons(view: ThreadView) -> list[ButtonElement]:
+    record = view.record
     buttons: list[ButtonElement] = []
-    if view.action in ("deploy", "rollback") and view.op_id and view.service_changed:
+    if record.action in ("deploy", "rollback") and record.id and view.service_changed:
         buttons.append(
             ButtonElement(
                 text="Rollback",
                 action_id=ROLLBACK_ACTION,
-                value=view.op_id,
+                value=record.id,
                 confirm=ConfirmObject(
                     title="Roll back?",
-                    text=f"Put {view.app} {view.env} back on the revision before this one?",
+                    text=f"Put {record.app} {record.env} back on the revision before this one?",
                     confirm="Roll back",
                     deny="Keep it",
                     style="danger",
                 ),
             )
         )
-    if not view.finished and view.op_id:
-        buttons.append(
-            ButtonElement(text="Cancel", action_id=CANCEL_ACTION, value=view.op_id, style="danger")
-        )
+    if not view.finished and record.id:
+        buttons.append(ButtonElement(text="Cancel", action_id=CANCEL_ACTION, value=record.id, style="danger"))
     return buttons
 
 
@@ -69,10 +73,10 @@ def detail_blocks(details: list[Detail]) -> list[dict[str, Any]]:
     """Several thread lines as one reply: fewer Slack calls, same information."""
     blocks: list[Block] = []
     for detail in details:
-        for chunk in _split(detail.text, SECTION_LIMIT):
+        for chunk in _split(mrkdwn(detail.text), SECTION_LIMIT):
             blocks.append(SectionBlock(text=MarkdownTextObject(text=chunk)))
         if detail.code:
-            code = detail.code.replace("```", "'''")
+            code = mrkdwn(text(detail.code.replace("```", "'''")))  # a log tail: anyone's words
             blocks.append(
                 SectionBlock(text=MarkdownTextObject(text=f"```{_clip(code, SECTION_LIMIT - 8)}```"))
             )
@@ -86,11 +90,7 @@ def detail_blocks(details: list[Detail]) -> list[dict[str, Any]]:
 
 
 def detail_text(details: list[Detail]) -> str:
-    return _clip("\n".join(d.text for d in details), 3000)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _clip("\n".join(mrkdwn(d.text) for d in details), 3000)
 
 
 def _clip(text: str, limit: int = SECTION_LIMIT) -> str:

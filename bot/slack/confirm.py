@@ -7,6 +7,7 @@ from typing import Any
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, MarkdownTextObject, SectionBlock
 
 from bot.domain.records import Lock
+from bot.domain.text import bold, code, emoji, italic, join, link, mention, mrkdwn, text
 from commands.deploy import DeployPlan, tag_of
 
 CONFIRM_ACTION = "tugboat_confirm"
@@ -19,25 +20,38 @@ def confirmation_blocks(
     """What will change, and Deploy/Cancel buttons for the requester (or an allowed user)."""
     current = plan.current_image.rsplit("/", 1)[-1] if plan.current_image else "unknown"
     lines = [
-        f"*Deploy {plan.target}?*",
-        f"Image: `{current}` → `{plan.image.rsplit('/', 1)[-1]}`",
-        f"Task definition: rev {plan.current_revision} → new revision, only `{plan.app.container}` changes",
+        bold(f"Deploy {plan.target}?"),
+        text("Image: ", code(current), " → ", code(plan.image.rsplit("/", 1)[-1])),
+        text(
+            f"Task definition: rev {plan.current_revision} → new revision, only ",
+            code(plan.app.container),
+            " changes",
+        ),
     ]
     if plan.promoted_from:
-        lines.append(f"Promoting what {plan.promoted_from} runs.")
+        lines.append(text(f"Promoting what {plan.promoted_from} runs."))
     old_tag = tag_of(plan.current_image)
     if plan.app.repository and old_tag and old_tag != plan.tag:
         url = f"https://github.com/{plan.app.repository}/compare/{old_tag}...{plan.tag}"
-        lines.append(f"<{url}|Compare {old_tag[:12]}…{plan.tag[:12]} on GitHub>")
+        lines.append(link(url, f"Compare {old_tag[:12]}…{plan.tag[:12]} on GitHub"))
     if plan.env.before_deploy:
-        lines.append("Runs first: " + ", ".join(f"`{t}`" for t in plan.env.before_deploy))
+        lines.append(text("Runs first: ", join((code(t) for t in plan.env.before_deploy), ", ")))
     if lock is not None:
-        lines.append(f":lock: Locked by <@{lock.holder}>: {lock.reason} (this deploy is forced)")
+        lines.append(
+            text(
+                emoji("lock"),
+                " Locked by ",
+                mention(lock.holder),
+                ": ",
+                lock.reason,
+                " (this deploy is forced)",
+            )
+        )
     else:
-        lines.append("Not locked.")
-    lines.append(f"_This request expires in {int(ttl_s // 60)} minutes._")
+        lines.append(text("Not locked."))
+    lines.append(italic(f"This request expires in {int(ttl_s // 60)} minutes."))
     blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text="\n".join(lines))),
+        SectionBlock(text=MarkdownTextObject(text=mrkdwn(join(lines, "\n")))),
         ActionsBlock(
             block_id=f"confirm:{pending_id}",
             elements=[
@@ -46,4 +60,5 @@ def confirmation_blocks(
             ],
         ),
     ]
-    return f"Deploy {plan.target} `{plan.tag}`? Confirm or cancel.", [b.to_dict() for b in blocks]
+    summary = text(f"Deploy {plan.target} ", code(plan.tag), "? Confirm or cancel.")
+    return mrkdwn(summary), [b.to_dict() for b in blocks]

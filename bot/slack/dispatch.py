@@ -1,4 +1,4 @@
-"""Dispatcher: from command text (or a click) to the operation that carries it out.
+"""Dispatcher: from command text (or a press) to the operation that carries it out.
 
 Slash commands, mentions, buttons and the sandbox all come through here, so every entry
 point gets the same parsing, the same permission checks and the same tracking.
@@ -11,10 +11,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.domain.aws import revision_of
-from bot.domain.catalog import who
+from bot.domain.catalog import Catalog
+from bot.domain.ports import Ecs
 from bot.domain.records import Target
-from bot.operations import OperationRunner, Origin, Reply
+from bot.domain.text import Text, bold, code, link, mention, text
+from bot.lifecycle import Origin, TaskTracker
+from bot.operations import Operations, Reply
 from bot.slack import status_cards as status_view
+from bot.slack.api import SlackApi
+from bot.slack.front import SlackFront
+from bot.slack.replies import SlackReply
+from bot.state import StateStore
 from commands import status as status_action
 from commands.grammar import (
     DeployRequest,
@@ -34,28 +41,36 @@ from commands.grammar import (
 
 log = logging.getLogger(__name__)
 
-RESTARTING = "Tugboat is restarting; try again in a minute."
+RESTARTING = text("Tugboat is restarting; try again in a minute.")
 
 Post = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
 """Posts a visible message where the request came from (the channel, or the mention's thread)."""
 
 
 class Dispatcher:
-    """Parses, checks and routes each request, in a task the runner tracks."""
+    """Parses, checks and routes each request, in a task the tracker keeps."""
 
-    def __init__(self, runner: OperationRunner) -> None:
-        self.runner = runner
+    def __init__(
+        self,
+        *,
+        operations: Operations,
+        front: SlackFront,
+        slack: SlackApi,
+        store: StateStore,
+        catalog: Catalog,
+        ecs: Ecs,
+        tracker: TaskTracker,
+    ) -> None:
+        self.operations = operations
+        self.front = front
+        self.slack = slack
+        self.store = store
+        self.catalog = catalog
+        self.ecs = ecs
+        self.tracker = tracker
         self.received = 0
 
     # -- entry points ----------------------------------------------------------------------
-
-    def submit_slash(self, command: str, text: str, origin: Origin, reply: Reply) -> None:
-        self.received += 1
-        self.runner.submit(self.slash(command, text, origin, reply), f"slash-{command}")
-
-    def submit_mention(self, text: str, origin: Origin, event_id: str | None) -> None:
-        self.received += 1
-        self.runner.submit(self.mention(text, origin, event_id), "mention")
 
     def submit(self, work: Awaitable[None], name: str) -> None:
         self.received += 1
@@ -63,133 +78,137 @@ class Dispatcher:
         async def run() -> None:
             await work
 
-        self.runner.submit(run(), name)
+        self.tracker.spawn(run(), name)
 
-    async def slash(self, command: str, text: str, origin: Origin, reply: Reply) -> None:
-        if not self.runner.accepting:
+    def submit_slash(self, command: str, words: str, origin: Origin, reply: Reply) -> None:
+        self.submit(self.slash(command, words, origin, reply), f"slash-{command}")
+
+    def submit_mention(self, words: str, origin: Origin, event_id: str | None) -> None:
+        self.submit(self.mention(words, origin, event_id), "mention")
+
+    async def slash(self, command: str, words: str, origin: Origin, reply: Reply) -> None:
+        if not self.operations.accepting:
             await reply(RESTARTING)
             return
         try:
-            request = parse_slash(command, text, self.runner.catalog)
+            request = parse_slash(command, words, self.catalog)
         except UsageError as exc:
-            await reply(str(exc))
+            await reply(usage(exc))
             return
         await self.handle(request, origin, reply, self._poster(origin))
 
-    async def mention(self, text: str, origin: Origin, event_id: str | None) -> None:
+    async def mention(self, words: str, origin: Origin, event_id: str | None) -> None:
         """`@Tugboat …`, in a channel or a thread; Slack's retries of one event act once."""
-        if event_id is not None and not await self.runner.store.first_delivery(f"slack-event:{event_id}"):
+        if event_id is not None and not await self.store.first_delivery(f"slack-event:{event_id}"):
             return
-        reply = self._ephemeral(origin)
-        if not self.runner.accepting:
+        reply = self.ephemeral(origin)
+        if not self.operations.accepting:
             await reply(RESTARTING)
             return
         try:
-            request = parse_mention(text, self.runner.catalog)
+            request = parse_mention(words, self.catalog)
         except UsageError as exc:
-            await reply(str(exc))
+            await reply(usage(exc))
             return
         await self.handle(request, origin, reply, self._poster(origin))
 
     # -- routing ---------------------------------------------------------------------------
 
     async def handle(self, request: Request, origin: Origin, reply: Reply, post: Post) -> None:
-        log.info(
-            "request",
-            extra={"verb": request.verb, "actor": origin.actor, "channel": origin.channel},
-        )
-        runner = self.runner
+        log.info("request", extra={"verb": request.verb, "actor": origin.actor, "channel": origin.channel})
+        ops, front = self.operations, self.front
         match request:
             case DeployRequest():
-                await runner.deploy(request, origin, reply)
+                await ops.deploy(request, origin, reply, front)
             case RollbackRequest():
-                await runner.rollback(request, origin, reply)
+                await ops.rollback(request, origin, reply, front)
             case RunTaskRequest():
-                await runner.run_task(request, origin, reply)
+                await ops.run_task(request, origin, reply, front)
             case StatusRequest():
                 await self.status(request, origin, reply, post)
             case LockRequest():
-                await runner.lock(request, origin, reply)
+                await ops.lock(request, origin, reply, front)
             case UnlockRequest():
-                await runner.unlock(request, origin, reply)
+                await ops.unlock(request, origin, reply, front)
             case HistoryRequest():
                 await self.history(request, origin, reply)
             case HelpRequest():
-                await reply(help_text())
+                await reply(text(help_text()))
 
     async def status(self, request: StatusRequest, origin: Origin, reply: Reply, post: Post) -> None:
-        runner = self.runner
-        targets = status_action.targets_for(runner.catalog, request.app, request.env)
-        allowed = [t for t in targets if await runner.authorize(t, origin, write=False) is None]
+        targets = status_action.targets_for(self.catalog, request.app, request.env)
+        allowed = [t for t in targets if await self.operations.authorize(t, origin, write=False) is None]
         if not allowed:
-            await reply("You may not read the status of " + ", ".join(map(str, targets)) + ".")
+            await reply(text("You may not read the status of " + ", ".join(map(str, targets)) + "."))
             return
         single = request.env is not None
-        statuses = await status_action.describe(
-            allowed, runner.ecs, runner.catalog, runner.store, detail=single
-        )
+        statuses = await status_action.describe(allowed, self.ecs, self.catalog, self.store, detail=single)
         if single:
             await post(f"{statuses[0].target}: {statuses[0].state}", status_view.card_blocks(statuses[0]))
         else:
             await post("Service status", status_view.overview_blocks(statuses))
 
     async def history(self, request: HistoryRequest, origin: Origin, reply: Reply) -> None:
-        records = await self.runner.history(request, origin)
-        if isinstance(records, str):
+        records = await self.operations.history(request, origin)
+        if isinstance(records, Text):
             await reply(records)
             return
         if not records:
-            await reply(f"No deploys of {request.target} are recorded yet.")
+            await reply(text(f"No deploys of {request.target} are recorded yet."))
             return
-        lines = [f"*Last {len(records)} deploys and rollbacks of {request.target}:*"]
+        lines = [bold(f"Last {len(records)} deploys and rollbacks of {request.target}:")]
         for record in records:
             revs = ""
             if record.previous_task_definition and record.task_definition:
                 before = revision_of(record.previous_task_definition)
                 revs = f" rev {before}→{revision_of(record.task_definition)}"
             took = f" in {int(record.ended_at - record.created_at)}s" if record.ended_at else ""
-            link = f" <{record.permalink}|thread>" if record.permalink else ""
+            thread = text(" ", link(record.permalink, "thread")) if record.permalink else text()
             lines.append(
-                f"• {record.action} `{record.subject}` by {who(record.actor)}{revs}:"
-                f" {record.state}{took}{link}"
+                text(f"• {record.action} ", code(record.subject), " by ", mention(record.actor))
+                + text(f"{revs}: {record.state}{took}", thread)
             )
-        await reply("\n".join(lines))
+        out = lines[0]
+        for line in lines[1:]:
+            out = out + text("\n", line)
+        await reply(out)
 
     async def refresh_status(self, target: Target, origin: Origin, channel: str, ts: str) -> None:
         """The Refresh button: the same card, updated in place."""
-        runner = self.runner
-        if await runner.authorize(target, origin, write=False) is not None:
+        if await self.operations.authorize(target, origin, write=False) is not None:
             return
-        statuses = await status_action.describe(
-            [target], runner.ecs, runner.catalog, runner.store, detail=True
-        )
-        await runner.slack.update(
+        statuses = await status_action.describe([target], self.ecs, self.catalog, self.store, detail=True)
+        await self.slack.update(
             channel, ts, f"{target}: {statuses[0].state}", status_view.card_blocks(statuses[0])
         )
 
     async def home(self, user: str) -> None:
-        """The Home tab: every app and environment with its state and last deploy."""
-        runner = self.runner
-        targets = status_action.targets_for(runner.catalog, None, None)
-        statuses = await status_action.describe(
-            targets, runner.ecs, runner.catalog, runner.store, detail=False
-        )
-        await runner.slack.call("views.publish", user_id=user, view=status_view.home_view(statuses))
+        """The Home tab: every app and environment this user may read, with state and last deploy."""
+        targets = status_action.targets_for(self.catalog, None, None)
+        statuses = await status_action.describe(targets, self.ecs, self.catalog, self.store, detail=False)
+        await self.slack.call("views.publish", user_id=user, view=status_view.home_view(statuses))
 
     # -- replies ---------------------------------------------------------------------------
 
-    def _ephemeral(self, origin: Origin) -> Reply:
-        slack = self.runner.slack
+    def ephemeral(self, origin: Origin) -> SlackReply:
+        slack = self.slack
 
-        async def reply(text: str, blocks: list[dict[str, Any]] | None = None) -> None:
-            await slack.ephemeral(origin.channel, origin.actor, text, blocks, thread_ts=origin.thread_ts)
+        async def send(summary: str, blocks: list[dict[str, Any]] | None) -> None:
+            await slack.ephemeral(origin.channel, origin.actor, summary, blocks, thread_ts=origin.thread_ts)
 
-        return reply
+        return SlackReply(send)
 
     def _poster(self, origin: Origin) -> Post:
-        slack = self.runner.slack
+        slack = self.slack
 
-        async def post(text: str, blocks: list[dict[str, Any]]) -> None:
-            await slack.post(origin.channel, text, blocks, thread_ts=origin.thread_ts)
+        async def post(summary: str, blocks: list[dict[str, Any]]) -> None:
+            await slack.post(origin.channel, summary, blocks, thread_ts=origin.thread_ts)
 
         return post
+
+
+def usage(exc: UsageError) -> Text:
+    """The grammar's refusal as Slack shows it: the problem, then the usage in code."""
+    if exc.usage:
+        return text(exc.problem, "\nUsage: ", code(exc.usage))
+    return text(exc.problem)

@@ -1,9 +1,10 @@
 """ThreadReporter: turns progress events into one Slack thread, gently.
 
 Events arrive fast; Slack allows about one post per second per channel and a few dozen
-edits a minute. So events only change a ThreadView and queue detail lines; one flusher per
-thread sends at most one reply and one parent edit every `min_interval_s` (growing as a
-long rollout goes on), and always sends the final state, retrying through 429s until it lands.
+edits a minute. The record is already folded when an event arrives, so an event only queues
+the view's detail lines for it and marks the parent stale; one flusher per thread sends at
+most one reply and one parent edit every `min_interval_s` (growing as a long rollout goes
+on), and always sends the final state, retrying through 429s until it lands.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import time
 
 from bot.domain.events import ImageVerified, ProgressEvent
+from bot.domain.text import Text, text
 from bot.report.view import Detail, ThreadView
 from bot.slack.api import SlackApi
 from bot.slack.blocks import detail_blocks, detail_text, parent_blocks, parent_text
@@ -65,17 +67,19 @@ class ThreadReporter:
         return self.ts
 
     async def __call__(self, event: ProgressEvent) -> None:
-        """The `emit` an action calls: fold the event in and wake the flusher."""
+        """Report one event (already folded into the record): queue its lines, wake the flusher."""
         if isinstance(event, ImageVerified):
             # The rollout starts now, however long the image took to appear: edit briskly again.
             self._interval_s = self._min_interval_s
-        self._pending.extend(self.view.apply(event))
+        self._pending.extend(self.view.details(event))
         self._parent_dirty = True
         self._wake.set()
 
-    def say(self, text: str) -> None:
-        """Queue a line that is not an action event (a skipped auto-deploy, a takeover)."""
-        self._pending.append(Detail(text))
+    def say(self, line: Text | str) -> None:
+        """Queue a line that is not an action event (a skipped auto-deploy, a takeover).
+
+        A `str` is plain words, escaped like any other; build markup with `bot.domain.text`."""
+        self._pending.append(Detail(line if isinstance(line, Text) else text(line)))
         self._wake.set()
 
     async def close(self) -> None:

@@ -1,0 +1,435 @@
+"""The life of every operation, written once: claim, record, lease, fold, final event, release, audit.
+
+Slack threads, the terminal, the CLI twins, auto-deploys and resume are thin adapters over
+this module: each gives it a `Reporter` and a body to run, and none repeats a step of it.
+It knows nothing of Slack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bot import metrics
+from bot.domain.aws import AwsError
+from bot.domain.events import Emit, Failed, ProgressEvent
+from bot.domain.progress import fold
+from bot.domain.records import Lock, OperationRecord, Target
+from bot.domain.text import Text, code, date, emoji, link, mention, text
+from bot.state import StateStore
+
+log = logging.getLogger(__name__)
+
+
+class Reporter(Protocol):
+    """Where one operation's story goes: a Slack thread, a terminal, a CI log."""
+
+    async def __call__(self, event: ProgressEvent) -> None: ...
+
+    def say(self, line: Text) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def abandon(self) -> None: ...
+
+
+Body = Callable[[Emit, asyncio.Event], Awaitable[object]]
+"""An action's work: it gets the operation's emit and its cancel signal."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who asked, from where, and how."""
+
+    actor: str
+    channel: str
+    trigger: str = "slash command"
+    thread_ts: str | None = None
+
+
+class TaskTracker:
+    """Every task the bot starts, so none is lost and shutdown can wait for all of them."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task failed", exc_info=task.exception(), extra={"task": task.get_name()})
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def idle(self) -> None:
+        """Wait until no tracked task is left (tasks may start others meanwhile)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def cancel_all(self, timeout: float) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+
+# -- the words every adapter uses for the same refusals ------------------------------------
+
+
+def until(expires_at: float | None) -> Text:
+    return text(" until ", date(expires_at)) if expires_at is not None else text()
+
+
+def locked_text(target: Target, lock: Lock, *, icon: bool = True) -> Text:
+    """A lock, as every refusal and skipped auto-deploy words it."""
+    return text(
+        text(emoji("lock"), " ") if icon else "",
+        f"{target} is locked by ",
+        mention(lock.holder),
+        until(lock.expires_at),
+        ": ",
+        lock.reason,
+    )
+
+
+def busy_text(target: Target, running: OperationRecord) -> Text:
+    """Who holds the target, how, since when, and where to watch it."""
+    since = int(time.time() - running.created_at)
+    where = text(" ", link(running.permalink, "See its thread.")) if running.permalink else text()
+    return text(
+        f"{target} is busy: a {running.action} of ",
+        code(running.subject),
+        " by ",
+        mention(running.actor),
+        f" is in progress ({running.trigger}, started {since}s ago).",
+        where,
+    )
+
+
+# -- the audit trail ----------------------------------------------------------------------
+
+
+class AuditTrail:
+    """One audit entry per action and refusal: one JSON log line, and the store.
+
+    The store retries its own writes; an entry it still could not take is kept and written
+    before the next one (and at shutdown), so a store outage delays entries, never loses them.
+    """
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._unwritten: list[dict[str, Any]] = []
+
+    @property
+    def unwritten(self) -> int:
+        return len(self._unwritten)
+
+    async def write(self, origin: Origin, what: str, target: Target | None, outcome: Text | str) -> None:
+        entry = {
+            "who": origin.actor,
+            "what": what,
+            "where": str(target) if target else None,
+            "channel": origin.channel or None,
+            "trigger": origin.trigger,
+            "outcome": str(outcome),
+            "at": time.time(),
+        }
+        log.info("audit", extra={f"audit_{k}": v for k, v in entry.items() if k != "at"})
+        self._unwritten.append(entry)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write what is waiting, oldest first; stop at the first failure and keep the rest."""
+        while self._unwritten:
+            try:
+                await self._store.audit(self._unwritten[0])
+            except Exception as exc:
+                metrics.BACKGROUND_FAILURES.labels(what="audit").inc()
+                log.warning(
+                    "audit write failed; kept for the next write",
+                    extra={"waiting": len(self._unwritten), "error": repr(exc)},
+                )
+                return
+            self._unwritten.pop(0)
+
+
+# -- the lifecycle ------------------------------------------------------------------------
+
+
+class LeaseLost(Exception):
+    """Another replica owns this operation now; this one must stop acting on it."""
+
+
+class Lifecycle:
+    """Claims targets, keeps records and leases, and runs every operation to its final event."""
+
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        owner: str,
+        lease_s: float,
+        tracker: TaskTracker | None = None,
+        audit: AuditTrail | None = None,
+        interrupted: str | None = None,
+    ) -> None:
+        """`interrupted`: how an interrupted operation ends where nobody will resume it (a CLI
+        run); without it, an interrupted operation stays running for a replica to resume."""
+        self.interrupted = interrupted
+        self.store = store
+        self.owner = owner
+        self.lease_s = lease_s
+        self.tracker = tracker if tracker is not None else TaskTracker()
+        self.audit = audit if audit is not None else AuditTrail(store)
+        self._running: dict[str, OperationRecord] = {}
+        self._cancels: dict[str, asyncio.Event] = {}
+        self._unsaved: set[str] = set()
+
+    # -- what is running here ---------------------------------------------------------------
+
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    def is_running(self, op_id: str) -> bool:
+        return op_id in self._running
+
+    def cancel(self, op_id: str) -> bool:
+        """Signal a running operation to stop; False when it does not run on this replica."""
+        event = self._cancels.get(op_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    # -- claims -----------------------------------------------------------------------------
+
+    async def obstacle(self, target: Target, *, force: bool = False) -> Text | None:
+        """The lock (unless forced) or the running operation that stands in the way, if any."""
+        lock = await self.store.get_lock(target.app, target.env)
+        if lock is not None and not force:
+            return locked_text(target, lock)
+        running = await self.store.active_on(target.app, target.env)
+        if running is not None:
+            return busy_text(target, running)
+        return None
+
+    async def claim(self, record: OperationRecord) -> OperationRecord | None:
+        """Save `record` as the one operation on its target; the holder when someone has it."""
+        record.owner = self.owner
+        return await self.store.claim_target(record, self.lease_s)
+
+    async def lease(self, record: OperationRecord) -> None:
+        """Save a record that shares its target (a one-off task), leased from the start."""
+        record.owner = self.owner
+        await self.save(record)
+        await self.store.renew_claim(record, self.lease_s)
+
+    async def release(self, record: OperationRecord) -> None:
+        await self.store.release_target(record)
+
+    async def adopt(self, record: OperationRecord) -> bool:
+        """Take over an unfinished operation whose owner's lease ran out (one replica wins)."""
+        if self.is_running(record.id):
+            return False
+        return await self.store.adopt(record, self.owner, self.lease_s)
+
+    async def save(self, record: OperationRecord) -> None:
+        """Write the record (the store retries its own writes); raise when it cannot."""
+        await self.store.save(record)
+        self._unsaved.discard(record.id)
+
+    async def save_running(self, record: OperationRecord) -> None:
+        """Write a running operation's record; when the store fails, keep the operation going.
+
+        An operation that is changing ECS must be watched to its end whatever the store does:
+        the record is written again at the next lease renewal, and at the end.
+        """
+        try:
+            await self.save(record)
+        except Exception as exc:
+            self._unsaved.add(record.id)
+            metrics.BACKGROUND_FAILURES.labels(what="save").inc()
+            log.warning("record save failed; kept going", extra={"op": record.id, "error": repr(exc)})
+
+    async def opened(self, record: OperationRecord, open_thread: Awaitable[Reporter]) -> Reporter:
+        """Await the thread's opening; if it cannot open, the operation ends here, released."""
+        try:
+            reporter = await open_thread
+        except Exception:
+            record.state, record.reason, record.ended_at = "failed", "could not post its thread", time.time()
+            await self.save(record)
+            await self.release(record)
+            raise
+        await self.save(record)
+        return reporter
+
+    # -- running ----------------------------------------------------------------------------
+
+    def emitter(
+        self, record: OperationRecord, reporter: Reporter
+    ) -> Callable[[ProgressEvent], Awaitable[None]]:
+        """The emit an action gets: fold the event into the record, report it, save if needed."""
+
+        async def emit(event: ProgressEvent) -> None:
+            changed = fold(record, event)
+            await reporter(event)
+            if changed:
+                await self.save_running(record)
+
+        return emit
+
+    def launch(
+        self, record: OperationRecord, reporter: Reporter, body: Body, origin: Origin
+    ) -> asyncio.Task[Any]:
+        """Run the operation in a tracked task (shutdown waits for it, resume can finish it)."""
+        return self.tracker.spawn(self.run(record, reporter, body, origin), f"{record.action}-{record.id}")
+
+    async def run(self, record: OperationRecord, reporter: Reporter, body: Body, origin: Origin) -> None:
+        """Run `body` to the operation's final event, whatever happens; then release and audit."""
+        self._running[record.id] = record
+        cancel = self._cancels.setdefault(record.id, asyncio.Event())
+        metrics.IN_FLIGHT.set(len(self._running))
+        started = time.monotonic()
+        emit = self.emitter(record, reporter)
+        work = asyncio.create_task(self._body(record, body, emit, cancel), name=f"body-{record.id}")
+        keeper = asyncio.create_task(self._keep_lease(record, work), name=f"lease-{record.id}")
+        lost = interrupted = False
+        try:
+            await work
+        except LeaseLost:
+            lost = True
+        except asyncio.CancelledError:
+            if keeper.done() and isinstance(keeper.exception(), LeaseLost):
+                lost = True
+            else:
+                interrupted = True
+                work.cancel()
+                raise
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LeaseLost):
+                await keeper
+            await self._end(record, reporter, emit, origin, started, lost=lost, interrupted=interrupted)
+
+    async def _body(
+        self,
+        record: OperationRecord,
+        body: Body,
+        emit: Callable[[ProgressEvent], Awaitable[None]],
+        cancel: asyncio.Event,
+    ) -> None:
+        """The action itself; any error it raises becomes the operation's Failed event."""
+        try:
+            await body(emit, cancel)
+        except (asyncio.CancelledError, LeaseLost):
+            raise
+        except AwsError as exc:
+            await emit(Failed(f"AWS refused {exc.operation}: {exc.code}: {exc.aws_message}"))
+        except Exception as exc:
+            log.exception("operation crashed", extra={"op": record.id})
+            changed = (
+                " ECS may have been changed: check the service."
+                if record.deployment_id
+                else (" Nothing further was changed.")
+            )
+            await emit(Failed(f"Tugboat hit an internal error ({type(exc).__name__}).{changed}"))
+
+    async def _keep_lease(self, record: OperationRecord, work: asyncio.Task[None]) -> None:
+        """Renew the lease every third of it; when it is lost, stop the work at once."""
+        failures = 0
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                held = await self.store.renew_claim(record, self.lease_s)
+            except Exception as exc:
+                failures += 1
+                metrics.BACKGROUND_FAILURES.labels(what="lease").inc()
+                log.warning("lease renewal failed", extra={"op": record.id, "error": repr(exc)})
+                if failures < 3:
+                    continue
+                held = False
+            else:
+                failures = 0
+                if record.id in self._unsaved:
+                    await self.save_running(record)
+                await self.audit.flush()
+            if not held:
+                metrics.BACKGROUND_FAILURES.labels(what="lease lost").inc()
+                log.warning("lease lost; handing the operation over", extra={"op": record.id})
+                work.cancel()
+                raise LeaseLost(record.id)
+
+    async def _end(
+        self,
+        record: OperationRecord,
+        reporter: Reporter,
+        emit: Callable[[ProgressEvent], Awaitable[None]],
+        origin: Origin,
+        started: float,
+        *,
+        lost: bool,
+        interrupted: bool,
+    ) -> None:
+        """The final event, the release, the audit and the metrics: exactly once per operation.
+
+        The bookkeeping comes before the thread's last flush, so a shutdown that lands while
+        the thread is still sending cannot leave the target claimed or the result unlogged.
+        """
+        try:
+            if lost:
+                reporter.say(text(emoji("warning"), " Another Tugboat replica has taken this over."))
+                await reporter.close()
+                return
+            if not record.finished:
+                if interrupted and self.interrupted is None:
+                    await reporter.abandon()  # shutdown: the record stays running, for a resume
+                    return
+                reason = self.interrupted if interrupted else None
+                await emit(Failed(reason or "The operation ended without a result."))
+            if record.id in self._unsaved:
+                await self.save_running(record)
+            await self.release(record)
+            metrics.DEPLOYS.labels(record.action, record.app, record.env, record.state).inc()
+            metrics.DEPLOY_SECONDS.labels(record.action).observe(time.monotonic() - started)
+            log.info(
+                "operation finished",
+                extra={
+                    "op": record.id,
+                    "action": record.action,
+                    "app": record.app,
+                    "env": record.env,
+                    "result": record.state,
+                    "actor": record.actor,
+                },
+            )
+            await self.audit.write(origin, record.action, record.target, f"{record.state}: {record.subject}")
+            if interrupted:
+                await reporter.abandon()
+            else:
+                await reporter.close()
+        finally:
+            self._running.pop(record.id, None)
+            self._cancels.pop(record.id, None)
+            self._unsaved.discard(record.id)
+            metrics.IN_FLIGHT.set(len(self._running))
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Interrupt running operations (their records stay running, for a resume); flush audit."""
+        await self.tracker.cancel_all(timeout)
+        await self.audit.flush()
+        if self.audit.unwritten:
+            log.error(
+                "audit entries not stored at shutdown; they are in this log",
+                extra={"count": self.audit.unwritten},
+            )

@@ -1,0 +1,95 @@
+"""A service's status as `Text` lines: the card of one environment, the overview's one line each.
+
+Short lines that read well on a phone. Slack writes them with `text.mrkdwn` into blocks, the
+terminal with `text.plain`; neither parses the other's output.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bot.domain.aws import revision_of
+from bot.domain.records import OperationRecord
+from bot.domain.text import Text, bold, code, emoji, link, mention, text
+from bot.report.view import STATE_EMOJI as RESULT_EMOJI
+from commands.status import ServiceStatus
+
+STATE_EMOJI = {
+    "steady": "large_green_circle",
+    "deploying": "large_blue_circle",
+    "degraded": "large_orange_circle",
+    "failed": "red_circle",
+    "missing": "black_circle",
+}
+"""A service's state as an emoji name (`text.emoji`)."""
+MAX_EVENTS = 5
+
+
+def card_lines(status: ServiceStatus, now: float | None = None) -> list[Text]:
+    """One service, at most ~15 short lines."""
+    lines = [text(emoji(STATE_EMOJI[status.state]), " ", bold(str(status.target)), f" — {status.state}")]
+    snap = status.snapshot
+    if snap is None:
+        lines.append(text(emoji("warning"), " ", str(status.problem)))
+    else:
+        tag = text(" · ", code(status.image_tag)) if status.image_tag else text()
+        counts = f"{snap.running}/{snap.desired} running · {snap.pending} pending · rev {status.revision}"
+        lines.append(text(counts, tag))
+        for dep in snap.deployments:
+            rollout = f" {dep.rollout_state}" if dep.rollout_state else ""
+            revision = revision_of(dep.task_definition)
+            lines.append(text(f"• {dep.status}{rollout}: rev {revision} {dep.running}/{dep.desired}"))
+        events = [e.message for e in snap.events[:MAX_EVENTS]]
+        if events:
+            lines.append(bold("Recent events:"))
+            lines.extend(text("  • ", _short(m, 110)) for m in events)
+        if status.stopped:
+            lines.append(bold("Stopped in the last hour:"))
+            lines.extend(text("  • ", _short(r, 110)) for r in status.stopped)
+    if status.lock is not None:
+        lock = status.lock
+        lines.append(text(emoji("lock"), " locked by ", mention(lock.holder), ": ", _short(lock.reason, 80)))
+    if status.last is not None:
+        lines.append(text("Last: ", last_deploy(status.last, now)))
+    return lines
+
+
+def overview_line(status: ServiceStatus, now: float | None = None) -> Text:
+    """`🟢 *api staging* 🔒 · 2/2 · rev 3 · last deploy `v3` by @dev 5m ago ✅ thread`."""
+    snap = status.snapshot
+    counts = f"{snap.running}/{snap.desired} · rev {status.revision}" if snap else str(status.problem)
+    lock = text(" ", emoji("lock")) if status.lock else text()
+    last = text(" · last ", last_deploy(status.last, now)) if status.last else text()
+    return text(emoji(STATE_EMOJI[status.state]), " ", bold(str(status.target)), lock, f" · {counts}", last)
+
+
+def last_deploy(record: OperationRecord, now: float | None = None) -> Text:
+    """`deploy `v3` by @dev 5m ago ✅` and a link to its thread."""
+    state = RESULT_EMOJI.get(record.state)
+    ago = _ago((now or time.time()) - record.created_at)
+    thread = text(" ", link(record.permalink, "thread")) if record.permalink else text()
+    return text(
+        f"{record.action} ",
+        code(record.subject),
+        " by ",
+        mention(record.actor),
+        f" {ago} ago ",
+        emoji(state) if state else text(),
+        thread,
+    )
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 90:
+        return f"{seconds}s"
+    if seconds < 5400:
+        return f"{seconds // 60}m"
+    if seconds < 172_800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86_400}d"
+
+
+def _short(line: str, limit: int) -> str:
+    line = line.replace("\n", " ")
+    return line if len(line) <= limit else line[: limit - 1] + "…"

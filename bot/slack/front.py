@@ -1,0 +1,84 @@
+"""SlackFront: operations told in Slack: a thread per operation, confirmation cards, announcements.
+
+The adapter between the Slack-free operations and the Web API; the thread itself (coalesced
+edits, 429-safe) is `ThreadReporter`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.domain.records import Lock, OperationRecord
+from bot.domain.text import Text, code, mention, mrkdwn, text
+from bot.lifecycle import Reporter
+from bot.operations import CONFIRM_TTL_S, Reply
+from bot.report.view import ThreadView
+from bot.slack.api import SlackApi
+from bot.slack.confirm import confirmation_blocks
+from bot.slack.replies import SlackReply
+from bot.slack.thread import ThreadReporter
+from commands.deploy import DeployPlan
+
+log = logging.getLogger(__name__)
+
+
+class SlackFront:
+    """The `Front` of every operation started from Slack, GitHub or a resume."""
+
+    def __init__(self, slack: SlackApi, *, thread_interval_s: float = 3.0) -> None:
+        self.slack = slack
+        self.thread_interval_s = thread_interval_s
+
+    async def open(self, record: OperationRecord) -> Reporter:
+        assert record.channel is not None
+        reporter = ThreadReporter(
+            self.slack, record.channel, ThreadView(record), min_interval_s=self.thread_interval_s
+        )
+        record.ts = await reporter.open()
+        record.permalink = reporter.permalink
+        return reporter
+
+    async def reopen(self, record: OperationRecord) -> Reporter:
+        assert record.channel is not None and record.ts is not None
+        reporter = ThreadReporter(
+            self.slack,
+            record.channel,
+            ThreadView(record),
+            ts=record.ts,
+            min_interval_s=self.thread_interval_s,
+        )
+        await reporter.open()
+        return reporter
+
+    async def announce(self, channel: str, line: Text) -> None:
+        await self.slack.post(channel, mrkdwn(line))
+
+    async def ask_to_confirm(
+        self, pending: OperationRecord, plan: DeployPlan, lock: Lock | None, reply: Reply
+    ) -> str | None:
+        summary, blocks = confirmation_blocks(pending.id, plan, lock, CONFIRM_TTL_S)
+        assert pending.channel is not None
+        try:
+            return await self.slack.post(pending.channel, summary, blocks)
+        except Exception:
+            log.info(
+                "confirmation not postable in channel; sent privately", extra={"channel": pending.channel}
+            )
+            if isinstance(reply, SlackReply):
+                await reply.with_blocks(summary, blocks)
+            return None
+
+    async def settle_confirmation(self, pending: OperationRecord, outcome: Text) -> None:
+        """Replace the confirmation's buttons with what became of it."""
+        if pending.ts is None or pending.channel is None:
+            return
+        line = mrkdwn(
+            text(f"Deploy {pending.app} {pending.env} ", code(pending.subject), " requested by ")
+            + mention(pending.actor)
+            + text(": ", outcome)
+        )
+        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": line}}]
+        try:
+            await self.slack.update(pending.channel, pending.ts, line, blocks)
+        except Exception:
+            log.warning("could not settle a confirmation card", extra={"op": pending.id})
