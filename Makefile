@@ -20,6 +20,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy --strict bot commands
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(PY) -m pytest -q
