@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import sqlite3
 import threading
 import time
 import uuid
@@ -24,7 +26,7 @@ from moto.server import ThreadedMotoServer
 
 from bot.domain.records import Lock, OperationRecord
 from bot.sandbox.fake_slack import wait_for
-from bot.state.base import StateStore
+from bot.state.base import Fenced, StateStore
 from bot.state.dynamodb import DynamoStore, StoreUnavailable
 from bot.state.sqlite import SqliteStore
 
@@ -61,14 +63,24 @@ def moto_endpoint() -> Iterator[str]:
             server.stop()
 
 
+# One session for every store's client (made on first use, inside moto_endpoint's environment):
+# it loads DynamoDB's service model once, so a client costs milliseconds. Sessions are not
+# thread-safe (clients are), hence the lock.
+SESSIONS: list[boto3.session.Session] = []
+SESSION_LOCK = threading.Lock()
+
+
 def dynamo(endpoint: str, table: str) -> DynamoStore:
     def client() -> Any:
-        return boto3.session.Session().client(
-            "dynamodb",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            config=Config(retries={"mode": "standard", "max_attempts": 5}),
-        )
+        with SESSION_LOCK:
+            if not SESSIONS:
+                SESSIONS.append(boto3.session.Session())
+            return SESSIONS[0].client(
+                "dynamodb",
+                endpoint_url=endpoint,
+                region_name="us-east-1",
+                config=Config(retries={"mode": "standard", "max_attempts": 5}),
+            )
 
     return DynamoStore(table, client_factory=client)
 
@@ -238,10 +250,16 @@ async def test_save_get_round_trips_every_field(store: StateStore) -> None:
         permalink="https://example.slack.com/archives/C42/p1700000000000100",
         reason="health checks failed: 3 of 4 tasks stopped",
         owner="host-a:123",
+        generation=3,
         created_at=1_700_000_000.123456,
         updated_at=1_700_000_001.5,
         ended_at=1_700_000_099.25,
         extra={"image": "repo:v1", "attempts": 3, "nested": {"ok": True, "list": [1, "2", None]}},
+        running=2,
+        desired=4,
+        pending=1,
+        task_name="migrate",
+        rollback_to=40,
     )
     assert all(getattr(record, f.name) not in (None, {}) for f in dataclasses.fields(record))
     await store.save(record)
@@ -342,6 +360,149 @@ async def test_history_newest_first_limited_to_target(store: StateStore) -> None
     assert await store.history("nope", "prod") == []
 
 
+# -- fencing: a replica that lost its lease cannot write the operation any more ---------------
+
+
+async def _orphan(store: StateStore, owner: str = "r1") -> OperationRecord:
+    """A claimed deploy whose owner's lease is already over: anyone may adopt it."""
+    record = op(owner=owner)
+    assert await store.claim_target(record, -1) is None
+    return record
+
+
+async def test_a_stale_copy_cannot_save_renew_or_claim_after_adoption(
+    replicas: tuple[StateStore, StateStore],
+) -> None:
+    one, two = replicas
+    stale = await _orphan(one)
+    mine = copy(stale)
+    assert await two.adopt(mine, "r2", -1) is True  # adopted, and its new lease over at once
+    assert (mine.owner, mine.generation) == ("r2", 1)
+    stale.phase = "rolling back"
+    with pytest.raises(Fenced) as fenced:
+        await one.save(stale)
+    assert (fenced.value.op_id, fenced.value.owner, fenced.value.generation) == (stale.id, "r2", 1)
+    with pytest.raises(Fenced):
+        await one.claim_target(stale, 30)
+    assert await one.renew_claim(stale, 30) is False
+    stored = await two.get(stale.id)
+    assert stored is not None and (stored.owner, stored.generation, stored.phase) == ("r2", 1, mine.phase)
+    # The refused renewal did not extend r2's (lapsed) lease: a third replica can adopt.
+    assert await one.adopt(copy(mine), "r3", 30) is True
+
+
+async def test_the_adopter_can_save_and_renew(replicas: tuple[StateStore, StateStore]) -> None:
+    one, two = replicas
+    orphan = await _orphan(one)
+    mine = copy(orphan)
+    assert await two.adopt(mine, "r2", 30) is True
+    mine.phase = "rolling out"
+    await two.save(mine)
+    assert await two.renew_claim(mine, 30) is True
+    stored = await one.get(orphan.id)
+    assert stored is not None and (stored.owner, stored.generation, stored.phase) == ("r2", 1, "rolling out")
+    active = await one.active_on("api", "prod")
+    assert active is not None and active.id == orphan.id
+    # Its renewed lease is live: nobody else can adopt, and a new deploy finds it holding the target.
+    assert await one.adopt(copy(mine), "r3", 30) is False
+    holder = await one.claim_target(op(owner="r3"), 30)
+    assert holder is not None and holder.id == orphan.id
+
+
+async def test_adopting_again_bumps_the_generation_each_time(
+    replicas: tuple[StateStore, StateStore],
+) -> None:
+    one, two = replicas
+    orphan = await _orphan(one)
+    second = copy(orphan)
+    assert await two.adopt(second, "r2", -1) is True
+    third = copy(second)
+    assert await one.adopt(third, "r3", 30) is True
+    assert (second.generation, third.generation) == (1, 2)
+    stored = await two.get(orphan.id)
+    assert stored is not None and (stored.owner, stored.generation) == ("r3", 2)
+    # Only from the generation the adopter read: an older copy cannot adopt, even its own owner's.
+    assert await two.adopt(copy(second), "r2", 30) is False
+    for stale in (orphan, second):
+        with pytest.raises(Fenced):
+            await one.save(stale)
+        assert await two.renew_claim(stale, 30) is False
+    await one.save(third)
+    assert await one.renew_claim(third, 30) is True
+
+
+async def test_the_same_owner_with_an_older_generation_is_fenced(
+    replicas: tuple[StateStore, StateStore],
+) -> None:
+    """A replica restarted under the same id adopts its own operation; the old process is out."""
+    one, two = replicas
+    old = op(owner="r1")
+    assert await one.claim_target(old, 30) is None
+    restarted = copy(old)
+    assert await two.adopt(restarted, "r1", 30) is True  # its own: no need to wait for the lease
+    assert (restarted.owner, restarted.generation) == ("r1", 1)
+    with pytest.raises(Fenced) as fenced:
+        await one.save(old)
+    assert (fenced.value.owner, fenced.value.generation) == ("r1", 1)
+    assert await one.renew_claim(old, 30) is False
+    await two.save(restarted)
+    assert await two.renew_claim(restarted, 30) is True
+
+
+async def test_a_stale_release_leaves_the_newer_generations_claim(
+    replicas: tuple[StateStore, StateStore],
+) -> None:
+    one, two = replicas
+    stale = await _orphan(one)
+    mine = copy(stale)
+    assert await two.adopt(mine, "r2", 30) is True
+    await one.release_target(stale)
+    active = await one.active_on("api", "prod")
+    assert active is not None and (active.id, active.generation) == (stale.id, 1)
+    holder = await one.claim_target(op(owner="r3"), 30)
+    assert holder is not None and holder.id == stale.id
+    await two.release_target(mine)
+    assert await one.claim_target(op(owner="r3"), 30) is None
+
+
+async def test_a_record_without_an_owner_is_fenced_by_generation_only(
+    replicas: tuple[StateStore, StateStore],
+) -> None:
+    one, two = replicas
+    fresh = op(owner=None, state="pending")
+    await one.save(fresh)  # a new record: always written
+    await two.save(copy(fresh))
+    orphan = await _orphan(one)
+    ownerless = dataclasses.replace(orphan, owner=None)
+    await two.save(ownerless)  # no owner condition: it may clear the owner, as before
+    stored = await one.get(orphan.id)
+    assert stored is not None and stored.owner is None
+    assert await one.renew_claim(orphan, 30) is False  # r1's lease went with the owner
+    assert await one.adopt(copy(ownerless), "r2", 30) is True
+    with pytest.raises(Fenced):
+        await two.save(ownerless)  # but never over a newer generation
+
+
+async def test_an_operation_without_a_claim_keeps_its_lease(store: StateStore) -> None:
+    task = op(action="run-task", subject="migrate")
+    await store.save(task)
+    assert await store.renew_claim(task, 30) is True  # run-tasks never claim their target
+    assert await store.claim_target(op(owner="r2"), 30) is None
+    assert await store.renew_claim(task, 30) is True
+    queued = op()
+    await store.save(queued)  # an auto-deploy waiting for its turn: no claim yet, still ours
+    assert await store.renew_claim(queued, 30) is True
+    assert await store.adopt(queued, "r3", 30) is False  # its lease holds: nobody takes it over
+
+
+def test_a_record_from_before_generations_loads_at_zero() -> None:
+    record = op()
+    data = json.loads(record.to_json())
+    del data["generation"]
+    loaded = OperationRecord.from_json(json.dumps(data))
+    assert loaded.generation == 0 and loaded == record
+
+
 # -- locks -----------------------------------------------------------------------------------
 
 
@@ -428,6 +589,77 @@ async def test_audit_entries_newest_first(store: StateStore) -> None:
     assert [e["n"] for e in await entries_of(limit=2)] == [3, 2]
 
 
+# -- SQLite only -----------------------------------------------------------------------------
+
+OLD_SQLITE_SCHEMA = """
+CREATE TABLE operations (
+    id TEXT PRIMARY KEY, app TEXT NOT NULL, env TEXT NOT NULL, state TEXT NOT NULL,
+    owner TEXT, lease_until REAL NOT NULL DEFAULT 0, created_at REAL NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX operations_target ON operations (app, env, created_at);
+CREATE INDEX operations_state ON operations (state);
+CREATE TABLE claims (target TEXT PRIMARY KEY, op_id TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE locks (target TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at REAL);
+CREATE TABLE deliveries (id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+CREATE TABLE audit (at REAL NOT NULL, body TEXT NOT NULL);
+"""
+
+
+def _old_body(record: OperationRecord) -> str:
+    data = json.loads(record.to_json())
+    del data["generation"]
+    return json.dumps(data, sort_keys=True)
+
+
+async def test_sqlite_database_from_before_generations_opens_and_fences(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    running, other = op(owner="r1"), op("web", "prod", owner="r1")
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_SQLITE_SCHEMA)
+        for record, lease in ((running, time.time() + 30), (other, 0.0)):
+            db.execute(
+                "INSERT INTO operations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    record.app,
+                    record.env,
+                    "running",
+                    "r1",
+                    lease,
+                    record.created_at,
+                    _old_body(record),
+                ),
+            )
+            db.execute("INSERT INTO claims VALUES (?, ?, ?)", (record.target_key, record.id, lease))
+    db.close()
+    for _ in range(2):  # the migration runs once; opening again finds the columns there
+        store = SqliteStore(path)
+        await store.open()
+        await store.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        loaded = await store.get(running.id)
+        assert loaded is not None and (loaded.owner, loaded.generation) == ("r1", 0)
+        assert await store.renew_claim(loaded, 30) is True
+        loaded.phase = "rolling out"
+        await store.save(loaded)
+        holder = await store.claim_target(op(owner="r2"), 30)
+        assert holder is not None and holder.id == running.id
+        orphan = await store.get(other.id)
+        assert orphan is not None
+        assert await store.adopt(orphan, "r2", 30) is True and orphan.generation == 1
+        with pytest.raises(Fenced):
+            await store.save(copy(other))
+        assert {r.id for r in await store.unfinished()} == {running.id, other.id}
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        for table in ("operations", "claims"):
+            assert "generation" in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    db.close()
+
+
 # -- DynamoDB only ---------------------------------------------------------------------------
 
 
@@ -451,3 +683,49 @@ async def test_dynamo_create_table_is_idempotent_with_ttl(moto_endpoint: str) ->
     assert described["TableStatus"] == "ACTIVE"
     assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     await store.close()
+
+
+async def test_dynamo_items_from_before_generations_count_as_zero(moto_endpoint: str) -> None:
+    table = f"tugboat-{uuid.uuid4().hex[:12]}"
+    store = dynamo(moto_endpoint, table)
+    await store.create_table()
+    await store.open()
+    client = boto3.session.Session().client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+    record = op(owner="r1")
+    lease = time.time() + 30
+    client.put_item(
+        TableName=table,
+        Item={
+            "pk": {"S": f"op#{record.id}"},
+            "sk": {"S": "op"},
+            "body": {"S": _old_body(record)},
+            "state": {"S": "running"},
+            "owner": {"S": "r1"},
+            "lease_until": {"N": repr(lease)},
+            "app": {"S": "api"},
+            "env": {"S": "prod"},
+            "op_target": {"S": record.target_key},
+            "op_created": {"N": repr(record.created_at)},
+        },
+    )
+    client.put_item(
+        TableName=table,
+        Item={
+            "pk": {"S": f"claim#{record.target_key}"},
+            "sk": {"S": "claim"},
+            "op_id": {"S": record.id},
+            "lease_until": {"N": repr(lease)},
+            "body": {"S": _old_body(record)},
+        },
+    )
+    try:
+        loaded = await store.get(record.id)
+        assert loaded is not None and loaded.generation == 0
+        assert await store.renew_claim(loaded, 30) is True
+        await store.save(loaded)
+        assert await store.adopt(copy(loaded), "r1", 30) is True  # its own owner, after a restart
+        with pytest.raises(Fenced) as fenced:
+            await store.save(loaded)
+        assert (fenced.value.owner, fenced.value.generation) == ("r1", 1)
+    finally:
+        await store.close()

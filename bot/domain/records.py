@@ -85,6 +85,8 @@ class OperationRecord:
     permalink: str | None = None
     reason: str | None = None
     owner: str | None = None
+    generation: int = 0
+    """Bumped by each adoption: a write from an older lease generation is refused (Fenced)."""
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     ended_at: float | None = None

@@ -10,6 +10,21 @@ from typing import Any, Protocol
 from bot.domain.records import Lock, OperationRecord
 
 
+class Fenced(Exception):
+    """This replica no longer owns the operation: another owner or a newer lease generation holds it.
+
+    Raised instead of writing, so a replica that lost its lease stops acting on the operation.
+    `owner` and `generation` are what the store holds now, when it could tell.
+    """
+
+    def __init__(self, op_id: str, owner: str | None = None, generation: int | None = None) -> None:
+        self.op_id = op_id
+        self.owner = owner
+        self.generation = generation
+        held = "" if generation is None else f": held by {owner or 'no owner'} at generation {generation}"
+        super().__init__(f"operation {op_id} is fenced{held}")
+
+
 class StateStore(Protocol):
     """The state every replica shares. All methods are safe to call concurrently."""
 
@@ -18,23 +33,46 @@ class StateStore(Protocol):
     async def close(self) -> None: ...
 
     async def claim_target(self, record: OperationRecord, lease_s: float) -> OperationRecord | None:
-        """Save `record` and make it the one operation on its target; else return the holder."""
+        """Save `record` and make it the one operation on its target; else return the holder.
+
+        The record is written at its own generation, fenced like `save` (raises `Fenced`).
+        """
         ...
 
-    async def renew_claim(self, record: OperationRecord, lease_s: float) -> bool: ...
+    async def renew_claim(self, record: OperationRecord, lease_s: float) -> bool:
+        """Extend the operation's lease (and its claim, where it holds one); False when lost.
 
-    async def release_target(self, record: OperationRecord) -> None: ...
+        Lost: the stored owner or generation is not the record's; nothing is extended then.
+        A claim can only pass to another operation after this lease lapsed, which the
+        lifecycle already treats as lost, so an unclaimed operation (a run-task, an
+        auto-deploy waiting for its turn) keeps its lease.
+        """
+        ...
+
+    async def release_target(self, record: OperationRecord) -> None:
+        """Drop the target's claim if this operation holds it at this or an older generation."""
+        ...
 
     async def active_on(self, app: str, env: str) -> OperationRecord | None: ...
 
-    async def save(self, record: OperationRecord) -> None: ...
+    async def save(self, record: OperationRecord) -> None:
+        """Write the record; raise `Fenced` when the stored one is someone else's now.
+
+        A new record is always written. An existing one only while its stored generation is
+        the record's and, unless `record.owner` is None, its stored owner is the record's.
+        """
+        ...
 
     async def get(self, op_id: str) -> OperationRecord | None: ...
 
     async def unfinished(self) -> list[OperationRecord]: ...
 
     async def adopt(self, record: OperationRecord, owner: str, lease_s: float) -> bool:
-        """Take over an unfinished operation whose owner's lease ran out."""
+        """Take over an unfinished operation whose owner's lease ran out (or is `owner`).
+
+        Only from the generation the caller read: on success the stored generation is one
+        more, and `record.owner` and `record.generation` say so; any older copy is fenced.
+        """
         ...
 
     async def history(self, app: str, env: str, limit: int = 10) -> list[OperationRecord]: ...

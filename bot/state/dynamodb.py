@@ -3,8 +3,9 @@
 Exclusivity comes from single-item conditional writes (never transactions), so each
 check-and-set is atomic on DynamoDB itself. Single-table layout, keys `pk`/`sk` (strings):
 
-    op#<id>            / op        body (JSON), state, owner, lease_until, op_target, op_created
-    claim#<app>/<env>  / claim     op_id, lease_until, body (the holder as it was claimed)
+    op#<id>            / op        body (JSON), state, owner, generation, lease_until, op_target,
+                                   op_created
+    claim#<app>/<env>  / claim     op_id, generation, lease_until, body (the holder as claimed)
     lock#<app>/<env>   / lock      body (JSON), expires_at (absent: held until unlocked)
     delivery#<id>      / delivery  expires_at
     audit#<yyyy-mm-dd> / <at>#<id> body (JSON), at   (UTC day; sk sorts by time)
@@ -17,6 +18,9 @@ TTL on `expires_at` lets DynamoDB drop old locks and deliveries; reads still che
 since expired items linger for up to a few days.
 Claims use `lease_until`, not the TTL attribute: like SqliteStore, active_on() keeps
 reporting a running operation whose owner died until it is adopted or finished.
+Every write of an existing operation is conditional on its owner and `generation` (bumped by
+each adoption), so a replica that lost its lease gets Fenced instead of overwriting the
+adopter's record. Items written before `generation` existed lack it: they count as 0.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.domain.records import Lock, OperationRecord, new_id
+from bot.state.base import Fenced
 
 # botocore is the store's one retry layer (DynamoStore has no loop of its own): throttling,
 # 5xx and dropped connections get its full-jitter backoff, six attempts in all.
@@ -74,6 +79,23 @@ def _str(item: dict[str, Any], name: str) -> str | None:
 def _float(item: dict[str, Any], name: str) -> float | None:
     value = item.get(name)
     return float(value["N"]) if isinstance(value, dict) and "N" in value else None
+
+
+def _generation(item: dict[str, Any]) -> int:
+    """An item's lease generation; items from before generations existed are at 0."""
+    value = item.get("generation")
+    return int(value["N"]) if isinstance(value, dict) and "N" in value else 0
+
+
+def _gen(value: int) -> AttrValue:
+    return {"N": str(value)}
+
+
+def _generation_is(placeholder: str, generation: int) -> str:
+    """The condition "stored generation == `generation`", a missing one counting as 0."""
+    if generation == 0:
+        return f"(attribute_not_exists(generation) OR generation = {placeholder})"
+    return f"generation = {placeholder}"
 
 
 def _error_code(exc: Exception) -> str:
@@ -250,7 +272,10 @@ class DynamoStore:
     # -- operations ------------------------------------------------------------------------
 
     async def _put(self, record: OperationRecord, lease_until: float | None = None) -> None:
-        """Write the record; a None lease keeps the stored one (0 for a new record)."""
+        """Write the record, fenced as StateStore.save says; a None lease keeps the stored one.
+
+        A new record starts with lease 0: adoptable until its first claim or renewal.
+        """
         record.updated_at = time.time()
         sets = [
             "body = :body",
@@ -259,6 +284,7 @@ class DynamoStore:
             "env = :env",
             "op_target = :target",
             "op_created = :created",
+            "generation = :gen",
         ]
         values: Item = {
             ":body": _s(record.to_json()),
@@ -267,7 +293,9 @@ class DynamoStore:
             ":env": _s(record.env),
             ":target": _s(record.target_key),
             ":created": _n(record.created_at),
+            ":gen": _gen(record.generation),
         }
+        fence = _generation_is(":gen", record.generation)
         if lease_until is None:
             sets.append("lease_until = if_not_exists(lease_until, :zero)")
             values[":zero"] = _n(0)
@@ -280,18 +308,36 @@ class DynamoStore:
         else:
             expression = expression.replace("SET ", "SET #owner = :owner, ", 1)
             values[":owner"] = _s(record.owner)
-        await self._call(
+            fence = f"(#owner = :owner AND {fence})"  # DynamoDB refuses redundant parentheses
+        await self._fenced(
+            record.id,
             "update_item",
             Key=_op_key(record.id),
             UpdateExpression=expression,
+            ConditionExpression=f"attribute_not_exists(pk) OR {fence}",
             ExpressionAttributeNames={"#state": "state", "#owner": "owner"},
             ExpressionAttributeValues=values,
         )
+
+    async def _fenced(self, op_id: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """A write fenced on the operation's owner and generation: Fenced when refused."""
+        try:
+            return await self._call(operation, ReturnValuesOnConditionCheckFailure="ALL_OLD", **kwargs)
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            held = exc.response.get("Item")
+            if held is None:  # not every DynamoDB look-alike returns the item
+                held = await self._get_item(_op_key(op_id))
+            if held is None:
+                raise Fenced(op_id) from exc
+            raise Fenced(op_id, _str(held, "owner"), _generation(held)) from exc
 
     def _claim_item(self, record: OperationRecord, lease_until: float) -> Item:
         return {
             **_claim_key(record.target_key),
             "op_id": _s(record.id),
+            "generation": _gen(record.generation),
             "lease_until": _n(lease_until),
             "body": _s(record.to_json()),
         }
@@ -306,8 +352,16 @@ class DynamoStore:
         """Point the target's claim at `record` unless another live operation holds it."""
         stale: str | None = None
         for _ in range(MAX_RACES):
-            condition = "attribute_not_exists(pk) OR lease_until <= :now OR op_id = :id"
-            values: Item = {":now": _n(time.time()), ":id": _s(record.id)}
+            # Our own claim only from our generation or an older one: never the adopter's.
+            condition = (
+                "attribute_not_exists(pk) OR lease_until <= :now"
+                " OR (op_id = :id AND (attribute_not_exists(generation) OR generation <= :gen))"
+            )
+            values: Item = {
+                ":now": _n(time.time()),
+                ":id": _s(record.id),
+                ":gen": _gen(record.generation),
+            }
             if stale is not None:
                 condition += " OR op_id = :stale"
                 values[":stale"] = _s(stale)
@@ -329,6 +383,8 @@ class DynamoStore:
                 continue
             if held.id != record.id:
                 return held
+            if _generation(claim) > record.generation:
+                raise Fenced(record.id, held.owner, _generation(claim))
         raise StoreUnavailable(f"claim on {record.target_key} kept changing under us")
 
     async def claim_target(self, record: OperationRecord, lease_s: float) -> OperationRecord | None:
@@ -340,30 +396,43 @@ class DynamoStore:
         return holder
 
     async def renew_claim(self, record: OperationRecord, lease_s: float) -> bool:
+        """The operation's lease first, fenced; then its claim, if it still holds it."""
         until = time.time() + lease_s
-        renewed = await self._try(
-            "update_item",
-            Key=_claim_key(record.target_key),
-            UpdateExpression="SET lease_until = :until",
-            ConditionExpression="op_id = :id",
-            ExpressionAttributeValues={":until": _n(until), ":id": _s(record.id)},
-        )
-        # Like SqliteStore: the operation's own lease says its owner is alive, claim or not.
-        await self._try(
+        values: Item = {":until": _n(until), ":gen": _gen(record.generation)}
+        if record.owner is None:
+            owned = "attribute_not_exists(#owner)"
+        else:
+            owned, values[":owner"] = "#owner = :owner", _s(record.owner)
+        mine = await self._try(
             "update_item",
             Key=_op_key(record.id),
             UpdateExpression="SET lease_until = :until",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":until": _n(until)},
+            ConditionExpression=f"attribute_exists(pk) AND {owned} AND "
+            + _generation_is(":gen", record.generation),
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues=values,
         )
-        return renewed is not None
+        if mine is None:
+            return False  # adopted by someone else (or by a newer us), or never saved
+        await self._try(
+            "update_item",
+            Key=_claim_key(record.target_key),
+            UpdateExpression="SET lease_until = :until, generation = :gen",
+            ConditionExpression="op_id = :id AND (attribute_not_exists(generation) OR generation <= :gen)",
+            ExpressionAttributeValues={
+                ":until": _n(until),
+                ":id": _s(record.id),
+                ":gen": _gen(record.generation),
+            },
+        )
+        return True  # the claim, where held, went with it
 
     async def release_target(self, record: OperationRecord) -> None:
         await self._try(
             "delete_item",
             Key=_claim_key(record.target_key),
-            ConditionExpression="op_id = :id",
-            ExpressionAttributeValues={":id": _s(record.id)},
+            ConditionExpression="op_id = :id AND (attribute_not_exists(generation) OR generation <= :gen)",
+            ExpressionAttributeValues={":id": _s(record.id), ":gen": _gen(record.generation)},
         )
 
     async def active_on(self, app: str, env: str) -> OperationRecord | None:
@@ -374,7 +443,7 @@ class DynamoStore:
         return held if held is not None and not held.finished else None
 
     async def save(self, record: OperationRecord) -> None:
-        await self._put(record)
+        await self._put(record)  # fenced: see _put
 
     async def get(self, op_id: str) -> OperationRecord | None:
         item = await self._get_item(_op_key(op_id))
@@ -401,29 +470,45 @@ class DynamoStore:
     async def adopt(self, record: OperationRecord, owner: str, lease_s: float) -> bool:
         now = time.time()
         until = now + lease_s
-        adopted = dataclasses.replace(record, owner=owner, updated_at=now)
-        taken = await self._try(
-            "update_item",
-            Key=_op_key(record.id),
-            UpdateExpression="SET #owner = :owner, lease_until = :until, body = :body, #state = :state",
-            ConditionExpression="#state = :running AND"
-            " (lease_until < :now OR #owner = :owner OR attribute_not_exists(#owner))",
-            ExpressionAttributeNames={"#state": "state", "#owner": "owner"},
-            ExpressionAttributeValues={
-                ":owner": _s(owner),
-                ":until": _n(until),
-                ":body": _s(adopted.to_json()),
-                ":state": _s(adopted.state),
-                ":running": _s("running"),
-                ":now": _n(now),
-            },
-        )
-        if taken is None:
-            return False
-        record.owner, record.updated_at = owner, adopted.updated_at
+        adopted = dataclasses.replace(record, owner=owner, generation=record.generation + 1, updated_at=now)
+        try:
+            await self._call(
+                "update_item",
+                Key=_op_key(record.id),
+                UpdateExpression="SET #owner = :owner, generation = :next, lease_until = :until,"
+                " body = :body, #state = :state",
+                ConditionExpression="#state = :running AND"
+                " (lease_until < :now OR #owner = :owner OR attribute_not_exists(#owner)) AND "
+                + _generation_is(":gen", record.generation),
+                ExpressionAttributeNames={"#state": "state", "#owner": "owner"},
+                ExpressionAttributeValues={
+                    ":owner": _s(owner),
+                    ":gen": _gen(record.generation),
+                    ":next": _gen(adopted.generation),
+                    ":until": _n(until),
+                    ":body": _s(adopted.to_json()),
+                    ":state": _s(adopted.state),
+                    ":running": _s("running"),
+                    ":now": _n(now),
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            # botocore retries a write whose answer was lost: the retry then finds our own
+            # adoption already done, which is a success.
+            held = exc.response.get("Item") or {}
+            ours = (_str(held, "owner"), _generation(held), _float(held, "lease_until"))
+            if ours != (owner, adopted.generation, until):
+                return False
         # The claim too, unless another live operation took the target after our lease ran
         # out (SqliteStore takes it regardless, which lets a third operation start later).
-        await self._take_claim(record, until)
+        try:
+            await self._take_claim(adopted, until)
+        except Fenced:
+            return False  # adopted again meanwhile, by a newer generation
+        record.owner, record.generation, record.updated_at = owner, adopted.generation, adopted.updated_at
         return True
 
     async def history(self, app: str, env: str, limit: int = 10) -> list[OperationRecord]:

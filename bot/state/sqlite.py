@@ -1,12 +1,13 @@
 """SQLite state store: one file, one writer thread, schema created on first start.
 
 sqlite3 blocks, so every statement runs on a single dedicated thread; that also serializes
-writes, which makes each claim an atomic check-and-set.
+writes, which makes each claim, and each fenced write of a record, an atomic check-and-set.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sqlite3
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.domain.records import CLAIMING_ACTIONS, Lock, OperationRecord
+from bot.state.base import Fenced
 
 T = TypeVar("T")
 
@@ -26,6 +28,7 @@ CREATE TABLE IF NOT EXISTS operations (
     env TEXT NOT NULL,
     state TEXT NOT NULL,
     owner TEXT,
+    generation INTEGER NOT NULL DEFAULT 0,
     lease_until REAL NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     body TEXT NOT NULL
@@ -35,6 +38,7 @@ CREATE INDEX IF NOT EXISTS operations_state ON operations (state);
 CREATE TABLE IF NOT EXISTS claims (
     target TEXT PRIMARY KEY,
     op_id TEXT NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0,
     expires_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS locks (
@@ -51,6 +55,11 @@ CREATE TABLE IF NOT EXISTS audit (
     body TEXT NOT NULL
 );
 """
+# Columns added since the first schema: (table, column, definition), added when missing.
+MIGRATIONS = (
+    ("operations", "generation", "INTEGER NOT NULL DEFAULT 0"),
+    ("claims", "generation", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 
 class SqliteStore:
@@ -84,6 +93,7 @@ class SqliteStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(SCHEMA)
+            _migrate(db)
             self._db = db
 
         await asyncio.get_running_loop().run_in_executor(self._thread, connect)
@@ -103,9 +113,11 @@ class SqliteStore:
     def _put(db: sqlite3.Connection, record: OperationRecord, lease_until: float | None = None) -> None:
         record.updated_at = time.time()
         db.execute(
-            "INSERT INTO operations (id, app, env, state, owner, lease_until, created_at, body)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO operations"
+            " (id, app, env, state, owner, generation, lease_until, created_at, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(id) DO UPDATE SET state=excluded.state, owner=excluded.owner,"
+            " generation=excluded.generation,"
             " lease_until=CASE WHEN ? IS NULL THEN operations.lease_until"
             " ELSE excluded.lease_until END,"
             " body=excluded.body",
@@ -115,6 +127,7 @@ class SqliteStore:
                 record.env,
                 record.state,
                 record.owner,
+                record.generation,
                 lease_until or 0,
                 record.created_at,
                 record.to_json(),
@@ -124,6 +137,7 @@ class SqliteStore:
 
     async def claim_target(self, record: OperationRecord, lease_s: float) -> OperationRecord | None:
         def claim(db: sqlite3.Connection) -> OperationRecord | None:
+            _fence(db, record)
             now = time.time()
             holder = _live_holder(db, record, now)
             if holder is not None:
@@ -137,19 +151,26 @@ class SqliteStore:
     async def renew_claim(self, record: OperationRecord, lease_s: float) -> bool:
         def renew(db: sqlite3.Connection) -> bool:
             until = time.time() + lease_s
-            cur = db.execute(
-                "UPDATE claims SET expires_at = ? WHERE target = ? AND op_id = ?",
-                (until, record.target_key, record.id),
+            mine = db.execute(
+                "UPDATE operations SET lease_until = ? WHERE id = ? AND owner IS ? AND generation = ?",
+                (until, record.id, record.owner, record.generation),
             )
-            db.execute("UPDATE operations SET lease_until = ? WHERE id = ?", (until, record.id))
-            return cur.rowcount > 0
+            if mine.rowcount == 0:
+                return False  # adopted by someone else (or by a newer us), or never saved
+            db.execute(
+                "UPDATE claims SET expires_at = ?, generation = ?"
+                " WHERE target = ? AND op_id = ? AND generation <= ?",
+                (until, record.generation, record.target_key, record.id, record.generation),
+            )
+            return True  # the claim, where held, went with it
 
         return await self._run(renew)
 
     async def release_target(self, record: OperationRecord) -> None:
         await self._run(
             lambda db: db.execute(
-                "DELETE FROM claims WHERE target = ? AND op_id = ?", (record.target_key, record.id)
+                "DELETE FROM claims WHERE target = ? AND op_id = ? AND generation <= ?",
+                (record.target_key, record.id, record.generation),
             )
         )
 
@@ -165,7 +186,11 @@ class SqliteStore:
         return await self._run(find)
 
     async def save(self, record: OperationRecord) -> None:
-        await self._run(lambda db: self._put(db, record))
+        def write(db: sqlite3.Connection) -> None:
+            _fence(db, record)
+            self._put(db, record)
+
+        await self._run(write)
 
     async def get(self, op_id: str) -> OperationRecord | None:
         row = await self._run(
@@ -182,23 +207,27 @@ class SqliteStore:
         return [OperationRecord.from_json(r[0]) for r in rows]
 
     async def adopt(self, record: OperationRecord, owner: str, lease_s: float) -> bool:
+        adopted = dataclasses.replace(record, owner=owner, generation=record.generation + 1)
+
         def take(db: sqlite3.Connection) -> bool:
             now = time.time()
             cur = db.execute(
-                "UPDATE operations SET owner = ?, lease_until = ?"
-                " WHERE id = ? AND state = 'running'"
+                "UPDATE operations SET owner = ?, generation = ?, lease_until = ?"
+                " WHERE id = ? AND state = 'running' AND generation = ?"
                 " AND (lease_until < ? OR owner = ? OR owner IS NULL)",
-                (owner, now + lease_s, record.id, now, owner),
+                (owner, adopted.generation, now + lease_s, record.id, record.generation, now, owner),
             )
             if cur.rowcount == 0:
                 return False
-            record.owner = owner
-            self._put(db, record, now + lease_s)
-            if record.action in CLAIMING_ACTIONS and _live_holder(db, record, now) is None:
-                _set_claim(db, record, now + lease_s)
+            self._put(db, adopted, now + lease_s)
+            if adopted.action in CLAIMING_ACTIONS and _live_holder(db, adopted, now) is None:
+                _set_claim(db, adopted, now + lease_s)
             return True
 
-        return await self._run(take)
+        if not await self._run(take):
+            return False
+        record.owner, record.generation, record.updated_at = owner, adopted.generation, adopted.updated_at
+        return True
 
     async def history(self, app: str, env: str, limit: int = 10) -> list[OperationRecord]:
         rows = await self._run(
@@ -279,9 +308,33 @@ def _live_holder(db: sqlite3.Connection, record: OperationRecord, now: float) ->
 
 def _set_claim(db: sqlite3.Connection, record: OperationRecord, until: float) -> None:
     db.execute(
-        "INSERT OR REPLACE INTO claims (target, op_id, expires_at) VALUES (?, ?, ?)",
-        (record.target_key, record.id, until),
+        "INSERT OR REPLACE INTO claims (target, op_id, generation, expires_at) VALUES (?, ?, ?, ?)",
+        (record.target_key, record.id, record.generation, until),
     )
+
+
+def _fence(db: sqlite3.Connection, record: OperationRecord) -> None:
+    """Raise Fenced unless `record` may overwrite its stored row (see StateStore.save)."""
+    row = db.execute("SELECT owner, generation FROM operations WHERE id = ?", (record.id,)).fetchone()
+    if row is None:
+        return
+    owner, generation = row
+    if generation != record.generation or (record.owner is not None and owner != record.owner):
+        raise Fenced(record.id, owner, generation)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns a database made by an older Tugboat lacks (one writer at a time)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for table, column, definition in MIGRATIONS:
+            columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _read_lock(db: sqlite3.Connection, app: str, env: str) -> Lock | None:
