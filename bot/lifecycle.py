@@ -22,6 +22,7 @@ from bot.domain.progress import fold
 from bot.domain.records import Lock, OperationRecord, Target
 from bot.domain.text import Text, code, date, emoji, link, mention, text
 from bot.state import StateStore
+from bot.state.base import Fenced
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,10 @@ class Reporter(Protocol):
     def say(self, line: Text) -> None: ...
 
     async def close(self) -> None: ...
+
+    async def hand_over(self, line: Text) -> None:
+        """Say `line` and stop: the operation's story is another replica's to finish."""
+        ...
 
     async def abandon(self) -> None: ...
 
@@ -130,6 +135,7 @@ class AuditTrail:
     def __init__(self, store: StateStore) -> None:
         self._store = store
         self._unwritten: list[dict[str, Any]] = []
+        self._flushing = asyncio.Lock()
 
     @property
     def unwritten(self) -> int:
@@ -150,25 +156,40 @@ class AuditTrail:
         await self.flush()
 
     async def flush(self) -> None:
-        """Write what is waiting, oldest first; stop at the first failure and keep the rest."""
-        while self._unwritten:
-            try:
-                await self._store.audit(self._unwritten[0])
-            except Exception as exc:
-                metrics.BACKGROUND_FAILURES.labels(what="audit").inc()
-                log.warning(
-                    "audit write failed; kept for the next write",
-                    extra={"waiting": len(self._unwritten), "error": repr(exc)},
-                )
-                return
-            self._unwritten.pop(0)
+        """Write what is waiting, oldest first; stop at the first failure and keep the rest.
+
+        One flush at a time: concurrent writers would otherwise store an entry twice.
+        """
+        async with self._flushing:
+            while self._unwritten:
+                entry = self._unwritten[0]
+                try:
+                    await self._store.audit(entry)
+                except Exception as exc:
+                    metrics.BACKGROUND_FAILURES.labels(what="audit").inc()
+                    log.warning(
+                        "audit write failed; kept for the next write",
+                        extra={"waiting": len(self._unwritten), "error": repr(exc)},
+                    )
+                    return
+                self._unwritten.remove(entry)
 
 
 # -- the lifecycle ------------------------------------------------------------------------
 
 
-class LeaseLost(Exception):
-    """Another replica owns this operation now; this one must stop acting on it."""
+HANDED_OVER = text(
+    emoji("warning"),
+    " Handed over: this replica lost its lease on the operation (another replica adopted it,"
+    " or the state store stopped confirming it). Whoever holds it now finishes this thread.",
+)
+
+
+class LeaseLost(BaseException):
+    """This replica may no longer own the operation: it must stop acting on it at once.
+
+    A BaseException, like cancellation, so no `except Exception` in an action can swallow it.
+    """
 
 
 class Lifecycle:
@@ -195,6 +216,10 @@ class Lifecycle:
         self._running: dict[str, OperationRecord] = {}
         self._cancels: dict[str, asyncio.Event] = {}
         self._unsaved: set[str] = set()
+        self._held: set[str] = set()
+        """Operations this process claimed, leased or adopted and has not ended."""
+        self._lease_until: dict[str, float] = {}
+        """Per running operation, the monotonic time until which its lease surely holds."""
 
     # -- what is running here ---------------------------------------------------------------
 
@@ -202,7 +227,8 @@ class Lifecycle:
         return len(self._running)
 
     def is_running(self, op_id: str) -> bool:
-        return op_id in self._running
+        """Whether this process holds the operation: running it, or about to (claimed, leased)."""
+        return op_id in self._running or op_id in self._held
 
     def cancel(self, op_id: str) -> bool:
         """Signal a running operation to stop; False when it does not run on this replica."""
@@ -227,22 +253,34 @@ class Lifecycle:
     async def claim(self, record: OperationRecord) -> OperationRecord | None:
         """Save `record` as the one operation on its target; the holder when someone has it."""
         record.owner = self.owner
-        return await self.store.claim_target(record, self.lease_s)
+        try:
+            holder = await self.store.claim_target(record, self.lease_s)
+        except Fenced as exc:  # adopted meanwhile by another replica: it is theirs now
+            raise LeaseLost(record.id) from exc
+        if holder is None:
+            self._held.add(record.id)  # ours from now: this replica's takeover pass leaves it alone
+        return holder
 
     async def lease(self, record: OperationRecord) -> None:
-        """Save a record that shares its target (a one-off task), leased from the start."""
+        """Save a record that holds no claim yet (a one-off task, a queued auto-deploy), leased."""
         record.owner = self.owner
+        self._held.add(record.id)
         await self.save(record)
         await self.store.renew_claim(record, self.lease_s)
 
     async def release(self, record: OperationRecord) -> None:
+        self._held.discard(record.id)
         await self.store.release_target(record)
 
     async def adopt(self, record: OperationRecord) -> bool:
         """Take over an unfinished operation whose owner's lease ran out (one replica wins)."""
         if self.is_running(record.id):
             return False
-        return await self.store.adopt(record, self.owner, self.lease_s)
+        self._held.add(record.id)
+        if await self.store.adopt(record, self.owner, self.lease_s):
+            return True
+        self._held.discard(record.id)
+        return False
 
     async def save(self, record: OperationRecord) -> None:
         """Write the record (the store retries its own writes); raise when it cannot."""
@@ -257,6 +295,8 @@ class Lifecycle:
         """
         try:
             await self.save(record)
+        except Fenced as exc:
+            raise LeaseLost(record.id) from exc
         except Exception as exc:
             self._unsaved.add(record.id)
             metrics.BACKGROUND_FAILURES.labels(what="save").inc()
@@ -282,10 +322,11 @@ class Lifecycle:
         """The emit an action gets: fold the event into the record, report it, save if needed."""
 
         async def emit(event: ProgressEvent) -> None:
+            await self.still_ours(record)
             changed = fold(record, event)
-            await reporter(event)
             if changed:
-                await self.save_running(record)
+                await self.save_running(record)  # fenced: a replica that lost it says nothing
+            await reporter(event)
 
         return emit
 
@@ -298,6 +339,7 @@ class Lifecycle:
     async def run(self, record: OperationRecord, reporter: Reporter, body: Body, origin: Origin) -> None:
         """Run `body` to the operation's final event, whatever happens; then release and audit."""
         self._running[record.id] = record
+        self._lease_until[record.id] = time.monotonic() + self.lease_s  # claimed or adopted just now
         cancel = self._cancels.setdefault(record.id, asyncio.Event())
         metrics.IN_FLIGHT.set(len(self._running))
         started = time.monotonic()
@@ -345,30 +387,57 @@ class Lifecycle:
             )
             await emit(Failed(f"Tugboat hit an internal error ({type(exc).__name__}).{changed}"))
 
+    async def _renew(self, record: OperationRecord) -> bool | None:
+        """One renewal: True while this replica owns the operation, None when the store failed."""
+        asked = time.monotonic()
+        try:
+            held = await self.store.renew_claim(record, self.lease_s)
+        except Exception as exc:
+            metrics.BACKGROUND_FAILURES.labels(what="lease").inc()
+            log.warning("lease renewal failed", extra={"op": record.id, "error": repr(exc)})
+            return None
+        if held:
+            self._lease_until[record.id] = asked + self.lease_s
+        return held
+
+    def _expired(self, record: OperationRecord) -> bool:
+        return time.monotonic() >= self._lease_until.get(record.id, 0.0)
+
+    def _lost(self, record: OperationRecord) -> LeaseLost:
+        metrics.BACKGROUND_FAILURES.labels(what="lease lost").inc()
+        log.warning("lease lost; this replica stops acting on the operation", extra={"op": record.id})
+        return LeaseLost(record.id)
+
+    async def still_ours(self, record: OperationRecord) -> None:
+        """Before acting: when the lease may be near its end (a pause, a slow store), renew first.
+
+        Until the lease runs out no other replica can adopt the operation, so acting is safe;
+        past that, only a successful renewal makes it safe again.
+        """
+        until = self._lease_until.get(record.id)
+        if until is None or time.monotonic() < until - self.lease_s / 3:
+            return
+        held = await self._renew(record)
+        if held is False or (held is None and self._expired(record)):
+            raise self._lost(record)
+
     async def _keep_lease(self, record: OperationRecord, work: asyncio.Task[None]) -> None:
-        """Renew the lease every third of it; when it is lost, stop the work at once."""
-        failures = 0
+        """Renew the lease every third of it (sooner after a failure); when lost, stop the work."""
+        held: bool | None = True
         while True:
-            await asyncio.sleep(self.lease_s / 3)
-            try:
-                held = await self.store.renew_claim(record, self.lease_s)
-            except Exception as exc:
-                failures += 1
-                metrics.BACKGROUND_FAILURES.labels(what="lease").inc()
-                log.warning("lease renewal failed", extra={"op": record.id, "error": repr(exc)})
-                if failures < 3:
-                    continue
-                held = False
-            else:
-                failures = 0
-                if record.id in self._unsaved:
-                    await self.save_running(record)
-                await self.audit.flush()
-            if not held:
-                metrics.BACKGROUND_FAILURES.labels(what="lease lost").inc()
-                log.warning("lease lost; handing the operation over", extra={"op": record.id})
+            await asyncio.sleep(self.lease_s / 3 if held else self.lease_s / 10)
+            held = await self._renew(record)
+            if held is False or (held is None and self._expired(record)):
                 work.cancel()
-                raise LeaseLost(record.id)
+                raise self._lost(record)
+            if held:
+                if record.id in self._unsaved:
+                    try:
+                        await self.save_running(record)
+                    except LeaseLost:
+                        work.cancel()
+                        raise
+                await self.audit.flush()
 
     async def _end(
         self,
@@ -388,8 +457,7 @@ class Lifecycle:
         """
         try:
             if lost:
-                reporter.say(text(emoji("warning"), " Another Tugboat replica has taken this over."))
-                await reporter.close()
+                await reporter.hand_over(HANDED_OVER)
                 return
             if not record.finished:
                 if interrupted and self.interrupted is None:
@@ -422,6 +490,8 @@ class Lifecycle:
             self._running.pop(record.id, None)
             self._cancels.pop(record.id, None)
             self._unsaved.discard(record.id)
+            self._held.discard(record.id)
+            self._lease_until.pop(record.id, None)
             metrics.IN_FLIGHT.set(len(self._running))
 
     async def stop(self, timeout: float = 5.0) -> None:

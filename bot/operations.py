@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import time
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.domain.aws import AwsError
@@ -22,6 +24,7 @@ from bot.lifecycle import Lifecycle, Origin, Reporter, busy_text, locked_text, u
 from commands import deploy as deploy_action
 from commands import rollback as rollback_action
 from commands import run_task as run_task_action
+from commands.deploy import Pin
 from commands.grammar import (
     DeployRequest,
     HistoryRequest,
@@ -66,28 +69,29 @@ class Front(Protocol):
     async def settle_confirmation(self, pending: OperationRecord, outcome: Text) -> None: ...
 
 
+@dataclass(frozen=True)
+class Confirmation:
+    """A press on a confirmation card: the pending request, what it pinned, who pressed."""
+
+    pending: OperationRecord
+    pin: Pin
+    by: str
+
+
 class Authorizer(Protocol):
     async def check(self, target: Target, actor: str, channel: str | None, *, write: bool) -> Text | None: ...
 
 
+@dataclass(eq=False, kw_only=True)
 class Operations:
     """The verbs, over the one lifecycle. Everything it needs is passed in."""
 
-    def __init__(
-        self,
-        *,
-        catalog: Catalog,
-        ecs: Ecs,
-        watcher: Watcher,
-        lifecycle: Lifecycle,
-        authorizer: Authorizer,
-    ) -> None:
-        self.catalog = catalog
-        self.ecs = ecs
-        self.watcher = watcher
-        self.lifecycle = lifecycle
-        self.authorizer = authorizer
-        self.accepting = True
+    catalog: Catalog
+    ecs: Ecs
+    watcher: Watcher
+    lifecycle: Lifecycle
+    authorizer: Authorizer
+    accepting: bool = field(default=True, init=False)
 
     @property
     def deploy_deps(self) -> deploy_action.DeployDeps:
@@ -109,12 +113,24 @@ class Operations:
 
     # -- checks ----------------------------------------------------------------------------
 
-    async def authorize(self, target: Target, origin: Origin, *, write: bool = True) -> Text | None:
-        """Why `origin` may not act on (or read) `target`, or None; refusals are audited."""
+    async def authorize(
+        self, target: Target, origin: Origin, *, write: bool = True, audit: bool = True
+    ) -> Text | None:
+        """Why `origin` may not act on (or read) `target`, or None; refusals are audited.
+
+        `audit=False` for overviews that only leave out what a user may not read.
+        """
         refusal = await self.authorizer.check(target, origin.actor, origin.channel, write=write)
-        if refusal is not None:
+        if refusal is not None and audit:
             await self.lifecycle.audit.write(origin, "refused", target, refusal)
         return refusal
+
+    async def _permitted(self, target: Target, origin: Origin, reply: Reply) -> bool:
+        """Whether `origin` may act on `target`; if not, the requester is told why."""
+        refusal = await self.authorize(target, origin)
+        if refusal is not None:
+            await reply(refusal)
+        return refusal is None
 
     async def refuse(self, reply: Reply, origin: Origin, what: str, target: Target, why: Text) -> None:
         """Nothing was changed: tell the requester why, and audit it."""
@@ -130,32 +146,30 @@ class Operations:
         reply: Reply,
         front: Front,
         *,
-        confirmed_by: str | None = None,
+        confirmation: Confirmation | None = None,
         ask_to_confirm: bool = True,
     ) -> OperationRecord | None:
         """Check, prepare, (ask to confirm,) claim, open the story and start the rollout."""
         target = request.target
-        refusal = await self.authorize(target, origin) or await self.lifecycle.obstacle(
-            target, force=request.force
-        )
-        if refusal is not None:
-            if not request.force and await self.lifecycle.store.get_lock(target.app, target.env):
-                refusal = text(refusal, " (", code("--force"), " deploys anyway.)")
-            await self.refuse(reply, origin, "deploy", target, refusal)
+        refusal, plan, lock = await self._plan_deploy(request, origin, confirmation)
+        if refusal is not None or plan is None:
+            why = refusal or text("nothing to deploy")
+            if confirmation is not None:
+                await front.settle_confirmation(confirmation.pending, text("not run: ", why))
+            await self.refuse(reply, origin, "deploy", target, why)
             return None
-        lock = await self.lifecycle.store.get_lock(target.app, target.env)
-        try:
-            plan = await deploy_action.prepare(request, self.deploy_deps)
-        except (deploy_action.DeployRefused, AwsError) as exc:
-            await self.refuse(reply, origin, "deploy", target, text(f"Not deploying {target}: {exc}"))
-            return None
-        if plan.env.confirm and confirmed_by is None and ask_to_confirm:
+        if plan.env.confirm and confirmation is None and ask_to_confirm:
             await self._ask_to_confirm(request, plan, origin, reply, front, lock)
             return None
         record = self.new_record("deploy", target, origin, plan.tag)
         record.previous_task_definition = plan.current_task_definition
         record.channel = plan.env.channel or origin.channel
         reporter = await self._claim_and_open(record, origin, reply, front)
+        if confirmation is not None:
+            verdict = text("confirmed by ", mention(confirmation.by))
+            await front.settle_confirmation(
+                confirmation.pending, verdict if reporter else text(verdict, "; busy, not run")
+            )
         if reporter is None:
             return None
         await reply(text(f"Deploying {target} ", code(plan.tag), ": ", record.permalink or ""))
@@ -163,8 +177,8 @@ class Operations:
             await self.lifecycle.audit.write(
                 origin, "force", target, f"deployed through lock by {lock.holder}"
             )
-        if confirmed_by is not None:
-            reporter.say(text("Confirmed by ", mention(confirmed_by), "."))
+        if confirmation is not None:
+            reporter.say(text("Confirmed by ", mention(confirmation.by), "."))
         expected = await self.expected_duration(target)
 
         async def body(emit: Emit, cancel: asyncio.Event) -> None:
@@ -179,6 +193,33 @@ class Operations:
         self.lifecycle.launch(record, reporter, body, origin)
         return record
 
+    async def _plan_deploy(
+        self, request: DeployRequest, origin: Origin, confirmation: Confirmation | None
+    ) -> tuple[Text | None, deploy_action.DeployPlan | None, Lock | None]:
+        """The refusal, or the plan (and the lock a forced deploy goes through)."""
+        target = request.target
+        refusal = await self.authorize(target, origin) or await self.lifecycle.obstacle(
+            target, force=request.force
+        )
+        lock = await self.lifecycle.store.get_lock(target.app, target.env)
+        if refusal is not None:
+            if lock is not None and not request.force:
+                refusal = text(refusal, " (", code("--force"), " deploys anyway.)")
+            return refusal, None, lock
+        try:
+            plan = await deploy_action.prepare(request, self.deploy_deps)
+        except (deploy_action.DeployRefused, AwsError) as exc:
+            return text(f"Not deploying {target}: {exc}"), None, lock
+        if confirmation is not None:
+            changes = confirmation.pin.changes(plan)
+            if changes:
+                why = text(
+                    f"Not deploying {target}: the target changed since the card was posted",
+                    f" ({'; '.join(changes)}). Nothing ran; run the command again to see the new plan.",
+                )
+                return why, None, lock
+        return None, plan, lock
+
     async def _claim_and_open(
         self, record: OperationRecord, origin: Origin, reply: Reply, front: Front
     ) -> Reporter | None:
@@ -186,8 +227,9 @@ class Operations:
         if holder is not None:
             await self.refuse(reply, origin, record.action, record.target, busy_text(record.target, holder))
             return None
+        reporter = await self.lifecycle.opened(record, front.open(record))
         await self.lifecycle.audit.write(origin, record.action, record.target, f"started: {record.subject}")
-        return await self.lifecycle.opened(record, front.open(record))
+        return reporter
 
     async def _ask_to_confirm(
         self,
@@ -200,7 +242,7 @@ class Operations:
     ) -> None:
         pending = self.new_record("deploy", request.target, origin, plan.tag)
         pending.state, pending.phase, pending.channel = "pending", Phase.AWAITING_CONFIRMATION, origin.channel
-        pending.extra = {"ref": request.ref, "force": request.force}
+        pending.extra = {"ref": request.ref, "force": request.force, "pin": Pin.of(plan).to_dict()}
         await self.lifecycle.save(pending)
         await self.lifecycle.audit.write(origin, "deploy requested", request.target, "awaiting confirmation")
         pending.ts = await front.ask_to_confirm(pending, plan, lock, reply)
@@ -235,16 +277,26 @@ class Operations:
         pending.ended_at = time.time()
         await self.lifecycle.save(pending)
         await self.lifecycle.audit.write(origin, "confirm" if accept else "cancel", target, pending.state)
-        verdict = "confirmed" if accept else "cancelled, nothing changed."
-        await front.settle_confirmation(pending, text(f"{verdict} by ", mention(origin.actor)))
         if not accept:
+            await front.settle_confirmation(
+                pending, text("cancelled, nothing changed. by ", mention(origin.actor))
+            )
             await reply(
                 text("Cancelled the deploy of ", code(pending.subject), f" to {target}; nothing changed.")
             )
             return
-        request = DeployRequest(target, pending.extra.get("ref"), bool(pending.extra.get("force")))
+        pin = Pin.from_dict(pending.extra.get("pin") or {})
+        if pin is None:
+            await front.settle_confirmation(pending, text("not run: this card is from an older Tugboat."))
+            await reply(
+                text("That confirmation does not say exactly what it would ship; run the command again.")
+            )
+            return
+        request = DeployRequest(target, pin.tag, bool(pending.extra.get("force")))
         requester = Origin(pending.actor, pending.channel or origin.channel, pending.trigger)
-        await self.deploy(request, requester, reply, front, confirmed_by=origin.actor)
+        await self.deploy(
+            request, requester, reply, front, confirmation=Confirmation(pending, pin, origin.actor)
+        )
 
     # -- rollback --------------------------------------------------------------------------
 
@@ -295,9 +347,7 @@ class Operations:
     ) -> OperationRecord | None:
         """Run a catalog task as a one-off ECS task, in its own story. Locks do not apply."""
         target = request.target
-        refusal = await self.authorize(target, origin)
-        if refusal is not None:
-            await reply(refusal)
+        if not await self._permitted(target, origin, reply):
             return None
         try:
             plan = await run_task_action.prepare(request, self.ecs, self.catalog, origin.actor)
@@ -306,7 +356,7 @@ class Operations:
             await self.refuse(reply, origin, "run-task", target, why)
             return None
         _, env = self.catalog.target(target.app, target.env)
-        subject = " ".join((request.task, *request.args))
+        subject = shlex.join((request.task, *request.args))  # as typed: copyable, one word per argument
         record = self.new_record("run-task", target, origin, subject)
         record.channel = env.channel or origin.channel
         record.task_definition = plan.task_definition
@@ -330,9 +380,7 @@ class Operations:
         if record is None or record.finished:
             await reply(text("That operation has already finished; there is nothing to cancel."))
             return
-        refusal = await self.authorize(record.target, origin)
-        if refusal is not None:
-            await reply(refusal)
+        if not await self._permitted(record.target, origin, reply):
             return
         if not self.lifecycle.cancel(op_id):
             await reply(text("That operation is not running on this replica; try again in a moment."))
@@ -345,9 +393,7 @@ class Operations:
     async def lock(self, request: LockRequest, origin: Origin, reply: Reply, front: Front) -> None:
         """Hold a target: deploys, rollbacks and auto-deploys are refused until unlock."""
         target = request.target
-        refusal = await self.authorize(target, origin)
-        if refusal is not None:
-            await reply(refusal)
+        if not await self._permitted(target, origin, reply):
             return
         now = time.time()
         expires = now + request.seconds if request.seconds else None
@@ -371,9 +417,7 @@ class Operations:
 
     async def unlock(self, request: UnlockRequest, origin: Origin, reply: Reply, front: Front) -> None:
         target = request.target
-        refusal = await self.authorize(target, origin)
-        if refusal is not None:
-            await reply(refusal)
+        if not await self._permitted(target, origin, reply):
             return
         removed = await self.lifecycle.store.unlock(target.app, target.env)
         if removed is None:

@@ -12,7 +12,7 @@ import logging
 import time
 
 from bot.domain.aws import ServiceRef, revision_of
-from bot.domain.events import Emit, Failed, Note, Succeeded
+from bot.domain.events import Emit, Failed, Note, ServiceUpdated, Succeeded
 from bot.domain.records import OperationRecord, Phase
 from bot.lifecycle import Origin
 from bot.operations import Front, Operations
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 MIN_REMAINING_S = 60.0
 ROLLED_BACK_PHASES = (Phase.ROLLING_BACK, Phase.ROLLED_BACK, Phase.ROLLBACK_INCOMPLETE)
+NOT_RERUN = "Nothing was changed, and it was not re-run: run the command again."
 
 
 async def resume_unfinished(ops: Operations, front: Front) -> int:
@@ -59,19 +60,13 @@ async def _resume(ops: Operations, front: Front, record: OperationRecord) -> Non
         if not ops.catalog.has(record.app, record.env):
             await emit(Failed(f"{record.app} {record.env} is no longer in the catalog; stopped watching."))
             return
-        rollout = record.action in ("deploy", "rollback")
-        if rollout and record.deployment_id and record.phase == Phase.ROLLING_OUT:
-            await _follow_rollout(ops, record, emit)
-        elif rollout and record.phase in ROLLED_BACK_PHASES:
-            await _follow_rollback(ops, record, emit)
+        if record.action in ("deploy", "rollback"):
+            await _follow_service(ops, record, emit)
         elif record.action == "run-task" and record.task_arn:
             await _follow_task(ops, record, emit, cancel)
         else:
             await emit(
-                Failed(
-                    f"Tugboat restarted before the service was changed (step: {record.phase}). "
-                    "Nothing was changed, and it was not re-run: run the command again."
-                )
+                Failed(f"Tugboat restarted before the task started (step: {record.phase}). {NOT_RERUN}")
             )
 
     origin = Origin(actor=record.actor, channel=record.channel, trigger="resume")
@@ -87,31 +82,61 @@ def _remaining(ops: Operations, record: OperationRecord) -> float:
     return max(MIN_REMAINING_S, env.timeout - (time.time() - record.created_at))
 
 
-async def _follow_rollout(ops: Operations, record: OperationRecord, emit: Emit) -> None:
-    assert record.deployment_id is not None and record.task_definition is not None
+async def _follow_service(ops: Operations, record: OperationRecord, emit: Emit) -> None:
+    """Ask ECS what the service runs now, rather than trusting the recorded phase.
+
+    A record can lag behind ECS (a store write failed just after update_service), so the
+    service's deployments decide: ours is still there (watch it), the service went back
+    (report the failure), or nothing of ours ever reached it (nothing changed).
+    """
+    ref = _ref(ops, record)
+    snapshot = await ops.watcher.describe(ref)
+    ours = snapshot.deployment(record.deployment_id) if record.deployment_id else None
+    if ours is None and record.task_definition:
+        ours = next((d for d in snapshot.deployments if d.task_definition == record.task_definition), None)
+    if record.phase in ROLLED_BACK_PHASES:
+        await _follow_rollback(ops, record, emit)
+    elif ours is not None and record.task_definition is not None:
+        if record.deployment_id != ours.id:
+            previous = record.previous_task_definition or snapshot.task_definition
+            await emit(ServiceUpdated(ours.id, record.task_definition, previous))
+        await _follow_rollout(ops, record, emit, ours.id, record.task_definition)
+    elif record.task_definition and snapshot.task_definition != record.previous_task_definition:
+        await emit(
+            Failed(
+                "Tugboat restarted and found the service on revision"
+                f" {revision_of(snapshot.task_definition)},"
+                f" which this {record.action} did not set. It was not re-run: check the service."
+            )
+        )
+    else:
+        await emit(
+            Failed(f"Tugboat restarted before the service was changed (step: {record.phase}). {NOT_RERUN}")
+        )
+
+
+async def _follow_rollout(
+    ops: Operations, record: OperationRecord, emit: Emit, deployment_id: str, task_definition: str
+) -> None:
     ref = _ref(ops, record)
     _, env = ops.catalog.target(record.app, record.env)
     outcome = await wait_for_rollout(
-        ops.watcher, ref, record.deployment_id, record.task_definition, _remaining(ops, record), emit
+        ops.watcher, ref, deployment_id, task_definition, _remaining(ops, record), emit
     )
     if record.action == "rollback":
         if outcome.ok:
-            await emit(
-                Succeeded(f"Back on revision {revision_of(record.task_definition)}: {outcome.reason}.")
-            )
+            await emit(Succeeded(f"Back on revision {revision_of(task_definition)}: {outcome.reason}."))
         else:
             await emit(Failed(f"The rollback did not complete: {outcome.reason}"))
         return
-    previous = record.previous_task_definition or record.task_definition
-    await deploy_action.finish(
-        env, previous, record.deployment_id, record.task_definition, outcome, ops.deploy_deps, emit
-    )
+    previous = record.previous_task_definition or task_definition
+    await deploy_action.finish(env, previous, deployment_id, task_definition, outcome, ops.deploy_deps, emit)
 
 
 async def _follow_rollback(ops: Operations, record: OperationRecord, emit: Emit) -> None:
     """The deploy had failed and was going back; see the service settle, then report the failure."""
     ref = _ref(ops, record)
-    snapshot = await ops.ecs.describe_service(ref)
+    snapshot = await ops.watcher.describe(ref)
     primary = snapshot.primary
     if primary is not None:
         await wait_for_rollout(

@@ -43,6 +43,49 @@ class DeployRefused(Exception):
 
 
 @dataclass(frozen=True)
+class Pin:
+    """What a confirmation card showed, so the press ships that and nothing else."""
+
+    tag: str
+    digest: str
+    replaces: str
+    """The task definition the service ran when the card was posted."""
+
+    @classmethod
+    def of(cls, plan: DeployPlan) -> Pin:
+        return cls(plan.tag, plan.digest, plan.current_task_definition)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"tag": self.tag, "digest": self.digest, "replaces": self.replaces}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Pin | None:
+        try:
+            return cls(str(data["tag"]), str(data["digest"]), str(data["replaces"]))
+        except KeyError:
+            return None
+
+    def changes(self, plan: DeployPlan) -> list[str]:
+        """What differs between the card and the target now; empty when the plan still holds."""
+        found = []
+        if plan.current_task_definition != self.replaces:
+            found.append(
+                f"{plan.target} now runs revision {plan.current_revision},"
+                f" not revision {revision_of(self.replaces)} as the card showed"
+            )
+        if plan.digest != self.digest:
+            found.append(
+                f"tag `{self.tag}` now points at image {short_digest(plan.digest)},"
+                f" not {short_digest(self.digest)} as the card showed"
+            )
+        return found
+
+
+def short_digest(digest: str) -> str:
+    return digest if len(digest) <= 19 else digest[:19] + "…"
+
+
+@dataclass(frozen=True)
 class DeployDeps:
     """What a deploy needs, passed in by name."""
 
@@ -64,6 +107,8 @@ class DeployPlan:
     current_task_definition: str
     current_definition: dict[str, Any]
     current_image: str | None
+    digest: str
+    """What the tag pointed at when the plan was made: a confirmation ships exactly this."""
     promoted_from: str | None = None
 
     @property
@@ -120,7 +165,7 @@ async def prepare(
     else:
         tag = await _resolve_tag(request.ref, app, env, deps, catalog.region_of(env))
     image = f"{app.image}:{tag}"
-    await _require_image(app, env, tag, image, deps, catalog.region_of(env), image_wait_s, emit)
+    digest = await _require_image(app, env, tag, image, deps, catalog.region_of(env), image_wait_s, emit)
     return DeployPlan(
         target=request.target,
         service=ref,
@@ -131,6 +176,7 @@ async def prepare(
         current_task_definition=current_task_definition,
         current_definition=current,
         current_image=current_image,
+        digest=digest,
         promoted_from=promoted_from,
     )
 
@@ -180,10 +226,12 @@ async def _require_image(
     region: str,
     wait_s: float,
     emit: Emit | None,
-) -> None:
+) -> str:
+    """The image's digest once it exists; refused when it does not (after `wait_s`)."""
     repo_region, repository = repository_of(app.image, region)
-    if await deps.ecs.image_exists(repo_region, repository, tag, env.role_arn):
-        return
+    digest = await deps.ecs.image_digest(repo_region, repository, tag, env.role_arn)
+    if digest is not None:
+        return digest
     if wait_s <= 0:
         raise DeployRefused(f"Image tag `{tag}` does not exist in ECR repository `{repository}`.")
     if emit is not None:
@@ -192,8 +240,9 @@ async def _require_image(
     delay = 2.0
     while time.monotonic() < deadline:
         await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        if await deps.ecs.image_exists(repo_region, repository, tag, env.role_arn):
-            return
+        digest = await deps.ecs.image_digest(repo_region, repository, tag, env.role_arn)
+        if digest is not None:
+            return digest
         delay = min(delay * 1.5, 30.0)
     raise DeployRefused(
         f"Image tag `{tag}` did not appear in ECR repository `{repository}` within {int(wait_s)} s."

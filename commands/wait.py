@@ -27,11 +27,10 @@ class Verdict:
 
 
 @dataclass(frozen=True)
-class RolloutOutcome:
-    ok: bool
-    reason: str
-    snapshot: ServiceSnapshot | None
-    ecs_rollback: Deployment | None = None
+class RolloutOutcome(Verdict):
+    """The verdict on a rollout, with the last snapshot seen (None if ECS never answered)."""
+
+    snapshot: ServiceSnapshot | None = None
 
 
 def judge(snapshot: ServiceSnapshot, deployment_id: str, task_definition: str) -> Verdict | None:
@@ -85,7 +84,7 @@ async def wait_for_rollout(
             subscription.expect_end_in(expected_s)
         while (remaining := deadline - time.monotonic()) > 0:
             if cancel is not None and cancel.is_set():
-                return RolloutOutcome(False, "Cancelled from Slack during the rollout.", snapshot)
+                return RolloutOutcome(False, "Cancelled from Slack during the rollout.", snapshot=snapshot)
             fresh = await subscription.next(min(remaining, 1.0))
             if fresh is None:
                 continue
@@ -103,9 +102,9 @@ async def wait_for_rollout(
                 await emit(RolloutProgress(*counts, new_events=new_events))
             verdict = judge(snapshot, deployment_id, task_definition)
             if verdict is not None:
-                return RolloutOutcome(verdict.ok, verdict.reason, snapshot, verdict.ecs_rollback)
+                return RolloutOutcome(verdict.ok, verdict.reason, verdict.ecs_rollback, snapshot)
     running = f"{last[0]}/{last[1]} running" if last else "no answer from ECS"
-    return RolloutOutcome(False, f"timed out after {int(timeout_s)} s ({running})", snapshot)
+    return RolloutOutcome(False, f"timed out after {int(timeout_s)} s ({running})", snapshot=snapshot)
 
 
 async def stopped_task_reasons(ecs: Ecs, ref: ServiceRef, deployment_id: str) -> StoppedTasks:

@@ -142,11 +142,15 @@ class EcsGateway:
         *,
         role_arn: str | None = None,
         retry: bool = True,
+        idempotent: bool = True,
         **kwargs: Any,
     ) -> dict[str, Any]:
         """Run one AWS operation in the pool; retry throttling with full jitter in budget.
 
         Each attempt waits its turn in the ECS budget, so retries count against it too.
+        `retry=False`: one attempt (the caller backs off itself). `idempotent=False`: throttling
+        is retried (AWS refused the call, nothing ran) but a dropped connection is not, since
+        the call may have run.
         """
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self._budget_s
@@ -165,7 +169,7 @@ class EcsGateway:
                     kwargs,
                 )
             except AwsError as exc:
-                retryable = exc.throttled or exc.code == "ConnectionError"
+                retryable = exc.throttled or (exc.code == "ConnectionError" and idempotent)
                 attempt += 1
                 delay = full_jitter(attempt, base_s=self._backoff_base_s, cap_s=self._backoff_cap_s)
                 if not retry or not retryable or time.monotonic() + delay > deadline:
@@ -178,9 +182,18 @@ class EcsGateway:
                 await asyncio.sleep(delay)
 
     async def ecs(
-        self, ref: ServiceRef, operation: str, /, *, retry: bool = True, **kwargs: Any
+        self,
+        ref: ServiceRef,
+        operation: str,
+        /,
+        *,
+        retry: bool = True,
+        idempotent: bool = True,
+        **kwargs: Any,
     ) -> dict[str, Any]:
-        return await self.call("ecs", ref.region, operation, role_arn=ref.role_arn, retry=retry, **kwargs)
+        return await self.call(
+            "ecs", ref.region, operation, role_arn=ref.role_arn, retry=retry, idempotent=idempotent, **kwargs
+        )
 
     # -- services --------------------------------------------------------------------------
 
@@ -230,7 +243,7 @@ class EcsGateway:
         return definition
 
     async def register_task_definition(self, ref: ServiceRef, spec: dict[str, Any]) -> dict[str, Any]:
-        answer = await self.ecs(ref, "register_task_definition", retry=False, **spec)
+        answer = await self.ecs(ref, "register_task_definition", idempotent=False, **spec)
         return cast(dict[str, Any], answer["taskDefinition"])
 
     async def list_revisions(self, ref: ServiceRef, family: str, limit: int = 10) -> list[str]:
@@ -246,9 +259,10 @@ class EcsGateway:
 
     # -- images ----------------------------------------------------------------------------
 
-    async def image_exists(self, region: str, repository: str, tag: str, role: str | None) -> bool:
+    async def image_digest(self, region: str, repository: str, tag: str, role: str | None) -> str | None:
+        """The digest the tag points at now, or None when there is no such image."""
         try:
-            await self.call(
+            answer = await self.call(
                 "ecr",
                 region,
                 "describe_images",
@@ -258,9 +272,13 @@ class EcsGateway:
             )
         except AwsError as exc:
             if exc.code in ("ImageNotFoundException", "RepositoryNotFoundException"):
-                return False
+                return None
             raise
-        return True
+        details = answer.get("imageDetails") or [{}]
+        return str(details[0].get("imageDigest") or "unknown")
+
+    async def image_exists(self, region: str, repository: str, tag: str, role: str | None) -> bool:
+        return await self.image_digest(region, repository, tag, role) is not None
 
     async def image_tags(self, region: str, repository: str, role: str | None) -> list[str]:
         """Every tag in the repository (paginated), for resolving short git shas."""
@@ -286,7 +304,7 @@ class EcsGateway:
     # -- one-off tasks ---------------------------------------------------------------------
 
     async def run_task(self, ref: ServiceRef, **kwargs: Any) -> dict[str, Any]:
-        answer = await self.ecs(ref, "run_task", retry=False, cluster=ref.cluster, **kwargs)
+        answer = await self.ecs(ref, "run_task", idempotent=False, cluster=ref.cluster, **kwargs)
         failures = answer.get("failures") or []
         if failures or not answer.get("tasks"):
             reason = "; ".join(f"{f.get('arn', '')} {f.get('reason', '')}".strip() for f in failures)

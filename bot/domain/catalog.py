@@ -62,11 +62,6 @@ class AutoDeploy(_Strict):
         return self
 
 
-def who(actor: str) -> str:
-    """A Slack user id as a mention (`<@U…>`); anyone else (a GitHub login, a CI job) as is."""
-    return f"<@{actor}>" if USER_ID.match(actor) else actor
-
-
 def _ids(pattern: re.Pattern[str], kind: str, values: list[str]) -> list[str]:
     for value in values:
         if not pattern.match(value):

@@ -8,57 +8,46 @@ from __future__ import annotations
 
 import time
 
-from bot.domain.events import (
-    Failed,
-    ImageVerified,
-    ProgressEvent,
-    RolledBack,
-    RollingBack,
-    RolloutProgress,
-    ServiceUpdated,
-    Started,
-    Succeeded,
-    TaskDefinitionRegistered,
-    TaskStarted,
-    WaitingForImage,
-)
+from bot.domain import events
 from bot.domain.records import OperationRecord, Phase
 
 
-def fold(record: OperationRecord, event: ProgressEvent, *, now: float | None = None) -> bool:
+def fold(record: OperationRecord, event: events.ProgressEvent, *, now: float | None = None) -> bool:
     """Apply `event` to `record`; True when something a resume needs changed (save it then)."""
     match event:
-        case Started():
+        case events.Started():
             record.phase = Phase.CHECKING
-        case WaitingForImage():
+        case events.WaitingForImage():
             record.phase = Phase.WAITING_FOR_IMAGE
-        case ImageVerified():
+        case events.ImageVerified():
             record.phase = Phase.IMAGE_FOUND
-        case TaskDefinitionRegistered(arn=arn):
+        case events.TaskDefinitionRegistered(arn=arn):
             record.task_definition, record.phase = arn, Phase.REGISTERED
             return True
-        case TaskStarted(name=name, task_arn=arn):
+        case events.TaskStarted(name=name, task_arn=arn):
             record.task_arn, record.task_name, record.phase = arn, name, Phase.RUNNING_TASK
             return True
-        case ServiceUpdated(deployment_id=deployment, task_definition=arn, previous_task_definition=prev):
+        case events.ServiceUpdated(
+            deployment_id=deployment, task_definition=arn, previous_task_definition=prev
+        ):
             record.deployment_id, record.task_definition = deployment, arn
             record.previous_task_definition = record.previous_task_definition or prev
             record.phase = Phase.ROLLING_OUT
             return True
-        case RolloutProgress(running=running, desired=desired, pending=pending):
+        case events.RolloutProgress(running=running, desired=desired, pending=pending):
             record.running, record.desired, record.pending = running, desired, pending
-        case RollingBack(to_revision=revision):
+        case events.RollingBack(to_revision=revision):
             record.rollback_to, record.phase = revision, Phase.ROLLING_BACK
             return True
-        case RolledBack(to_revision=revision, completed=completed):
+        case events.RolledBack(to_revision=revision, completed=completed):
             record.rollback_to = revision
             record.phase = Phase.ROLLED_BACK if completed else Phase.ROLLBACK_INCOMPLETE
             return True
-        case Succeeded(summary=summary):
+        case events.Succeeded(summary=summary):
             record.state, record.phase, record.reason = "succeeded", Phase.DONE, summary
             record.ended_at = time.time() if now is None else now
             return True
-        case Failed(reason=reason):
+        case events.Failed(reason=reason):
             record.state, record.reason = "failed", reason
             if record.phase != Phase.ROLLED_BACK:
                 record.phase = Phase.STOPPED

@@ -57,6 +57,11 @@ class TerminalReporter:
         """Everything is written as it happens; the final status line, if not yet."""
         self._end()
 
+    async def hand_over(self, line: Text) -> None:
+        """The operation is someone else's now: say so, and write no final status line."""
+        self._ended = True
+        self.say(line)
+
     async def abandon(self) -> None:
         """Nothing is buffered, so nothing is lost."""
 

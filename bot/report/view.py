@@ -11,23 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from bot.domain import events
 from bot.domain.aws import revision_of
-from bot.domain.events import (
-    Failed,
-    ImageVerified,
-    Note,
-    ProgressEvent,
-    RolledBack,
-    RollingBack,
-    RolloutProgress,
-    ServiceUpdated,
-    StoppedTasks,
-    Succeeded,
-    TaskDefinitionRegistered,
-    TaskStarted,
-    TaskStopped,
-    WaitingForImage,
-)
 from bot.domain.progress import phase_text
 from bot.domain.records import OperationRecord
 from bot.domain.text import Text, bold, code, emoji, join, mention, text
@@ -116,10 +101,10 @@ class ThreadView:
         """ECS accepted an update_service: from here on, a Rollback button makes sense."""
         return self.record.deployment_id is not None
 
-    def details(self, event: ProgressEvent) -> list[Detail]:
+    def details(self, event: events.ProgressEvent) -> list[Detail]:
         """The thread replies `event` calls for. The record is already folded; nothing changes here."""
         match event:
-            case WaitingForImage(image=image, timeout_s=timeout):
+            case events.WaitingForImage(image=image, timeout_s=timeout):
                 return [
                     Detail(
                         text(
@@ -130,10 +115,10 @@ class ThreadView:
                         )
                     )
                 ]
-            case ImageVerified(image=image, previous_image=previous):
+            case events.ImageVerified(image=image, previous_image=previous):
                 was = text(" (running now: ", code(_short(previous)), ")") if previous else text()
                 return [Detail(text("Image ", code(_short(image)), " is in ECR", was, "."))]
-            case TaskDefinitionRegistered(family=family, revision=rev, previous_revision=prev):
+            case events.TaskDefinitionRegistered(family=family, revision=rev, previous_revision=prev):
                 return [
                     Detail(
                         text(
@@ -145,14 +130,14 @@ class ThreadView:
                         )
                     )
                 ]
-            case TaskStarted(name=name, task_arn=arn, revision=rev):
+            case events.TaskStarted(name=name, task_arn=arn, revision=rev):
                 task_id = arn.rsplit("/", 1)[-1]
                 return [
                     Detail(text("Started task ", code(name), f" from revision {rev}: ", code(task_id), "."))
                 ]
-            case TaskStopped():
+            case events.TaskStopped():
                 return [_task_stopped(event)]
-            case ServiceUpdated(deployment_id=deployment):
+            case events.ServiceUpdated(deployment_id=deployment):
                 return [
                     Detail(
                         text(
@@ -162,20 +147,20 @@ class ThreadView:
                         )
                     )
                 ]
-            case RolloutProgress(new_events=messages):
+            case events.RolloutProgress(new_events=messages):
                 if not messages:
                     return []
                 lines = (text("• ", _event_text(m)) for m in messages[-MAX_EVENT_LINES:])
                 return [Detail(text(bold("ECS:"), "\n", join(lines, "\n")))]
-            case StoppedTasks(reasons=reasons):
+            case events.StoppedTasks(reasons=reasons):
                 if not reasons:
                     return []
                 lines = (text("• ", r) for r in reasons)
                 return [Detail(text(bold("Stopped tasks:"), "\n", join(lines, "\n")))]
-            case RollingBack(to_revision=rev, reason=reason, by_ecs=by_ecs):
+            case events.RollingBack(to_revision=rev, reason=reason, by_ecs=by_ecs):
                 who = "ECS is rolling back" if by_ecs else "Rolling back"
                 return [Detail(text(emoji("rewind"), f" {who} to revision {rev}: ", words(reason)))]
-            case RolledBack(to_revision=rev, completed=completed):
+            case events.RolledBack(to_revision=rev, completed=completed):
                 if completed:
                     return [Detail(text(f"Service is back on revision {rev}."))]
                 return [
@@ -186,13 +171,13 @@ class ThreadView:
                         )
                     )
                 ]
-            case Note(text=note, loud=loud):
+            case events.Note(text=note, loud=loud):
                 return [
                     Detail(text(emoji("rotating_light"), " ", bold(words(note))) if loud else words(note))
                 ]
-            case Succeeded(summary=summary):
+            case events.Succeeded(summary=summary):
                 return [Detail(text(emoji("white_check_mark"), " ", words(summary)))]
-            case Failed(reason=reason):
+            case events.Failed(reason=reason):
                 return [Detail(text(emoji("x"), " ", bold("Failed:"), " ", words(reason)))]
         return []
 
@@ -205,7 +190,7 @@ def _event_text(message: str) -> str:
     return message if len(message) <= 300 else message[:299] + "…"
 
 
-def _task_stopped(event: TaskStopped) -> Detail:
+def _task_stopped(event: events.TaskStopped) -> Detail:
     codes = ", ".join(f"{name}={value}" for name, value in event.exit_codes.items()) or "none"
     head = emoji("white_check_mark" if event.succeeded else "x")
     lines = [text(head, " Task ", code(event.name), f" stopped: exit code {codes}")]

@@ -8,7 +8,7 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, Markdown
 
 from bot.domain.records import Lock
 from bot.domain.text import bold, code, emoji, italic, join, link, mention, mrkdwn, text
-from commands.deploy import DeployPlan, tag_of
+from commands.deploy import DeployPlan, short_digest, tag_of
 
 CONFIRM_ACTION = "tugboat_confirm"
 DECLINE_ACTION = "tugboat_decline"
@@ -22,6 +22,11 @@ def confirmation_blocks(
     lines = [
         bold(f"Deploy {plan.target}?"),
         text("Image: ", code(current), " → ", code(plan.image.rsplit("/", 1)[-1])),
+        text(
+            "Exactly this image: ",
+            code(short_digest(plan.digest)),
+            " (the press ships this digest or nothing)",
+        ),
         text(
             f"Task definition: rev {plan.current_revision} → new revision, only ",
             code(plan.app.container),

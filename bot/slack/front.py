@@ -7,6 +7,7 @@ edits, 429-safe) is `ThreadReporter`.
 from __future__ import annotations
 
 import logging
+from dataclasses import KW_ONLY, dataclass
 
 from bot.domain.records import Lock, OperationRecord
 from bot.domain.text import Text, code, mention, mrkdwn, text
@@ -22,33 +23,31 @@ from commands.deploy import DeployPlan
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class SlackFront:
     """The `Front` of every operation started from Slack, GitHub or a resume."""
 
-    def __init__(self, slack: SlackApi, *, thread_interval_s: float = 3.0) -> None:
-        self.slack = slack
-        self.thread_interval_s = thread_interval_s
+    slack: SlackApi
+    _: KW_ONLY
+    thread_interval_s: float = 3.0
 
     async def open(self, record: OperationRecord) -> Reporter:
-        assert record.channel is not None
-        reporter = ThreadReporter(
-            self.slack, record.channel, ThreadView(record), min_interval_s=self.thread_interval_s
-        )
+        reporter = self._reporter(record)
         record.ts = await reporter.open()
         record.permalink = reporter.permalink
         return reporter
 
     async def reopen(self, record: OperationRecord) -> Reporter:
-        assert record.channel is not None and record.ts is not None
-        reporter = ThreadReporter(
-            self.slack,
-            record.channel,
-            ThreadView(record),
-            ts=record.ts,
-            min_interval_s=self.thread_interval_s,
-        )
+        assert record.ts is not None
+        reporter = self._reporter(record, ts=record.ts)
         await reporter.open()
         return reporter
+
+    def _reporter(self, record: OperationRecord, ts: str | None = None) -> ThreadReporter:
+        """The record's thread; `ts` is its parent message when it already has one."""
+        assert record.channel is not None
+        view = ThreadView(record)
+        return ThreadReporter(self.slack, record.channel, view, ts=ts, min_interval_s=self.thread_interval_s)
 
     async def announce(self, channel: str, line: Text) -> None:
         await self.slack.post(channel, mrkdwn(line))

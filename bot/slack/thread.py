@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import KW_ONLY, dataclass
 
 from bot.domain.events import ImageVerified, ProgressEvent
 from bot.domain.text import Text, text
@@ -27,25 +28,20 @@ MAX_INTERVAL_S = 60.0
 immediate. An uneventful deploy then costs about a dozen Slack calls however long it queues."""
 
 
+@dataclass(eq=False)
 class ThreadReporter:
     """Owns one thread: its parent message and its replies."""
 
-    def __init__(
-        self,
-        slack: SlackApi,
-        channel: str,
-        view: ThreadView,
-        *,
-        ts: str | None = None,
-        min_interval_s: float = 3.0,
-    ) -> None:
-        self.slack = slack
-        self.channel = channel
-        self.view = view
-        self.ts = ts
-        self._min_interval_s = min_interval_s
-        self._interval_s = min_interval_s
-        self._max_interval_s = max(min_interval_s, MAX_INTERVAL_S)
+    slack: SlackApi
+    channel: str
+    view: ThreadView
+    _: KW_ONLY
+    ts: str | None = None
+    min_interval_s: float = 3.0
+
+    def __post_init__(self) -> None:
+        self._interval_s = self.min_interval_s
+        self._max_interval_s = max(self.min_interval_s, MAX_INTERVAL_S)
         self._pending: list[Detail] = []
         self._parent_dirty = False
         self._wake = asyncio.Event()
@@ -70,7 +66,7 @@ class ThreadReporter:
         """Report one event (already folded into the record): queue its lines, wake the flusher."""
         if isinstance(event, ImageVerified):
             # The rollout starts now, however long the image took to appear: edit briskly again.
-            self._interval_s = self._min_interval_s
+            self._interval_s = self.min_interval_s
         self._pending.extend(self.view.details(event))
         self._parent_dirty = True
         self._wake.set()
@@ -88,6 +84,21 @@ class ThreadReporter:
         self._wake.set()
         if self._flusher is not None:
             await self._flusher
+
+    async def hand_over(self, line: Text) -> None:
+        """Another replica owns this thread now: post `line`, drop the rest, never edit the parent.
+
+        The parent shows the new owner's state; an edit from here would write a stale one over it.
+        """
+        await self.abandon()
+        self._pending.clear()
+        self._parent_dirty = False
+        assert self.ts is not None
+        detail = [Detail(line)]
+        try:
+            await self.slack.post(self.channel, detail_text(detail), detail_blocks(detail), self.ts)
+        except Exception:
+            log.exception("could not post the hand-over line", extra={"channel": self.channel, "ts": self.ts})
 
     async def abandon(self) -> None:
         """Stop flushing without waiting (shutdown); unsent lines are lost, the record is not."""

@@ -37,6 +37,7 @@ class BotProcess:
         lease_s: float = 60,
     ) -> None:
         self.port = free_port()
+        self.metrics_port = free_port()
         self.log = log
         self.env = {
             key: value
@@ -54,6 +55,7 @@ class BotProcess:
                 "TUGBOAT_REPLICA_ID": replica,
                 "TUGBOAT_LEASE_SECONDS": str(lease_s),
                 "PORT": str(self.port),
+                "METRICS_PORT": str(self.metrics_port),
                 "LOG_LEVEL": "INFO",
             }
         )
@@ -89,6 +91,15 @@ class BotProcess:
         except (urllib.error.URLError, OSError):
             return False
 
+    def pause(self) -> None:
+        """SIGSTOP: the process is frozen, as a VM pause or a long GC stall would leave it."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
@@ -106,3 +117,19 @@ class BotProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+
+
+def launch(
+    processes: list[BotProcess],
+    world: SandboxWorld,
+    fake: FakeSlack,
+    tmp_path: Path,
+    state: str,
+    **kw: object,
+) -> BotProcess:
+    """A bot process on the example catalog (not started yet), stopped at the end of the test."""
+    from tests.conftest import EXAMPLE
+
+    bot = BotProcess(world, fake, EXAMPLE, state, tmp_path / "bot.log", **kw)  # type: ignore[arg-type]
+    processes.append(bot)
+    return bot

@@ -3,40 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
-from tests.conftest import EXAMPLE
-from tests.faults.process import BotProcess
+from tests.faults.process import BotProcess, launch
 from tests.slackview import final_parent, parents, service, thread_text
 
 DEV = "U0DEV"
-
-
-@pytest.fixture
-def processes() -> Iterator[list[BotProcess]]:
-    started: list[BotProcess] = []
-    yield started
-    for process in started:
-        process.stop()
-
-
-def launch(
-    processes: list[BotProcess],
-    world: SandboxWorld,
-    fake: FakeSlack,
-    tmp_path: Path,
-    state: str,
-    **kw: object,
-) -> BotProcess:
-    """A bot process (not started yet), stopped at the end of the test."""
-    bot = BotProcess(world, fake, EXAMPLE, state, tmp_path / "bot.log", **kw)  # type: ignore[arg-type]
-    processes.append(bot)
-    return bot
 
 
 async def test_kill_9_mid_rollout_then_restart_finishes_the_same_thread(
