@@ -2,7 +2,8 @@
 
 The three payloads are GitHub's own examples as published by octokit/webhooks (MIT), copied
 verbatim into tests/fixtures/github so tests exercise the real shape; builders change only
-what a test is about.
+what a test is about. Below them, what the webhook tests share: a signed sender, and what a
+user would look at afterwards (the staging thread about a commit, the image staging runs).
 """
 
 from __future__ import annotations
@@ -10,10 +11,19 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
 
 from bot.github.webhook import signature
+from bot.sandbox.fake_slack import FakeSlack, Message, wait_for
+from bot.sandbox.world import SandboxWorld
+from tests.slackview import parents, service
+
+if TYPE_CHECKING:
+    from bot.runtime import Tugboat
 
 FIXTURES = Path(__file__).parent / "fixtures" / "github"
 
@@ -38,8 +48,12 @@ def push_payload(
     message: str = "Speed up the order page\n\nLonger explanation.",
     ref: str | None = None,
     deleted: bool = False,
+    timestamp: str | None = None,
 ) -> dict[str, Any]:
-    """A push shaped like push.new-branch.json, to `ref` (default refs/heads/BRANCH) of `repo`."""
+    """A push shaped like push.new-branch.json, to `ref` (default refs/heads/BRANCH) of `repo`.
+
+    `timestamp` replaces the head commit's (ISO 8601; the fixture's is 2019-05-15T15:19:25Z).
+    """
     payload = copy.deepcopy(PUSH_NEW_BRANCH)
     owner, name = repo.split("/")
     payload["ref"] = ref or f"refs/heads/{branch}"
@@ -58,6 +72,8 @@ def push_payload(
     else:
         commit = payload["head_commit"]
         commit.update(id=sha, message=message, url=f"https://github.com/{repo}/commit/{sha}")
+        if timestamp is not None:
+            commit["timestamp"] = timestamp
         payload["commits"] = [copy.deepcopy(commit)]
     return payload
 
@@ -72,8 +88,12 @@ def workflow_run_payload(
     repo: str = "acme/api",
     actor: str = "octocat",
     message: str = "Speed up the order page",
+    timestamp: str | None = None,
 ) -> dict[str, Any]:
-    """A workflow_run event shaped like workflow_run.completed.json, for `sha` on `branch`."""
+    """A workflow_run event shaped like workflow_run.completed.json, for `sha` on `branch`.
+
+    Run by a push to `repo` itself; `timestamp` replaces the head commit's.
+    """
     payload = copy.deepcopy(WORKFLOW_RUN_COMPLETED)
     payload["action"] = action
     payload["workflow"]["name"] = workflow
@@ -88,6 +108,8 @@ def workflow_run_payload(
         event="push",
     )
     run["head_commit"].update(id=sha, message=message)
+    if timestamp is not None:
+        run["head_commit"]["timestamp"] = timestamp
     run["head_repository"]["full_name"] = repo
     run["repository"]["full_name"] = repo
     run["actor"]["login"] = actor
@@ -105,3 +127,64 @@ def signed_headers(event: str, body: bytes, secret: str, delivery: str | None = 
         "X-GitHub-Hook-ID": "292430182",
         "X-Hub-Signature-256": signature(secret.encode(), body),
     }
+
+
+# -- what the webhook tests share ----------------------------------------------------------------
+
+SECRET = "It's a Secret to Everybody, in tests"
+STAGING = "C0STAGING"
+
+Sender = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
+
+
+def new_sha() -> str:
+    """A commit nobody has built an image for yet."""
+    return uuid.uuid4().hex + uuid.uuid4().hex[:8]
+
+
+def sender(http: aiohttp.ClientSession, tugboat: Tugboat) -> Sender:
+    """POSTs to the bot's webhook as GitHub would; returns (status, JSON answer)."""
+
+    async def send(
+        event: str,
+        payload: Any,
+        *,
+        delivery: str | None = None,
+        secret: str = SECRET,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        url: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        raw = body if body is not None else json.dumps(payload).encode()
+        signed = signed_headers(event, raw if isinstance(raw, bytes) else b"", secret, delivery)
+        target = url or f"http://127.0.0.1:{tugboat.port}/github/webhook"
+        async with http.post(target, data=raw, headers=signed | (headers or {})) as answer:
+            text = await answer.text()
+        try:
+            return answer.status, json.loads(text)
+        except ValueError:  # not Tugboat's answer: aiohttp's own page for an uncaught error
+            return answer.status, {"not_json": text}
+
+    return send
+
+
+def thread_about(fake: FakeSlack, sha: str) -> Message | None:
+    """The auto-deploy thread in staging whose subject is `sha`."""
+    return next((m for m in parents(fake, STAGING) if sha in m.flat), None)
+
+
+async def final_thread_about(fake: FakeSlack, sha: str, timeout: float = 30) -> Message:
+    def check() -> Message | None:
+        found = thread_about(fake, sha)
+        return (
+            found if found is not None and ("*Succeeded*" in found.flat or "*Failed*" in found.flat) else None
+        )
+
+    return await wait_for(check, timeout=timeout, what=f"a final thread about {sha[:7]}")
+
+
+def running_image(world: SandboxWorld) -> str:
+    """The web container's image in the task definition staging runs now."""
+    arn = service(world, "staging", "api")["taskDefinition"]
+    definition = world.client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    return str(next(c["image"] for c in definition["containerDefinitions"] if c["name"] == "web"))

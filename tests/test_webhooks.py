@@ -11,9 +11,8 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -32,23 +31,26 @@ from bot.github.webhook import (
     webhook_handler,
 )
 from bot.runtime import Tugboat
-from bot.sandbox.fake_slack import FakeSlack, Message, wait_for
+from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
 from bot.web import build_web_app
 from tests.conftest import example_catalog, running
-from tests.fixtures_github import PING, push_payload, signed_headers, workflow_run_payload
-from tests.slackview import parents, revisions, service, thread_text
+from tests.fixtures_github import (
+    PING,
+    SECRET,
+    STAGING,
+    final_thread_about,
+    new_sha,
+    push_payload,
+    running_image,
+    sender,
+    signed_headers,
+    thread_about,
+    workflow_run_payload,
+)
+from tests.slackview import is_final, parents, revisions, thread_text
 
-SECRET = "It's a Secret to Everybody, in tests"
 SHA = SandboxWorld.EXAMPLE_SHAS[0]
-STAGING = "C0STAGING"
-
-Sender = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
-
-
-def new_sha() -> str:
-    """A commit nobody has built an image for yet."""
-    return uuid.uuid4().hex + uuid.uuid4().hex[:8]
 
 
 @pytest.fixture
@@ -64,50 +66,6 @@ async def hooked(world: SandboxWorld, fake: FakeSlack, tmp_path: Path) -> AsyncI
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
-
-
-def sender(http: aiohttp.ClientSession, tugboat: Tugboat) -> Sender:
-    """POSTs to the bot's webhook as GitHub would; returns (status, JSON answer)."""
-
-    async def send(
-        event: str,
-        payload: Any,
-        *,
-        delivery: str | None = None,
-        secret: str = SECRET,
-        headers: dict[str, str] | None = None,
-        body: Any = None,
-        url: str | None = None,
-    ) -> tuple[int, dict[str, Any]]:
-        raw = body if body is not None else json.dumps(payload).encode()
-        signed = signed_headers(event, raw if isinstance(raw, bytes) else b"", secret, delivery)
-        target = url or f"http://127.0.0.1:{tugboat.port}/github/webhook"
-        async with http.post(target, data=raw, headers=signed | (headers or {})) as answer:
-            return answer.status, await answer.json(content_type=None)
-
-    return send
-
-
-def thread_about(fake: FakeSlack, sha: str) -> Message | None:
-    """The auto-deploy thread in staging whose subject is `sha`."""
-    return next((m for m in parents(fake, STAGING) if sha in m.flat), None)
-
-
-async def final_thread_about(fake: FakeSlack, sha: str, timeout: float = 30) -> Message:
-    def check() -> Message | None:
-        found = thread_about(fake, sha)
-        return (
-            found if found is not None and ("*Succeeded*" in found.flat or "*Failed*" in found.flat) else None
-        )
-
-    return await wait_for(check, timeout=timeout, what=f"a final thread about {sha[:7]}")
-
-
-def running_image(world: SandboxWorld) -> str:
-    """The web container's image in the task definition staging runs now."""
-    arn = service(world, "staging", "api")["taskDefinition"]
-    definition = world.client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
-    return str(next(c["image"] for c in definition["containerDefinitions"] if c["name"] == "web"))
 
 
 # -- signatures, unit --------------------------------------------------------------------------
@@ -332,6 +290,12 @@ async def test_auto_deploy_queues_behind_a_manual_deploy(
     await thread_text(fake, auto, must_contain="Queued behind the running deploy of `v2`")
     final = await final_thread_about(fake, sha)
     assert "*Succeeded*" in final.flat
+
+    def manual_when_final() -> object:  # its last edit may still be on its way to Slack
+        manual = next(m for m in parents(fake, STAGING) if "v2" in m.flat)
+        return manual if is_final(manual) else None
+
+    await wait_for(manual_when_final, what="the manual deploy's final state")
     manual = next(m for m in parents(fake, STAGING) if "v2" in m.flat)
     assert "*Succeeded*" in manual.flat
     assert running_image(world).endswith(f"acme/api:{sha}")

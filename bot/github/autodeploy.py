@@ -40,6 +40,8 @@ class PushEvent:
     trigger: str = "push"
     run_url: str | None = None
     delivery: str = ""
+    committed_at: float | None = None
+    """When the commit was made (epoch seconds): replays of older commits never deploy."""
 
     @property
     def short_sha(self) -> str:
@@ -126,6 +128,7 @@ class AutoDeployer:
                 "repository": push.repo,
                 "branch": push.branch,
                 "sha": push.sha,
+                "committed_at": push.committed_at,
                 "delivery": push.delivery,
             },
         )
@@ -146,6 +149,7 @@ class AutoDeployer:
             if lock is not None:
                 await self._report_locked(job, lock)
                 return
+            await self.lifecycle.lease(job.record)  # leased while it waits: no replica takes it over
             reporter = await self.lifecycle.opened(job.record, self.front.open(job.record))
             for line in intro_lines(job.push):
                 reporter.say(line)
