@@ -1,5 +1,5 @@
-# Tugboat: `tugboat serve` (Socket Mode to Slack, plus HTTP on $PORT for /healthz, /metrics and
-# /github/webhook). Build: docker build -t tugboat .
+# Tugboat: `tugboat serve` (Socket Mode to Slack, plus HTTP on $PORT for /healthz and
+# /github/webhook, and /metrics alone on $METRICS_PORT, never published). Build: docker build -t tugboat .
 #
 # The catalog is not baked in: put it at /etc/tugboat/tugboat.yml, for example with a
 # two-line image of your own (FROM tugboat / COPY tugboat.yml /etc/tugboat/tugboat.yml), or
@@ -35,6 +35,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/tugboat/bin:$PATH \
     PORT=8080 \
+    METRICS_PORT=9090 \
     TUGBOAT_CONFIG=/etc/tugboat/tugboat.yml \
     TUGBOAT_STATE=sqlite:////var/lib/tugboat/tugboat.db
 
@@ -48,7 +49,7 @@ COPY --from=build /opt/tugboat /opt/tugboat
 WORKDIR /var/lib/tugboat
 USER 10001:10001
 
-EXPOSE 8080
+EXPOSE 8080 9090
 
 # /healthz answers 200 only while the Socket Mode connection is up. There is no curl in a slim
 # image, so Python's urllib asks, bypassing any HTTP(S)_PROXY; a 503 raises, which fails.

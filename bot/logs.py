@@ -1,6 +1,7 @@
 """Logging: one JSON object per line on stdout, with the `extra=` fields kept.
 
-Secrets never reach a log: every known secret value is replaced before a line is written.
+Secrets never reach a log: every known secret value is replaced in the finished line, so the
+message, the `extra=` fields and a traceback are all covered, in either format.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import time
 from collections.abc import Iterable
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+REDACTED = "[redacted]"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,31 +34,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-class RedactSecrets(logging.Filter):
-    """Replace secret values wherever they appear in a formatted line."""
+class RedactingFormatter(logging.Formatter):
+    """Formats with `inner`, then replaces every secret in the finished line.
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    Redacting the output rather than the record covers whatever the formatter adds: `extra=`
+    fields, tracebacks, stack info. A secret is also looked for as JSON writes it, escaped.
+    """
+
+    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
         super().__init__()
-        self._secrets = [s for s in secrets if s and len(s) >= 6]
+        self._inner = inner
+        forms = {form for s in secrets if s and len(s) >= 6 for form in (s, json.dumps(s)[1:-1])}
+        # Longest first, so a secret that contains another is replaced whole.
+        self._forms = sorted(forms, key=len, reverse=True)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
-        message = record.getMessage()
-        for secret in self._secrets:
-            message = message.replace(secret, "[redacted]")
-        record.msg, record.args = message, None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        line = self._inner.format(record)
+        for form in self._forms:
+            line = line.replace(form, REDACTED)
+        return line
 
 
 def configure(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(
-        JsonFormatter()
-        if fmt == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
-    handler.addFilter(RedactSecrets(secrets))
+    inner = JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(RedactingFormatter(inner, secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -27,14 +27,14 @@ from bot.lifecycle import Lifecycle, TaskTracker
 from bot.operations import Operations
 from bot.permissions import Permissions
 from bot.resume import resume_unfinished
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.slack.api import slack_clients
 from bot.slack.app import build_app
 from bot.slack.dispatch import Dispatcher
 from bot.slack.front import SlackFront
 from bot.slack.groups import GroupDirectory
 from bot.state import StateStore, store_from_url
-from bot.web import build_web_app
+from bot.web import build_metrics_app, build_web_app
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,9 @@ class Tugboat:
         self.watcher = RolloutWatcher(self.ecs, self.tuning.poll)
         self.handler: AsyncSocketModeHandler | None = None
         self.port: int | None = None
+        self.metrics_port: int | None = None
         self._web_runner: web.AppRunner | None = None
+        self._metrics_runner: web.AppRunner | None = None
         self._started = False
         self._stopped = False
         self._background: list[asyncio.Task[None]] = []
@@ -108,9 +110,11 @@ class Tugboat:
 
     async def start(self) -> None:
         began = time.monotonic()
+        # Both tokens before anything opens: one Slack rejects raises TokenRejected (exit 2 in serve).
+        await self.slack.learn_team_url()
+        await self.slack.check_app_token(self._app_token)
         await self.store.open()
         self.watcher.start()
-        await self.slack.learn_team_url()
         await self._start_http()
         await self._connect()
         self._started = True
@@ -121,7 +125,11 @@ class Tugboat:
         ]
         log.info(
             "tugboat started",
-            extra={"port": self.port, "seconds": round(time.monotonic() - began, 3)},
+            extra={
+                "port": self.port,
+                "metrics_port": self.metrics_port,
+                "seconds": round(time.monotonic() - began, 3),
+            },
         )
 
     async def _start_http(self) -> None:
@@ -132,14 +140,28 @@ class Tugboat:
             deployer=self.deployer,
             accepting=lambda: self.operations.accepting,
         )
-        app = build_web_app(self.healthy, hook)
-        self._web_runner = web.AppRunner(app, access_log=None)
-        await self._web_runner.setup()
-        site = web.TCPSite(self._web_runner, self.tuning.http_host, self.settings.port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+        self._web_runner, self.port = await self._listen(
+            build_web_app(self.healthy, hook), "PORT", self.settings.port
+        )
+        # /metrics on a listener of its own, so publishing PORT (webhooks) never publishes it.
+        self._metrics_runner, self.metrics_port = await self._listen(
+            build_metrics_app(), "METRICS_PORT", self.settings.metrics_port
+        )
+
+    async def _listen(self, app: web.Application, setting: str, port: int) -> tuple[web.AppRunner, int]:
+        """Serve `app` on `port` (0: any free one); the runner and the port it got."""
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.tuning.http_host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise SettingsError(
+                f"{setting}: cannot listen on port {port} ({exc.strerror}); choose a free port"
+            ) from None
+        sockets = getattr(site._server, "sockets", None) or []
+        return runner, (sockets[0].getsockname()[1] if sockets else port)
 
     async def _connect(self) -> None:
         self.handler = AsyncSocketModeHandler(
@@ -207,8 +229,9 @@ class Tugboat:
             with contextlib.suppress(Exception):
                 closing = self.handler.close_async()  # type: ignore[no-untyped-call]
                 await asyncio.wait_for(closing, timeout / 4)
-        if self._web_runner is not None:
-            await self._web_runner.cleanup()
+        for runner in (self._web_runner, self._metrics_runner):
+            if runner is not None:
+                await runner.cleanup()
         await self.store.close()
         self.ecs.close()
         self._started = False

@@ -8,8 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TOKEN_KINDS = {
+    "slack_bot_token": ("a bot token", "xoxb-"),
+    "slack_app_token": ("an app-level token", "xapp-"),
+}
+"""What each Slack token is, and how Slack's tokens of that kind begin."""
 
 
 class SettingsError(Exception):
@@ -28,24 +34,19 @@ class Settings(BaseSettings):
     tugboat_config: Path = Path("tugboat.yml")
     tugboat_state: str = "sqlite:///tugboat.db"
     port: int = Field(default=8080, ge=0, le=65535)
+    metrics_port: int = Field(default=9090, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     tugboat_lease_seconds: float = Field(default=60.0, ge=5.0, le=3600.0)
     tugboat_replica_id: str | None = None
     tugboat_ecs_calls_per_second: float = Field(default=4.0, ge=0.0, le=100.0)
 
-    @field_validator("slack_bot_token")
+    @field_validator("slack_bot_token", "slack_app_token")
     @classmethod
-    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith("xoxb-"):
-            raise ValueError("expected a bot token starting with xoxb-")
-        return value
-
-    @field_validator("slack_app_token")
-    @classmethod
-    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith("xapp-"):
-            raise ValueError("expected an app-level token starting with xapp-")
+    def _token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        kind, prefix = TOKEN_KINDS[str(info.field_name)]
+        if value is not None and not value.get_secret_value().startswith(prefix):
+            raise ValueError(f"expected {kind} starting with {prefix}")
         return value
 
     @field_validator("slack_api_url")
@@ -58,11 +59,18 @@ class Settings(BaseSettings):
     @field_validator("tugboat_state")
     @classmethod
     def _state(cls, value: str) -> str:
-        if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
-            return value
-        if value.startswith("dynamodb://") and len(value) > len("dynamodb://"):
-            return value
+        for scheme in ("sqlite:///", "dynamodb://"):
+            if value.startswith(scheme) and len(value) > len(scheme):
+                return value
         raise ValueError("expected sqlite:///PATH or dynamodb://TABLE")
+
+    @field_validator("metrics_port")
+    @classmethod
+    def _metrics_port(cls, value: int, info: ValidationInfo) -> int:
+        """/metrics must not share PORT's listener, which may be published (0 picks a free one)."""
+        if value != 0 and value == info.data.get("port"):
+            raise ValueError(f"must differ from PORT ({value}): /metrics is served apart from the webhook")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import re
 import shutil
 import subprocess
 import sys
@@ -17,11 +18,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import boto3
 import botocore.session
 import pytest
 from botocore import xform_name
 from cfnlint.decode import cfn_yaml
 
+from bot.domain.aws import family_of
+from bot.domain.catalog import Catalog
+from bot.sandbox.world import SandboxWorld
 from bot.settings import Settings
 from bot.state import dynamodb
 
@@ -30,8 +35,8 @@ TEMPLATE = ROOT / "deploy" / "cloudformation.yml"
 SOURCES = (ROOT / "bot", ROOT / "commands")
 # The simulated world talks to moto, never to a real account.
 NOT_PRODUCTION = (ROOT / "bot" / "sandbox",)
-STORE = ROOT / "bot" / "store"
-ASSUME_ROLE = ROOT / "bot" / "assume_role.py"
+STORE = ROOT / "bot" / "state"
+ASSUME_ROLE = ROOT / "bot" / "aws" / "assume_role.py"
 POLICED_SERVICES = ("ecs", "ecr", "logs", "dynamodb", "sts")
 
 # Granted although no call in the code names them: AWS requires them for a call that does.
@@ -99,6 +104,12 @@ class _Collector(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         self.generic_visit(node)
+        args = node.args
+        # tugboat check's _describe(ecs, env, "service", region, "operation", …)
+        if isinstance(node.func, ast.Name) and node.func.id == "_describe" and len(args) >= 5:
+            if (svc := _text(args[2])) and (op := _text(args[4])):
+                self._add(iam_action(svc, op, f"{self.path.relative_to(ROOT)}:{node.lineno}"), node)
+            return
         if not isinstance(node.func, ast.Attribute):
             return
         method, args = node.func.attr, node.args
@@ -248,12 +259,19 @@ def test_init_state_permissions_stay_with_the_operator(template: dict[str, Any])
 def test_managed_services_and_tasks_are_scoped_to_the_managed_clusters(
     template: dict[str, Any],
 ) -> None:
-    for action in ("ecs:DescribeServices", "ecs:UpdateService", "ecs:DescribeTasks"):
+    for action in ("ecs:DescribeServices", "ecs:DescribeTasks"):
         resource = statement_for(template, action)["Resource"]
         assert resource != "*" and "ManagedClusterNames" in repr(resource), action
     for action in ("ecs:RunTask", "ecs:ListTasks"):
         condition = statement_for(template, action)["Condition"]
         assert "ManagedClusterNames" in repr(condition["ArnLike"]["ecs:cluster"]), action
+
+
+def test_writes_are_scoped_to_the_catalogs_services_and_families(template: dict[str, Any]) -> None:
+    update = statement_for(template, "ecs:UpdateService")["Resource"]
+    assert "ManagedServices" in repr(update) and "ManagedClusterNames" not in repr(update)
+    run = statement_for(template, "ecs:RunTask")["Resource"]
+    assert run != "*" and "ManagedTaskDefinitionFamilies" in repr(run)
 
 
 def test_pass_role_only_for_managed_roles_and_only_to_ecs_tasks(template: dict[str, Any]) -> None:
@@ -324,3 +342,175 @@ def test_tags_only_resources_tugboat_creates(template: dict[str, Any]) -> None:
             "RegisterTaskDefinition",
             "RunTask",
         )
+
+
+# -- resources: the stack as docs/operations.md configures it for a catalog ------------------
+# Which ARN each ECS action the code calls acts on, for one catalog target (see `ecs_requests`).
+# Every ECS action the code calls must be here, so a new call cannot skip the resource check.
+ECS_RESOURCE_KINDS = {
+    "ecs:DescribeServices": "service",
+    "ecs:UpdateService": "service",
+    "ecs:DescribeClusters": "cluster",
+    "ecs:RunTask": "task-definition",
+    "ecs:DescribeTasks": "task",
+    "ecs:StopTask": "task",
+    "ecs:ListTasks": "container-instance",
+    "ecs:DescribeTaskDefinition": "task-definition",
+    "ecs:ListTaskDefinitions": "*",
+    "ecs:RegisterTaskDefinition": "*",
+}
+PSEUDO_PARAMETERS = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::StackName": "tugboat"}
+
+
+def resolve(value: Any, parameters: dict[str, Any]) -> Any:
+    """A template value with the intrinsics the task role uses worked out, as CloudFormation would."""
+    if isinstance(value, list):
+        return [resolve(v, parameters) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        ((function, argument),) = value.items()
+        if function == "Ref":
+            return parameters.get(argument, f"<{argument}>")
+        if function == "Fn::GetAtt":
+            return f"<{'.'.join(argument)}>"
+        if function == "Fn::Join":
+            return argument[0].join(resolve(argument[1], parameters))
+        if function == "Fn::Split":
+            return resolve(argument[1], parameters).split(argument[0])
+        if function == "Fn::Sub":
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str(parameters.get(m[1], f"<{m[1]}>")), argument)
+    return {key: resolve(v, parameters) for key, v in value.items()}
+
+
+def _iam_match(value: str, pattern: str) -> bool:
+    """IAM's wildcards: `*` any run of characters (`/` and `:` included), `?` one character."""
+    regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.fullmatch(regex, value) is not None
+
+
+def _conditions_hold(condition: dict[str, Any], context: dict[str, str]) -> bool:
+    for operator, tests in condition.items():
+        for key, wanted in tests.items():
+            value = context.get(key)
+            if value is None:
+                return False
+            if operator in ("ArnLike", "StringLike"):
+                matched = any(_iam_match(value, p) for p in _listed(wanted))
+            elif operator in ("ArnEquals", "StringEquals"):
+                matched = value in _listed(wanted)
+            else:
+                raise AssertionError(f"the evaluator knows no condition operator {operator}")
+            if not matched:
+                return False
+    return True
+
+
+def allows(
+    statements: list[dict[str, Any]],
+    parameters: dict[str, Any],
+    action: str,
+    resource: str,
+    context: dict[str, str] | None = None,
+) -> bool:
+    """Whether an identity policy made of Allow `statements` lets `action` act on `resource`."""
+    for statement in statements:
+        if not any(_iam_match(action, a) for a in _listed(statement["Action"])):
+            continue
+        if not any(_iam_match(resource, r) for r in _listed(resolve(statement["Resource"], parameters))):
+            continue
+        if _conditions_hold(resolve(statement.get("Condition", {}), parameters), context or {}):
+            return True
+    return False
+
+
+@pytest.fixture
+def stack_parameters(world: SandboxWorld, catalog: Catalog) -> dict[str, Any]:
+    """The `Managed…` parameters for the sandbox's catalog, found the way the docs say."""
+    ecs = boto3.client("ecs", region_name=catalog.region, **world_client_settings(world))
+    services, families = [], []
+    for app in catalog.apps.values():
+        for env in app.environments.values():
+            services.append(f"{env.cluster}/{env.service}")
+            described = ecs.describe_services(cluster=env.cluster, services=[env.service])["services"]
+            families.append(family_of(described[0]["taskDefinition"]))
+    clusters = sorted({s.split("/")[0] for s in services})
+    return {
+        **PSEUDO_PARAMETERS,
+        "AWS::AccountId": world.account_id,
+        "ManagedClusterNames": clusters,
+        "ManagedServices": services,
+        "ManagedTaskDefinitionFamilies": families,
+    }
+
+
+def world_client_settings(world: SandboxWorld) -> dict[str, str]:
+    env = world.env()
+    return {
+        "endpoint_url": env["AWS_ENDPOINT_URL"],
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+    }
+
+
+def ecs_requests(account: str, region: str, cluster: str, service: str, family: str) -> dict[str, str]:
+    """resource kind → the ARN a call about `service` acts on (revision 7, a task `abc`)."""
+    arn = f"arn:aws:ecs:{region}:{account}"
+    return {
+        "service": f"{arn}:service/{cluster}/{service}",
+        "cluster": f"{arn}:cluster/{cluster}",
+        "task-definition": f"{arn}:task-definition/{family}:7",
+        "task": f"{arn}:task/{cluster}/abc",
+        "container-instance": f"{arn}:container-instance/{cluster}/abc",
+        "*": "*",
+    }
+
+
+def test_every_ecs_call_has_its_resource_checked() -> None:
+    service, _ = code_operations()
+    unchecked = {a for a in service if a.startswith("ecs:")} - set(ECS_RESOURCE_KINDS) - IMPLICIT
+    assert not unchecked, f"add these to ECS_RESOURCE_KINDS with the ARN they act on: {unchecked}"
+
+
+def test_task_role_allows_every_ecs_call_on_the_catalogs_services(
+    template: dict[str, Any], stack_parameters: dict[str, Any], catalog: Catalog
+) -> None:
+    statements = task_role_statements(template)
+    account = stack_parameters["AWS::AccountId"]
+    targets = [env for app in catalog.apps.values() for env in app.environments.values()]
+    families = stack_parameters["ManagedTaskDefinitionFamilies"]
+    assert len(targets) == len(families) >= 2
+    for env, family in zip(targets, families, strict=True):
+        region = env.region or catalog.region
+        arns = ecs_requests(account, region, env.cluster, env.service, family)
+        cluster = {"ecs:cluster": arns["cluster"]}
+        for action, kind in ECS_RESOURCE_KINDS.items():
+            assert allows(statements, stack_parameters, action, arns[kind], cluster), (action, arns[kind])
+        # Implicit tagging: a new revision of the family, a task started in the cluster.
+        new_revision = {"ecs:CreateAction": "RegisterTaskDefinition"}
+        assert allows(statements, stack_parameters, "ecs:TagResource", arns["task-definition"], new_revision)
+        started = {"ecs:CreateAction": "RunTask"}
+        assert allows(statements, stack_parameters, "ecs:TagResource", arns["task"], started)
+
+
+def test_task_role_denies_services_and_task_definitions_outside_the_catalog(
+    template: dict[str, Any], stack_parameters: dict[str, Any]
+) -> None:
+    statements = task_role_statements(template)
+    ours = ecs_requests(stack_parameters["AWS::AccountId"], "us-east-1", "staging", "api", "api-staging")
+    neighbour = ecs_requests(stack_parameters["AWS::AccountId"], "us-east-1", "staging", "billing", "billing")
+    elsewhere = ecs_requests(stack_parameters["AWS::AccountId"], "us-east-1", "sandbox", "api", "api-staging")
+    in_staging = {"ecs:cluster": ours["cluster"]}
+
+    def allowed(action: str, resource: str, context: dict[str, str] | None = None) -> bool:
+        return allows(statements, stack_parameters, action, resource, context)
+
+    assert allowed("ecs:UpdateService", ours["service"])
+    assert not allowed("ecs:UpdateService", neighbour["service"]), "another service in a managed cluster"
+    assert not allowed("ecs:UpdateService", elsewhere["service"]), "a catalog service name, another cluster"
+    assert allowed("ecs:RunTask", ours["task-definition"], in_staging)
+    assert not allowed("ecs:RunTask", neighbour["task-definition"], in_staging), "another family"
+    assert not allowed("ecs:RunTask", ours["task-definition"], {"ecs:cluster": elsewhere["cluster"]})
+    assert not allowed(
+        "ecs:TagResource", neighbour["task-definition"], {"ecs:CreateAction": "RegisterTaskDefinition"}
+    )

@@ -188,7 +188,8 @@ def test_multi_stage_with_the_venv_copied_and_settings_for_python() -> None:
     assert any(keyword == "COPY" and rest.startswith("--from=") for keyword, rest in final_stage())
     env = " ".join(rest for keyword, rest in final_stage() if keyword == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in env and "PYTHONUNBUFFERED=1" in env
-    assert only("EXPOSE") == "8080"
+    assert only("EXPOSE") == "8080 9090"  # webhooks and health; metrics, kept off the balancer
+    assert "METRICS_PORT=9090" in env
 
 
 def test_pip_installs_locked_without_cache_and_the_wheel_without_deps() -> None:

@@ -14,16 +14,17 @@ from bot.sandbox.world import SandboxWorld
 from tests.slackview import final_parent
 
 
-async def get(bot: Tugboat, path: str) -> tuple[int, str]:
+async def get(port: int | None, path: str) -> tuple[int, str]:
     async with (
         aiohttp.ClientSession() as http,
-        http.get(f"http://127.0.0.1:{bot.port}{path}") as response,
+        http.get(f"http://127.0.0.1:{port}{path}") as response,
     ):
         return response.status, await response.text()
 
 
 async def scrape(bot: Tugboat) -> str:
-    status, text = await get(bot, "/metrics")
+    """/metrics as Prometheus reaches it: on METRICS_PORT, never on PORT."""
+    status, text = await get(bot.metrics_port, "/metrics")
     assert status == 200
     return text
 
@@ -67,6 +68,6 @@ async def test_a_deploy_moves_the_counters(bot: Tugboat, fake: FakeSlack, world:
     assert moved("tugboat_slack_calls_total", method="chat.postMessage", status="ok") >= 1
     assert moved("tugboat_operation_duration_seconds_count", action="deploy") == 1
 
-    status, _ = await get(bot, "/healthz")
+    status, _ = await get(bot.port, "/healthz")
     assert status == 200
     assert value(await scrape(bot), "tugboat_socket_connected") == 1

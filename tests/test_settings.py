@@ -6,11 +6,12 @@ from bot.settings import SettingsError, load_settings
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("SLACK_API_URL", "PORT", "TUGBOAT_STATE", "LOG_FORMAT"):
+    for name in ("SLACK_API_URL", "PORT", "METRICS_PORT", "TUGBOAT_STATE", "LOG_FORMAT"):
         monkeypatch.delenv(name, raising=False)
     settings = load_settings()
     assert settings.slack_api_url == "https://slack.com/api/"
     assert settings.port == 8080 and settings.tugboat_state == "sqlite:///tugboat.db"
+    assert settings.metrics_port == 9090, "/metrics has its own port by default"
     assert settings.log_format == "json"
 
 
@@ -20,6 +21,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         ("SLACK_BOT_TOKEN", "xapp-wrong-kind", "SLACK_BOT_TOKEN: expected a bot token"),
         ("SLACK_APP_TOKEN", "xoxb-wrong-kind", "SLACK_APP_TOKEN: expected an app-level token"),
         ("PORT", "eighty", "PORT:"),
+        ("METRICS_PORT", "8080", "METRICS_PORT: must differ from PORT (8080)"),
         (
             "TUGBOAT_STATE",
             "postgres://db",

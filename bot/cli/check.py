@@ -138,8 +138,15 @@ async def _safely(what: str, step: Awaitable[tuple[Verdict, T]], default: T) -> 
         return (False, f"cannot check {what}: {exc.code}: {exc.aws_message}"), default
 
 
+async def _describe(
+    ecs: EcsGateway, env: Environment, aws_service: str, region: str, operation: str, **params: Any
+) -> dict[str, Any]:
+    """One read-only AWS call in the environment's role, the one its deploys use."""
+    return await ecs.call(aws_service, region, operation, role_arn=env.role_arn, **params)
+
+
 async def _cluster(ecs: EcsGateway, region: str, env: Environment) -> tuple[Verdict, bool]:
-    answer = await ecs.call("ecs", region, "describe_clusters", role_arn=env.role_arn, clusters=[env.cluster])
+    answer = await _describe(ecs, env, "ecs", region, "describe_clusters", clusters=[env.cluster])
     statuses = {c.get("clusterName"): c.get("status") for c in answer.get("clusters", [])}
     status = statuses.get(env.cluster)
     if status == "ACTIVE":
@@ -154,13 +161,8 @@ async def _service(
 ) -> tuple[Verdict, dict[str, Any] | None]:
     if not cluster_ok:
         return (None, f"service {env.service} not checked (needs cluster {env.cluster})"), None
-    answer = await ecs.call(
-        "ecs",
-        region,
-        "describe_services",
-        role_arn=env.role_arn,
-        cluster=env.cluster,
-        services=[env.service],
+    answer = await _describe(
+        ecs, env, "ecs", region, "describe_services", cluster=env.cluster, services=[env.service]
     )
     found = [s for s in answer.get("services", []) if s.get("serviceName") == env.service]
     active = next((s for s in found if s.get("status") == "ACTIVE"), None)
@@ -177,12 +179,9 @@ async def _container(
 ) -> tuple[Verdict, dict[str, Any] | None]:
     if service is None:
         return (None, f"container {app.container} not checked (needs service {env.service})"), None
-    answer = await ecs.call(
-        "ecs",
-        region,
-        "describe_task_definition",
-        role_arn=env.role_arn,
-        taskDefinition=str(service.get("taskDefinition", "")),
+    task_definition = str(service.get("taskDefinition", ""))
+    answer = await _describe(
+        ecs, env, "ecs", region, "describe_task_definition", taskDefinition=task_definition
     )
     definition = answer.get("taskDefinition", {})
     name = f"{definition.get('family')}:{definition.get('revision')}"
@@ -197,9 +196,7 @@ async def _container(
 async def _repository(ecs: EcsGateway, region: str, env: Environment, app: App) -> tuple[Verdict, None]:
     repo_region, repository = repository_of(app.image, region)
     try:
-        await ecs.call(
-            "ecr", repo_region, "describe_repositories", role_arn=env.role_arn, repositoryNames=[repository]
-        )
+        await _describe(ecs, env, "ecr", repo_region, "describe_repositories", repositoryNames=[repository])
     except AwsError as exc:
         if exc.code != "RepositoryNotFoundException":
             raise
@@ -218,9 +215,7 @@ async def _log_group(
         driver = (container.get("logConfiguration") or {}).get("logDriver") or "no log driver"
         return (None, f"container {app.container} logs with {driver}, not awslogs: no log tails"), None
     group, group_region = logs.group, logs.region
-    answer = await ecs.call(
-        "logs", group_region, "describe_log_groups", role_arn=env.role_arn, logGroupNamePrefix=group
-    )
+    answer = await _describe(ecs, env, "logs", group_region, "describe_log_groups", logGroupNamePrefix=group)
     if any(g.get("logGroupName") == group for g in answer.get("logGroups", [])):
         return (True, f"log group {group} exists in {group_region}"), None
     return (False, f"log group {group} not found in {group_region}"), None

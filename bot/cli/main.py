@@ -21,7 +21,7 @@ from bot.settings import Settings, SettingsError, load_settings
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tugboat", description="Slack ChatOps for Amazon ECS.")
     sub = parser.add_subparsers(dest="verb")
-    sub.add_parser("serve", help="run the bot: Socket Mode plus the HTTP server on $PORT")
+    sub.add_parser("serve", help="run the bot: Socket Mode, HTTP on $PORT, /metrics on $METRICS_PORT")
     sub.add_parser("init-state", help="create the DynamoDB state table (TUGBOAT_STATE=dynamodb://TABLE)")
     sandbox = sub.add_parser("sandbox", help="the whole bot against a simulated ECS and a terminal Slack")
     sandbox.add_argument(
@@ -112,6 +112,7 @@ def serve() -> int:
 async def _serve(settings: Settings, catalog: object) -> int:
     from bot.domain.catalog import Catalog
     from bot.runtime import Tugboat, Tuning
+    from bot.slack.api import TokenRejected
 
     assert isinstance(catalog, Catalog)
     tuning = Tuning(
@@ -122,7 +123,13 @@ async def _serve(settings: Settings, catalog: object) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await bot.start()
+    try:
+        await bot.start()
+    except (TokenRejected, SettingsError) as exc:
+        # A token Slack refuses, or a port that is taken: one line, no traceback, exit 2.
+        await bot.stop()
+        print(f"tugboat: {exc}", file=sys.stderr)
+        return 2
     await stop.wait()
     await bot.stop()
     return 0
