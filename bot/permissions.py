@@ -27,9 +27,13 @@ class Permissions:
         self._groups = groups
 
     async def check(self, target: Target, actor: str, channel: str | None, *, write: bool) -> Text | None:
-        """Why the request is refused, naming the rule, or None when it is allowed."""
+        """Why the request is refused, naming the rule, or None when it is allowed.
+
+        `allowed_channels` says where commands are taken; a place that is no channel (the
+        Home tab) is judged by the user rules alone.
+        """
         _, env = self._catalog.target(target.app, target.env)
-        if env.allowed_channels and channel is not None and channel not in env.allowed_channels:
+        if env.allowed_channels and channel and channel not in env.allowed_channels:
             places = join_channels(env.allowed_channels)
             return text(f"{target} takes commands only in ", places, " (", code("allowed_channels"), ").")
         if write:

@@ -8,6 +8,7 @@ catalog, so nothing downstream can act on something the bot did not fully unders
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -18,7 +19,13 @@ MAX_TEXT = 4000
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 DURATION = re.compile(r"^(\d{1,4})([mhd])$")
 MENTION = re.compile(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>\s*")
-ARG = re.compile(r"^[\x21-\x7e]{1,256}$")
+FIRST_WORD = re.compile(r"\s*(\S+)(.*)", re.DOTALL)
+ARG = re.compile(r"^[\x20-\x7e]{0,256}$")
+"""One run-task argument, after quoting: printable ASCII, spaces included; no control characters."""
+SLACK_ENTITY = re.compile(r"&(amp|lt|gt);")
+SLACK_LINK = re.compile(r"<((?:https?|mailto|ftp|tel):[^<>|]*)(?:\|([^<>]*))?>")
+"""A link Slack made of what was typed (`example.com` → `<http://example.com|example.com>`)."""
+CURLY_QUOTES = "\u201c\u201d\u201e\u2018\u2019\u201a"
 
 USAGE = {
     "deploy": "/deploy APP ENV [REF] [--force]",
@@ -125,42 +132,52 @@ MENTION_VERBS = {
 
 
 def parse_slash(command: str, text: str, catalog: Catalog) -> Request:
-    """Parse a slash command such as ("/deploy", "api production v2")."""
+    """Parse a slash command such as ("/deploy", "api production v2").
+
+    `text` is as Slack sends it: `&`, `<` and `>` the user typed arrive as `&amp;`, `&lt;` and
+    `&gt;`, and a request holds the user's own characters again (renderers escape them anew).
+    """
     verb = SLASH_VERBS.get(command)
     if verb is None:
         raise UsageError(f"Unknown command `{_show(command)}`.", _all_usage())
-    return _parse(verb, _words(text), catalog)
+    return _parse(verb, _checked(text), catalog)
 
 
 def parse_mention(text: str, catalog: Catalog) -> Request:
     """Parse `@Tugboat deploy api production v2`: the slash grammar without the slash."""
-    words = _words(MENTION.sub("", text, count=1))
-    if not words:
+    body = MENTION.sub("", _checked(text), count=1)
+    found = FIRST_WORD.match(body)
+    if found is None:
         raise UsageError("Tell me what to do.", _all_usage())
-    first = words[0].lower().lstrip("/")
-    verb = MENTION_VERBS.get(first)
+    first = unescape(found.group(1))
+    verb = MENTION_VERBS.get(first.lower().lstrip("/"))
     if verb is None:
-        raise UsageError(f"Unknown command `{_show(words[0])}`.", _all_usage())
-    rest = words if verb == "tugboat" else words[1:]
-    return _parse(verb, rest, catalog)
+        raise UsageError(f"Unknown command `{_show(first)}`.", _all_usage())
+    return _parse(verb, body if verb == "tugboat" else found.group(2), catalog)
 
 
-def _parse(verb: str, words: list[str], catalog: Catalog) -> Request:
+def unescape(text: str) -> str:
+    """Slack's three entities back to the characters the user typed (in one pass: `&amp;lt;` is `&lt;`)."""
+    return SLACK_ENTITY.sub(lambda m: {"amp": "&", "lt": "<", "gt": ">"}[m.group(1)], text)
+
+
+def _parse(verb: str, text: str, catalog: Catalog) -> Request:
+    if verb == "run-task":
+        return _run_task(text, catalog)
+    words = [unescape(word) for word in text.split()]
     if verb == "deploy":
         return _deploy(words, catalog)
     if verb == "rollback":
         return _rollback(words, catalog)
-    if verb == "run-task":
-        return _run_task(words, catalog)
     if verb == "status":
         return _status(words, catalog)
     return _tugboat(words, catalog)
 
 
-def _words(text: str) -> list[str]:
+def _checked(text: str) -> str:
     if len(text) > MAX_TEXT:
         raise UsageError(f"That command is {len(text)} characters long; the limit is {MAX_TEXT}.")
-    return text.split()
+    return text
 
 
 def _deploy(words: list[str], catalog: Catalog) -> DeployRequest:
@@ -205,8 +222,11 @@ def _rollback(words: list[str], catalog: Catalog) -> RollbackRequest:
     return RollbackRequest(target, int(rest[0]))
 
 
-def _run_task(words: list[str], catalog: Catalog) -> RunTaskRequest:
+def _run_task(text: str, catalog: Catalog) -> RunTaskRequest:
+    """APP ENV TASK are words; the rest is ARGS, quoted like a shell's (no shell ever runs)."""
     usage = USAGE["run-task"]
+    parts = text.split(maxsplit=3)
+    words = [unescape(word) for word in parts[:3]]
     target = _target(words, catalog, usage)
     app = catalog.apps[target.app]
     if len(words) < 3:
@@ -216,18 +236,52 @@ def _run_task(words: list[str], catalog: Catalog) -> RunTaskRequest:
         raise UsageError(f"Unknown option `{_show(task)}`; /run-task takes no options.", usage)
     if task not in app.tasks:
         raise UsageError(f"`{_show(task)}` is not a task of {target.app}. {_known('tasks', app.tasks)}")
-    args = tuple(words[3:])
-    if args and not app.tasks[task].args:
+    if len(parts) < 4:
+        return RunTaskRequest(target, task)
+    if not app.tasks[task].args:
         raise UsageError(
             f"Task `{task}` takes no arguments (its catalog entry does not say `args: true`).",
             usage,
         )
+    return RunTaskRequest(target, task, split_args(parts[3], usage))
+
+
+def split_args(text: str, usage: str = USAGE["run-task"]) -> tuple[str, ...]:
+    """ARGS as Slack sends them, as the argv items they stand for; a UsageError if ambiguous.
+
+    POSIX shell quoting (`shlex`): `"a b"` and `'a b'` are one argument, quotes are removed,
+    `\\` escapes the next character. A link Slack made of a typed URL is the text it shows;
+    Slack's entities are the characters typed. Nothing is expanded: no `$`, `*` or `~`.
+    """
+    curly = next((c for c in text if c in CURLY_QUOTES), None)
+    if curly is not None:
+        raise UsageError(
+            f"ARGS contain the curly quote `{curly}` (smart punctuation): "
+            "quote with straight quotes, `\"` or `'`.",
+            usage,
+        )
+    typed = unescape(SLACK_LINK.sub(lambda m: m.group(2) or m.group(1), text))
+    try:
+        args = tuple(shlex.split(typed, posix=True))
+    except ValueError as exc:
+        if "quotation" in str(exc):
+            problem = (
+                "ARGS have a quote with no closing quote: close each `\"` or `'` you open. "
+                'For a quote character itself, put it inside the other kind: `"it\'s"`.'
+            )
+        else:
+            problem = (
+                "ARGS end with a lone `\\`: it escapes the next character; write `\\\\` for a backslash."
+            )
+        raise UsageError(problem, usage) from None
     for arg in args:
         if not ARG.match(arg):
             raise UsageError(
-                f"Argument `{_show(arg)}` is not allowed: printable ASCII only, 256 at most.", usage
+                f"Argument `{_show(arg)}` is not allowed: one argument is printable ASCII (spaces "
+                "inside quotes are fine, tabs and newlines are not), 256 characters at most.",
+                usage,
             )
-    return RunTaskRequest(target, task, args)
+    return args
 
 
 def _status(words: list[str], catalog: Catalog) -> StatusRequest:

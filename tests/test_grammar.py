@@ -1,5 +1,7 @@
 """The grammar turns text into requests whose every name is in the catalog, or a usage error."""
 
+import shlex
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +19,7 @@ from commands.grammar import (
     UsageError,
     parse_mention,
     parse_slash,
+    split_args,
 )
 from tests.conftest import EXAMPLE
 
@@ -73,6 +76,15 @@ def test_mentions_share_the_grammar() -> None:
         ("/deploy", "api Production v2", "Did you mean `production`?"),
         ("/run-task", "api staging ../migrate", "is not a task of api"),
         ("/run-task", "api staging migrate --drop", "takes no arguments"),
+        ("/run-task", 'api staging migrate "unbalanced', "takes no arguments"),
+        ("/run-task", 'api staging console "User.count', "a quote with no closing quote"),
+        ("/run-task", "api staging console it's", "a quote with no closing quote"),
+        ("/run-task", "api staging console trailing\\", "end with a lone `\\`"),
+        ("/run-task", "api staging console \u201cUser.count\u201d", "curly quote `\u201c`"),
+        ("/run-task", 'api staging console "a\tb"', "tabs and newlines are not"),
+        ("/run-task", 'api staging console "two\nlines"', "tabs and newlines are not"),
+        ("/run-task", "api staging console caf\u00e9", "printable ASCII"),
+        ("/run-task", "api staging console " + "x" * 257, "256 characters at most"),
         ("/rollback", "api staging seven", "not a task definition revision"),
         ("/tugboat", "lock api staging", "needs a REASON"),
         ("/tugboat", "frobnicate", "Unknown /tugboat command"),
@@ -142,3 +154,78 @@ def test_mentions_never_raise_anything_but_usage(text: str) -> None:
     except UsageError:
         return
     assert _names(request) <= CATALOG_NAMES
+
+
+# -- run-task ARGS: shell-like quoting of Slack's text, checked per argument ------------------------
+
+
+def _args(text: str) -> tuple[str, ...]:
+    request = parse_slash("/run-task", f"api staging console {text}", CATALOG)
+    assert isinstance(request, RunTaskRequest)
+    return request.args
+
+
+@pytest.mark.parametrize(
+    ("typed", "args"),
+    [
+        ('"Rails.cache.clear"', ("Rails.cache.clear",)),
+        ('"User.count &gt; 1"', ("User.count > 1",)),
+        ("'a &amp; b' &lt;c&gt;", ("a & b", "<c>")),
+        ("&amp;lt;", ("&lt;",)),  # the user typed `&lt;`: one pass of unescaping, not two
+        ('"it\'s" \'say "hi"\'', ("it's", 'say "hi"')),
+        ("a\\ b \\\\", ("a b", "\\")),
+        ("  spaced    out  ", ("spaced", "out")),
+        ('"" x', ("", "x")),
+        ("$HOME *.rb ~ `id` ; | #1", ("$HOME", "*.rb", "~", "`id`", ";", "|", "#1")),
+        # What Slack sends for a mention: a typed URL or domain becomes a link; it is what was typed.
+        (
+            "\"Net::HTTP.get('<https://x.example/a?b=1&amp;c=2>')\"",
+            ("Net::HTTP.get('https://x.example/a?b=1&c=2')",),
+        ),
+        ("<http://x.example|x.example>", ("x.example",)),
+        ("<!channel> <@U0DEV>", ("<!channel>", "<@U0DEV>")),
+    ],
+)
+def test_run_task_args_are_quoted_like_a_shell(typed: str, args: tuple[str, ...]) -> None:
+    assert _args(typed) == args
+
+
+def test_mentions_and_slash_commands_split_args_alike() -> None:
+    request = parse_mention('<@U0TUGBOAT> run-task api staging console "a b"  c', CATALOG)
+    assert request == RunTaskRequest(Target("api", "staging"), "console", ("a b", "c"))
+    assert parse_slash("/run-task", "api staging console", CATALOG) == RunTaskRequest(
+        Target("api", "staging"), "console"
+    )
+
+
+def test_lock_reasons_are_the_characters_typed() -> None:
+    lock = parse_slash("/tugboat", "lock api staging db &lt;-&gt; cache &amp; queue, don't", CATALOG)
+    assert isinstance(lock, LockRequest) and lock.reason == "db <-> cache & queue, don't"
+    lock = parse_mention("<@U0TUGBOAT> lock api staging <!channel> <https://evil.example|x>", CATALOG)
+    assert isinstance(lock, LockRequest) and lock.reason == "<!channel> <https://evil.example|x>"
+
+
+def _slack_escaped(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+PRINTABLE_ARG = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(args=st.lists(PRINTABLE_ARG, max_size=8))
+def test_any_printable_args_survive_shell_quoting_and_slack_escaping(args: list[str]) -> None:
+    typed = _slack_escaped(shlex.join(args))
+    assert split_args(typed) == tuple(args)
+    assert _args(typed) == tuple(args)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200))
+def test_args_are_argv_items_or_a_usage_error_never_anything_else(text: str) -> None:
+    try:
+        args = split_args(text)
+    except UsageError as exc:
+        assert "Usage: `/run-task APP ENV TASK [ARGS…]`" in str(exc)
+        return
+    assert all(len(arg) <= 256 and arg.isascii() and arg.isprintable() for arg in args)

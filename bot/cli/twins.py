@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import socket
 import sys
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from bot.aws.ecs import EcsGateway
 from bot.aws.watcher import RolloutWatcher
 from bot.domain.catalog import Catalog, CatalogError, load_catalog
 from bot.domain.records import Lock, OperationRecord, Target
-from bot.domain.text import Text, plain
+from bot.domain.text import Text, escape, plain
 from bot.lifecycle import Lifecycle, Origin, Reporter
 from bot.operations import Operations, Reply
 from bot.report.terminal import TerminalReporter, status_lines, wants_color
@@ -67,7 +68,8 @@ def run_verb(verb: str, words: Sequence[str], *, out: TextIO | None = None, err:
         _say(err, f"tugboat: {exc}")
         return EXIT_USAGE
     try:
-        request = parse_slash(TWINS[verb], " ".join(words), catalog)
+        # The grammar reads text as Slack sends it: quoted like a shell, with &, < and > escaped.
+        request = parse_slash(TWINS[verb], escape(shlex.join(words)), catalog)
     except UsageError as exc:
         _say(err, usage_text(exc))
         return EXIT_USAGE

@@ -67,16 +67,17 @@ def last_deploy(record: OperationRecord, now: float | None = None) -> Text:
     """`deploy `v3` by @dev 5m ago ✅` and a link to its thread."""
     state = RESULT_EMOJI.get(record.state)
     ago = _ago((now or time.time()) - record.created_at)
-    thread = text(" ", link(record.permalink, "thread")) if record.permalink else text()
-    return text(
-        f"{record.action} ",
-        code(record.subject),
-        " by ",
-        mention(record.actor),
-        f" {ago} ago ",
-        emoji(state) if state else text(),
-        thread,
-    )
+    return text(action_by(record), f" {ago} ago ", emoji(state) if state else text(), thread_link(record))
+
+
+def action_by(record: OperationRecord) -> Text:
+    """`deploy `v3` by @dev`: what was done, and who asked."""
+    return text(f"{record.action} ", code(record.subject), " by ", mention(record.actor))
+
+
+def thread_link(record: OperationRecord) -> Text:
+    """` thread`, linked to the operation's thread; nothing when it has none."""
+    return text(" ", link(record.permalink, "thread")) if record.permalink else text()
 
 
 def _ago(seconds: float) -> str:

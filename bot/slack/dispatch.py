@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.domain.aws import revision_of
 from bot.domain.catalog import Catalog
 from bot.domain.ports import Ecs
 from bot.domain.records import Target
-from bot.domain.text import Text, bold, code, link, mention, text
+from bot.domain.text import Text, bold, code, join, text
 from bot.lifecycle import Origin, TaskTracker
 from bot.operations import Operations, Reply
+from bot.report.status import action_by, thread_link
 from bot.slack import status_cards as status_view
 from bot.slack.api import SlackApi
 from bot.slack.front import SlackFront
@@ -47,28 +49,18 @@ Post = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
 """Posts a visible message where the request came from (the channel, or the mention's thread)."""
 
 
+@dataclass(eq=False, kw_only=True)
 class Dispatcher:
     """Parses, checks and routes each request, in a task the tracker keeps."""
 
-    def __init__(
-        self,
-        *,
-        operations: Operations,
-        front: SlackFront,
-        slack: SlackApi,
-        store: StateStore,
-        catalog: Catalog,
-        ecs: Ecs,
-        tracker: TaskTracker,
-    ) -> None:
-        self.operations = operations
-        self.front = front
-        self.slack = slack
-        self.store = store
-        self.catalog = catalog
-        self.ecs = ecs
-        self.tracker = tracker
-        self.received = 0
+    operations: Operations
+    front: SlackFront
+    slack: SlackApi
+    store: StateStore
+    catalog: Catalog
+    ecs: Ecs
+    tracker: TaskTracker
+    received: int = field(default=0, init=False)
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -135,9 +127,19 @@ class Dispatcher:
             case HelpRequest():
                 await reply(text(help_text()))
 
+    async def readable(self, targets: list[Target], origin: Origin) -> list[Target]:
+        """The targets `origin` may read: every status and overview goes through this one check.
+
+        Asking for one target is a request (a refusal is audited); an overview only filters.
+        """
+        asked = len(targets) == 1
+        return [
+            t for t in targets if await self.operations.authorize(t, origin, write=False, audit=asked) is None
+        ]
+
     async def status(self, request: StatusRequest, origin: Origin, reply: Reply, post: Post) -> None:
         targets = status_action.targets_for(self.catalog, request.app, request.env)
-        allowed = [t for t in targets if await self.operations.authorize(t, origin, write=False) is None]
+        allowed = await self.readable(targets, origin)
         if not allowed:
             await reply(text("You may not read the status of " + ", ".join(map(str, targets)) + "."))
             return
@@ -163,15 +165,8 @@ class Dispatcher:
                 before = revision_of(record.previous_task_definition)
                 revs = f" rev {before}→{revision_of(record.task_definition)}"
             took = f" in {int(record.ended_at - record.created_at)}s" if record.ended_at else ""
-            thread = text(" ", link(record.permalink, "thread")) if record.permalink else text()
-            lines.append(
-                text(f"• {record.action} ", code(record.subject), " by ", mention(record.actor))
-                + text(f"{revs}: {record.state}{took}", thread)
-            )
-        out = lines[0]
-        for line in lines[1:]:
-            out = out + text("\n", line)
-        await reply(out)
+            lines.append(text("• ", action_by(record), f"{revs}: {record.state}{took}", thread_link(record)))
+        await reply(join(lines, "\n"))
 
     async def refresh_status(self, target: Target, origin: Origin, channel: str, ts: str) -> None:
         """The Refresh button: the same card, updated in place."""
@@ -183,8 +178,12 @@ class Dispatcher:
         )
 
     async def home(self, user: str) -> None:
-        """The Home tab: every app and environment this user may read, with state and last deploy."""
-        targets = status_action.targets_for(self.catalog, None, None)
+        """The Home tab: every app and environment this user may read, with state and last deploy.
+
+        The Home tab is in no channel: an environment with `allowed_channels` is left out, as it is
+        from an `/ecs-status` typed outside those channels."""
+        origin = Origin(actor=user, channel="", trigger="home tab")
+        targets = await self.readable(status_action.targets_for(self.catalog, None, None), origin)
         statuses = await status_action.describe(targets, self.ecs, self.catalog, self.store, detail=False)
         await self.slack.call("views.publish", user_id=user, view=status_view.home_view(statuses))
 

@@ -16,12 +16,19 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.domain.text import mrkdwn
+from bot.domain.text import code, mrkdwn, text
 from bot.report.status import card_lines, overview_line
 from bot.slack.blocks import MAX_BLOCKS, SECTION_LIMIT
 from commands.status import ServiceStatus
 
 REFRESH_ACTION = "tugboat_status_refresh"
+NOTHING_READABLE = text(
+    "There is no service you may read. Who may read an environment is set in the catalog by its ",
+    code("read_users"),
+    " and ",
+    code("read_groups"),
+    ", and everyone who may act on it may read it.",
+)
 
 
 def card_blocks(status: ServiceStatus, now: float | None = None) -> list[dict[str, Any]]:
@@ -48,10 +55,14 @@ def overview_blocks(statuses: list[ServiceStatus], now: float | None = None) -> 
 
 
 def home_view(statuses: list[ServiceStatus], now: float | None = None) -> dict[str, Any]:
+    """The overview of the services this user may read; with none, why the tab is empty."""
     updated = "Updated " + time.strftime("%H:%M UTC", time.gmtime(now))
+    sections = _overview_sections(statuses, now) or [
+        SectionBlock(text=MarkdownTextObject(text=mrkdwn(NOTHING_READABLE)))
+    ]
     blocks: list[Block] = [
-        HeaderBlock(text="Tugboat: every service"),
-        *_overview_sections(statuses, now),
+        HeaderBlock(text="Tugboat: every service you may read"),
+        *sections,
         ContextBlock(elements=[MarkdownTextObject(text=updated)]),
     ]
     return View(type="home", blocks=blocks).to_dict()
