@@ -6,6 +6,7 @@ to AWS through boto3, exactly as in production.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,12 +23,24 @@ from bot.settings import Settings
 
 EXAMPLE = Path(__file__).parent.parent / "bot" / "sandbox" / "example.yml"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/api"
+# Rollouts in the test world take 0.75 s (ROLLOUT_SECONDS below): the bot looks every 0.15 s.
 FAST = Tuning(
-    poll=PollTiming.brisk(0.3),
+    poll=PollTiming.brisk(0.15),
     thread_interval_s=0.3,
     http_host="127.0.0.1",
     ecs_calls_per_s=0.0,
 )
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject's addopts): one worker more than there are cores.
+
+    Most of a test here is waiting, on simulated rollouts, Slack rate limits and bot processes
+    starting, so a core is rarely busy for a whole test: the extra worker fills those gaps
+    (on 2 cores, 3 workers take about two thirds of the time 2 do).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores + 1
 
 
 @pytest.fixture(autouse=True)
@@ -44,24 +57,52 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxWorld]:
-    world = SandboxWorld(rollout_seconds=1.5, tick=0.05, task_seconds=0.5)
-    world.start()
-    try:
-        world.seed_example()
-        for name, value in world.env().items():
-            monkeypatch.setenv(name, value)
-        world.reset_calls()
+# The world's knobs at the start of every test (a test may change them; the next reset restores).
+ROLLOUT_SECONDS, TICK, TASK_SECONDS = 0.75, 0.05, 0.5
+
+
+@pytest.fixture(scope="session")
+def shared_world() -> Iterator[SandboxWorld]:
+    """One moto server and rollout simulator per session (per xdist worker); `world` resets it."""
+    with SandboxWorld(ROLLOUT_SECONDS, TICK, task_seconds=TASK_SECONDS) as world:
         yield world
-    finally:
-        world.stop()
+
+
+def fresh_world(
+    world: SandboxWorld,
+    rollout_seconds: float = ROLLOUT_SECONDS,
+    tick: float = TICK,
+    *,
+    task_seconds: float = TASK_SECONDS,
+    seed: int | None = None,
+) -> SandboxWorld:
+    """`world` emptied (moto, simulator, faults, counters) and seeded as example.yml says."""
+    world.reset(rollout_seconds, tick, task_seconds=task_seconds, seed=seed)
+    world.seed_example()
+    world.reset_calls()
+    return world
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeSlack]:
+def world(shared_world: SandboxWorld, monkeypatch: pytest.MonkeyPatch) -> SandboxWorld:
+    """The session's world, as fresh as a new one, with its AWS_* environment set for boto3."""
+    fresh_world(shared_world)
+    for name, value in shared_world.env().items():
+        monkeypatch.setenv(name, value)
+    return shared_world
+
+
+@pytest.fixture(scope="session")
+def shared_fake() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
         yield fake
+
+
+@pytest.fixture
+def fake(shared_fake: FakeSlack) -> FakeSlack:
+    """The session's fake Slack, as fresh as a new one: no messages, faults, limits or counters."""
+    shared_fake.reset()
+    return shared_fake
 
 
 @pytest.fixture
@@ -85,6 +126,7 @@ def settings_for(fake: FakeSlack, state: Path) -> Settings:
         slack_api_url=fake.api_url,
         tugboat_state=f"sqlite:///{state}",
         port=0,
+        metrics_port=0,
     )
 
 

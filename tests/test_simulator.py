@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,16 @@ from botocore.exceptions import ClientError
 from bot.domain.aws import registrable
 from bot.sandbox.fake_slack import wait_for_sync
 from bot.sandbox.world import SandboxWorld
-from tests.conftest import IMAGE
+from tests.conftest import IMAGE, fresh_world
 
 REPO = Path(__file__).resolve().parent.parent
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 @pytest.fixture(scope="module")
-def world() -> Iterator[SandboxWorld]:
-    with SandboxWorld(rollout_seconds=1.0, tick=0.05, task_seconds=0.5, seed=7) as w:
-        w.seed_example()
-        yield w
+def world(shared_world: SandboxWorld) -> SandboxWorld:
+    """The session's world, emptied once for this module, as SandboxWorld(seed=7) would start."""
+    return fresh_world(shared_world, rollout_seconds=1.0, tick=0.05, task_seconds=0.5, seed=7)
 
 
 @pytest.fixture(scope="module")

@@ -370,6 +370,26 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self._startup_error: BaseException | None = None
         self._port = 0
+        self._last_ts_micros = 0  # never reset: timestamps stay unique for the server's life
+        self._sockets: list[_Socket] = []
+        self._socket_ids = itertools.count(1)
+        self._fresh_workspace()
+        self._methods: dict[str, Callable[[_Params], JSON]] = {
+            "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.getPermalink": self._chat_get_permalink,
+            "views.publish": self._views_publish,
+            "views.open": self._views_open,
+            "usergroups.users.list": self._usergroups_users_list,
+            "reactions.add": self._reactions_add,
+            "conversations.info": self._conversations_info,
+        }
+
+    def _fresh_workspace(self) -> None:
+        """Everything a test can see or change, as a new fake starts with it."""
         self.rate_limits_enabled = True
         self.ack_timeout_s = ACK_TIMEOUT_S
         self.trigger_ttl_s = TRIGGER_TTL_S
@@ -392,27 +412,27 @@ class FakeSlack:
         self._events: dict[str, JSON] = {}
         self._event_attempts: dict[str, int] = {}
         self._subscribers: list[Callable[[Change], None]] = []
-        self._sockets: list[_Socket] = []
-        self._socket_ids = itertools.count(1)
         self._round_robin = itertools.count()
         self._connections_opened = 0
         self._tickets: set[str] = set()
-        self._last_ts_micros = 0
-        self._methods: dict[str, Callable[[_Params], JSON]] = {
-            "auth.test": self._auth_test,
-            "apps.connections.open": self._apps_connections_open,
-            "chat.postMessage": self._chat_post_message,
-            "chat.update": self._chat_update,
-            "chat.postEphemeral": self._chat_post_ephemeral,
-            "chat.getPermalink": self._chat_get_permalink,
-            "views.publish": self._views_publish,
-            "views.open": self._views_open,
-            "usergroups.users.list": self._usergroups_users_list,
-            "reactions.add": self._reactions_add,
-            "conversations.info": self._conversations_info,
-        }
+        self._revoked: dict[str, str] = {}
 
     # ------------------------------------------------------------------ lifecycle
+
+    def reset(self) -> None:
+        """Back to a freshly started fake, on the same port: no messages, ephemerals, views,
+        calls, faults, subscribers or counters, default rate limits and timeouts.
+
+        Sockets still open (a client that outlived its test) are cut first, so nothing from
+        before the reset reaches the next test's counters.
+        """
+        with self._lock:
+            sockets = list(self._sockets)
+        if sockets and self._loop is not None:
+            self._call_on_loop(lambda: _abort_all(sockets))
+        with self._lock:
+            self._sockets = []
+            self._fresh_workspace()
 
     def start(self) -> FakeSlack:
         """Serve on a free port in a background thread; returns once it accepts connections."""
@@ -541,6 +561,11 @@ class FakeSlack:
         chosen = frozenset(methods) if methods is not None else None
         with self._lock:
             self._faults.append(_Fault(n, status, retry_after, chosen, until))
+
+    def revoke_token(self, token: str, error: str = "token_revoked") -> None:
+        """Answer every call made with `token` with `error` (`token_revoked`, `account_inactive`…)."""
+        with self._lock:
+            self._revoked[token] = error
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -759,7 +784,9 @@ class FakeSlack:
         handler = self._methods.get(method)
         if handler is None:
             return _Reply(_error("unknown_method", req_method=method))
-        auth_error = _auth_error(method, token, self.bot_token, self.app_token)
+        auth_error = self._revoked.get(token or "") or _auth_error(
+            method, token, self.bot_token, self.app_token
+        )
         if auth_error is not None:
             return _Reply(_error(auth_error))
         throttled = self._fault_reply(method) or self._rate_limit_reply(method, params)

@@ -214,6 +214,40 @@ class RolloutSimulator:
                     self._installed_on.__dict__.pop(name, None)
                 self._installed_on = None
 
+    def reset(
+        self,
+        *,
+        rollout_seconds: float,
+        tick: float,
+        task_seconds: float,
+        seed: int | None = None,
+        wipe: Callable[[], None] | None = None,
+    ) -> None:
+        """Forget everything simulated and take new knobs, as if freshly constructed.
+
+        ``wipe`` (such as a moto reset) runs under the simulator's lock, so no tick edits a
+        backend while it is being cleared. Scripts and unstartable rules return to defaults,
+        and a pause is lifted.
+        """
+        with self._lock:
+            if wipe is not None:
+                wipe()
+            self.rollout_seconds = rollout_seconds
+            self.tick = tick
+            self.task_seconds = task_seconds
+            self._rng = random.Random(seed)
+            self._paused_at = None
+            self._services.clear()
+            self._deployments.clear()
+            self._completed.clear()
+            self._oneoffs.clear()
+            self._stops.clear()
+            self._scripts.clear()
+            self._unstartable = [lambda tag: tag.startswith("broken")]
+            self._idle.clear()
+            if self._thread is not None:
+                self._backend()  # reinstall the wrappers on the wiped backend now
+
     def pause(self) -> None:
         """Freeze every rollout and task where it is (wrapped calls still answer)."""
         with self._lock:

@@ -108,6 +108,7 @@ def sandbox_settings(fake: FakeSlack, state_dir: Path) -> Settings:
         slack_api_url=fake.api_url,
         tugboat_state=f"sqlite:///{state_dir / 'tugboat.db'}",
         port=0,
+        metrics_port=0,
     )
 
 

@@ -29,6 +29,9 @@ from urllib.parse import parse_qs
 
 import boto3
 from botocore.config import Config
+from moto.backends import get_backend
+from moto.core.base_backend import BackendDict
+from moto.core.model_instances import reset_model_data
 from moto.moto_api import state_manager
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import (
@@ -69,10 +72,16 @@ class InjectedError:
     status: int = 400
     times: int | None = None
     probability: float = 1.0
+    after: str | None = None
+    """Armed only once a call matching this has been made: a store outage that starts right
+    after ``ecs:UpdateService``, whatever the timing."""
 
     def matches(self, operation: str) -> bool:
         """Operations may be given as patterns (``ecs:*``) so a test can fail a whole service."""
         return fnmatch.fnmatchcase(operation, self.operation)
+
+    def armed(self, seen: Iterable[str]) -> bool:
+        return self.after is None or any(fnmatch.fnmatchcase(op, self.after) for op in seen)
 
 
 @dataclass(frozen=True)
@@ -199,7 +208,7 @@ class _CountingMiddleware:
             for rule in ledger.faults:
                 if rule.times is not None and rule.times <= 0:
                     continue
-                if not rule.matches(request.operation):
+                if not rule.matches(request.operation) or not rule.armed(ledger.calls):
                     continue
                 if ledger.rng.random() >= rule.probability:
                     continue
@@ -292,6 +301,8 @@ class SandboxWorld:
         self._endpoint_url: str | None = None
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
+        self._session = boto3.session.Session()
+        self._session_lock = threading.Lock()
         self._network_config: dict[str, Any] | None = None
         self.simulator = RolloutSimulator(
             account_id=self.account_id,
@@ -311,20 +322,67 @@ class SandboxWorld:
         """
         if self._server is not None:
             return
-        state_manager.set_transition(
-            model_name="ecs::task", transition={"progression": "manual", "times": 10**9}
-        )
         server = _CountingMotoServer(self._ledger, self.port)
         server.start()
         host, port = server.get_host_and_port()
         self._server = server
         self._endpoint_url = f"http://{host}:{port}"
         # moto's state is process-global: start every world empty.
+        self._pin_task_transitions()
         reset = f"{self._endpoint_url}/moto-api/reset"
         request = urllib.request.Request(reset, method="POST")  # noqa: S310 - our own http URL
         with urllib.request.urlopen(request, timeout=10):  # noqa: S310
             pass
         self.simulator.start()
+
+    def reset(
+        self,
+        rollout_seconds: float = 2.0,
+        tick: float = 0.1,
+        *,
+        task_seconds: float = 1.0,
+        seed: int | None = None,
+    ) -> None:
+        """Empty the running world, as a new ``SandboxWorld(...)`` would start, without a restart.
+
+        Every moto backend is emptied while the simulator is held still, except EC2's default
+        network, which seeding only reads (rebuilding it is half of a reset's cost): its network
+        interfaces go, as the tasks they belonged to did. The simulator forgets its rollouts,
+        scripts, rules and pause and takes the new knobs; call counts and injected faults are
+        cleared. Seed again afterwards (``seed_example()``).
+        """
+        if self._server is None:
+            raise RuntimeError("SandboxWorld.start() has not been called")
+        with self._ledger.lock:
+            self._ledger.faults.clear()
+            self._ledger.rng = random.Random(seed)
+        self.simulator.reset(
+            rollout_seconds=rollout_seconds,
+            tick=tick,
+            task_seconds=task_seconds,
+            seed=seed,
+            wipe=self._empty_backends,
+        )
+        self.reset_calls()
+
+    def _pin_task_transitions(self) -> None:
+        """One-off task transitions stay manual, so the simulator decides when tasks stop."""
+        state_manager.set_transition(
+            model_name="ecs::task", transition={"progression": "manual", "times": 10**9}
+        )
+
+    def _empty_backends(self) -> None:
+        """moto's own per-backend reset (what ``/moto-api/reset`` does), EC2's network kept."""
+        self._pin_task_transitions()  # process-global and kept by resets; a test may have moved it
+        loaded: list[Any] = list(BackendDict._instances)  # type: ignore[misc] # moto's own registry
+        for backends in loaded:
+            if backends.service_name in ("ec2", "moto_api"):
+                continue
+            for account in list(backends.values()):
+                account.reset()
+        ec2 = get_backend("ec2")[self.account_id][self.region]
+        ec2.enis = {}
+        reset_model_data()  # moto's dashboard record of every model: it would only grow
 
     def stop(self) -> None:
         """Stop the simulator first, so it never edits a backend nobody serves."""
@@ -356,15 +414,21 @@ class SandboxWorld:
     # -- clients ---------------------------------------------------------------------------
 
     def client(self, service_name: str, *, config: Config | None = None) -> Any:
-        """A boto3 client pointed at the world; its calls are counted like the bot's."""
-        return boto3.session.Session().client(
-            service_name,
-            endpoint_url=self.endpoint_url,
-            region_name=self.region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
-            config=config,
-        )
+        """A new boto3 client pointed at the world; its calls are counted like the bot's.
+
+        Clients come from one session, which keeps the service models it has loaded: a client
+        then costs milliseconds, not a tenth of a second. (Making clients is not thread-safe;
+        the clients are.)
+        """
+        with self._session_lock:
+            return self._session.client(
+                service_name,
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+                config=config,
+            )
 
     def _internal(self, service_name: str) -> Any:
         """A client for the world's own seeding; the middleware does not count its calls."""
@@ -413,9 +477,10 @@ class SandboxWorld:
         status: int = 400,
         times: int | None = None,
         probability: float = 1.0,
+        after: str | None = None,
     ) -> InjectedError:
-        """Fail matching calls server-side (``times=None``: until cleared)."""
-        rule = InjectedError(operation, code, message or code, status, times, probability)
+        """Fail matching calls server-side (``times=None``: until cleared; ``after``: see InjectedError)."""
+        rule = InjectedError(operation, code, message or code, status, times, probability, after)
         with self._ledger.lock:
             self._ledger.faults.append(rule)
         return rule
@@ -435,14 +500,18 @@ class SandboxWorld:
         """Make tasks whose essential image tag matches fail to start (default: ``broken*``)."""
         self.simulator.mark_unstartable(rule)
 
-    def push_image(self, repository: str, tag: str) -> str:
-        """Put an image as CI would (creating the repository if needed); returns its digest."""
+    def push_image(self, repository: str, tag: str, *, built_from: str | None = None) -> str:
+        """Put an image as CI would (creating the repository if needed); returns its digest.
+
+        `built_from` (default: the tag) picks the content: pushing new content under an old tag
+        moves the tag to a new digest, as a rebuilt image does.
+        """
         ecr = self._internal("ecr")
         with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
             ecr.create_repository(repositoryName=repository)
         image = ecr.put_image(
             repositoryName=repository,
-            imageManifest=_manifest(repository, tag),
+            imageManifest=_manifest(repository, built_from or tag),
             imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json",
             imageTag=tag,
         )["image"]
