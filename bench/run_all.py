@@ -28,6 +28,7 @@ DOCS = ROOT / "docs"
 CHARTS = DOCS / "bench"
 RESULTS = CHARTS / "results.json"
 SOAK = CHARTS / "soak.json"
+SUITE = CHARTS / "suite.json"
 ROLLOUT_SECONDS = 45.0
 PEER_COUNTS = (1, 10, 50)
 ACK_LOADS = (0, 20, 100)
@@ -558,6 +559,22 @@ def document(results: dict[str, Any], meta: dict[str, Any], made: dict[str, str]
         if soak.get("measured"):
             w(f"Measured {soak['measured']}.")
             w("")
+    suite = json.loads(SUITE.read_text()) if SUITE.exists() else None
+    if suite is not None:
+        w("## Test suite")
+        w("")
+        w(suite["how"])
+        w("")
+        w("| | tests | pytest | `make test` from a fresh clone | measured |")
+        w("|---|---:|---:|---:|---|")
+        for row in suite["rows"]:
+            w(
+                f"| {row['what']} | {row['tests']} | {row['pytest']} | {row['make_test']}"
+                f" | {row['measured']} |"
+            )
+        w("")
+        w(suite["why"])
+        w("")
     w("## Run log")
     w("")
     w("| bench | seconds |")
