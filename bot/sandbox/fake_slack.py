@@ -1047,6 +1047,17 @@ class FakeSlack:
         with contextlib.suppress(RuntimeError):  # loop already closed during stop()
             loop.call_soon_threadsafe(self._dispatch, change)
 
+    async def settled(self) -> None:
+        """Wait until every change made so far has reached the subscribers.
+
+        Changes are handed to subscribers on the fake's own loop, in order; a no-op queued
+        behind them finishes only after they have all been delivered.
+        """
+        loop = self._loop
+        if loop is None:
+            return
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop))
+
     def _dispatch(self, change: Change) -> None:
         with self._lock:
             subscribers = list(self._subscribers)

@@ -101,12 +101,13 @@ def sandbox_world(rollout_seconds: float) -> Iterator[tuple[SandboxWorld, FakeSl
         world.stop()
 
 
-def sandbox_settings(fake: FakeSlack, state_dir: Path) -> Settings:
+def sandbox_settings(fake: FakeSlack, state: Path) -> Settings:
+    """Settings that point the bot at the fake Slack, with its state in the SQLite file `state`."""
     return Settings(
         slack_bot_token=fake.bot_token,
         slack_app_token=fake.app_token,
         slack_api_url=fake.api_url,
-        tugboat_state=f"sqlite:///{state_dir / 'tugboat.db'}",
+        tugboat_state=f"sqlite:///{state}",
         port=0,
         metrics_port=0,
     )
@@ -123,7 +124,7 @@ def run_sandbox(
     catalog = load_catalog(catalog_path)
     with sandbox_world(rollout_seconds) as (world, fake), tempfile.TemporaryDirectory() as state:
         os.environ.update(world.env())
-        settings = sandbox_settings(fake, Path(state))
+        settings = sandbox_settings(fake, Path(state) / "tugboat.db")
         return asyncio.run(_converse(settings, catalog, fake, source, out))
 
 
@@ -154,6 +155,7 @@ async def _converse(
                 sent += 1
         await _received(bot, sent)
         await bot.idle()
+        await fake.settled()  # the final edits are printed before the printer goes
     finally:
         unsubscribe()
         await bot.stop()
