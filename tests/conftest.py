@@ -18,8 +18,8 @@ from bot.aws.watcher import PollTiming
 from bot.domain.catalog import Catalog, load_catalog, parse_catalog
 from bot.runtime import Tugboat, Tuning
 from bot.sandbox.fake_slack import FakeSlack, wait_for
+from bot.sandbox.terminal import sandbox_settings
 from bot.sandbox.world import SandboxWorld
-from bot.settings import Settings
 
 EXAMPLE = Path(__file__).parent.parent / "bot" / "sandbox" / "example.yml"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/api"
@@ -119,17 +119,6 @@ def example_catalog(*replacements: tuple[str, str]) -> Catalog:
     return parse_catalog(text, "variant.yml")
 
 
-def settings_for(fake: FakeSlack, state: Path) -> Settings:
-    return Settings(
-        slack_bot_token=fake.bot_token,
-        slack_app_token=fake.app_token,
-        slack_api_url=fake.api_url,
-        tugboat_state=f"sqlite:///{state}",
-        port=0,
-        metrics_port=0,
-    )
-
-
 async def start(tugboat: Tugboat, fake: FakeSlack) -> Tugboat:
     """Start the bot and wait until the fake Slack sees its socket, as Slack would."""
     connected_before = fake.connections_opened
@@ -149,9 +138,9 @@ async def running(
 ) -> AsyncIterator[Tugboat]:
     """The bot on `catalog`, started (socket seen by the fake Slack) and stopped on exit.
 
-    `settings_overrides` replace fields of `settings_for(fake, state_path)`.
+    `settings_overrides` replace fields of `sandbox_settings(fake, state_path)`.
     """
-    settings = settings_for(fake, state_path)
+    settings = sandbox_settings(fake, state_path)
     if settings_overrides:
         settings = settings.model_copy(update=settings_overrides)
     tugboat = Tugboat(settings, catalog, tuning=tuning)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bot.sandbox.fake_slack import FakeSlack, Message, wait_for
@@ -31,6 +32,56 @@ async def final_parent(fake: FakeSlack, channel: str, index: int = -1, timeout: 
     return await wait_for(check, timeout=timeout, what=f"a final thread state in {channel}")
 
 
+async def parent_where(
+    fake: FakeSlack, channel: str, test: Callable[[Message], bool], *, what: str, timeout: float = 10
+) -> Message:
+    """Wait for a message the bot posted in `channel` that passes `test`, and return the first."""
+    return await wait_for(
+        lambda: next((m for m in parents(fake, channel) if test(m)), None), timeout=timeout, what=what
+    )
+
+
+async def confirmation_in(fake: FakeSlack, channel: str = "C0DEPLOY") -> Message:
+    """The card that asks to confirm or cancel a deploy, in `channel`."""
+    return await parent_where(
+        fake, channel, lambda m: "Confirm or cancel" in m.text, what=f"a confirmation in {channel}"
+    )
+
+
+async def all_succeeded(fake: FakeSlack, channel: str, count: int, timeout: float = 90) -> list[Message]:
+    """Wait until `channel` holds `count` threads, every one of them succeeded; return them."""
+
+    def check() -> list[Message] | None:
+        found = parents(fake, channel)
+        return found if len(found) == count and all("*Succeeded*" in p.flat for p in found) else None
+
+    return await wait_for(check, timeout=timeout, what=f"{count} final threads")
+
+
+async def deployed(
+    fake: FakeSlack,
+    text: str = "api staging v2",
+    *,
+    user: str = "U0DEV",
+    channel: str = "C0STAGING",
+    index: int = -1,
+    timeout: float = 30,
+) -> Message:
+    """`/deploy text` from `user`, then its thread in `channel` once it shows a final state."""
+    fake.slash_command("/deploy", text, user=user)
+    return await final_parent(fake, channel, index, timeout=timeout)
+
+
+async def thread_under_way(
+    fake: FakeSlack, command: str, text: str, *, reached: str, user: str = "U0DEV", channel: str = "C0STAGING"
+) -> Message:
+    """Send a slash command, wait for its thread in `channel` and for a reply saying `reached`."""
+    fake.slash_command(command, text, user=user)
+    parent = await wait_for(lambda: next(iter(parents(fake, channel)), None), timeout=20, what="thread")
+    await thread_text(fake, parent, must_contain=reached, timeout=20)
+    return parent
+
+
 async def thread_text(
     fake: FakeSlack, parent: Message, *, must_contain: str = "", timeout: float = 10
 ) -> str:
@@ -51,6 +102,14 @@ async def ephemeral_to(fake: FakeSlack, user: str, *, containing: str = "", time
         return None
 
     return await wait_for(check, timeout=timeout, what=f"an ephemeral to {user} with {containing!r}")
+
+
+async def answer_to(
+    fake: FakeSlack, command: str, text: str, *, containing: str, user: str = "U0DEV", channel: str = "C0DEV"
+) -> str:
+    """`command text` from `user` in `channel`, and the ephemeral answer that says `containing`."""
+    fake.slash_command(command, text, user=user, channel=channel)
+    return await ephemeral_to(fake, user, containing=containing)
 
 
 def service(world: Any, cluster: str, name: str) -> dict[str, Any]:

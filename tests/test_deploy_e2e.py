@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from bot.runtime import Tugboat
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
+from tests import slackview as view
 from tests.conftest import example_catalog, fleet_catalog, running, seed_fleet
-from tests.slackview import ephemeral_to, final_parent, parents, revisions, service, thread_text
 
 DEV = "U0DEV"
 
@@ -19,14 +21,14 @@ async def test_happy_deploy_changes_only_the_web_image(
 ) -> None:
     fake.slash_command("/deploy", "api staging v2", user=DEV, channel="C0DEV")
 
-    parent = await final_parent(fake, "C0STAGING")
+    parent = await view.final_parent(fake, "C0STAGING")
     assert "*Succeeded*" in parent.flat and "<@U0DEV>" in parent.flat
     assert "rev 1 → 2" in parent.flat
-    replies = await thread_text(fake, parent, must_contain="is live")
+    replies = await view.thread_text(fake, parent, must_contain="is live")
     assert "`api-staging:2` (from `api-staging:1`)" in replies
 
     ecs = world.client("ecs")
-    current = service(world, "staging", "api")
+    current = view.service(world, "staging", "api")
     assert current["taskDefinition"].endswith("api-staging:2")
     assert [d["status"] for d in current["deployments"]] == ["PRIMARY"]
     old = ecs.describe_task_definition(taskDefinition="api-staging:1")["taskDefinition"]
@@ -39,20 +41,18 @@ async def test_happy_deploy_changes_only_the_web_image(
     for key in ("cpu", "memory", "networkMode", "executionRoleArn", "taskRoleArn"):
         assert new.get(key) == old.get(key)
 
-    link = await ephemeral_to(fake, DEV, containing="Deploying api staging")
+    link = await view.ephemeral_to(fake, DEV, containing="Deploying api staging")
     assert "archives/C0STAGING/p" in link
 
 
 async def test_missing_tag_is_named_and_nothing_changes(
     bot: Tugboat, fake: FakeSlack, world: SandboxWorld
 ) -> None:
-    fake.slash_command("/deploy", "api staging v9", user=DEV)
-
-    text = await ephemeral_to(fake, DEV, containing="v9")
+    text = await view.answer_to(fake, "/deploy", "api staging v9", containing="v9", user=DEV)
     assert "does not exist in ECR repository `acme/api`" in text
-    assert len(revisions(world, "api-staging")) == 1
-    assert service(world, "staging", "api")["taskDefinition"].endswith("api-staging:1")
-    assert parents(fake, "C0STAGING") == []
+    assert len(view.revisions(world, "api-staging")) == 1
+    assert view.service(world, "staging", "api")["taskDefinition"].endswith("api-staging:1")
+    assert view.parents(fake, "C0STAGING") == []
 
 
 async def test_image_that_cannot_start_fails_and_ends_on_the_old_revision(
@@ -60,15 +60,15 @@ async def test_image_that_cannot_start_fails_and_ends_on_the_old_revision(
 ) -> None:
     fake.slash_command("/deploy", "api staging broken", user=DEV)
 
-    parent = await final_parent(fake, "C0STAGING", timeout=40)
+    parent = await view.final_parent(fake, "C0STAGING", timeout=40)
     assert "*Failed*" in parent.flat and "Succeeded" not in parent.flat
     assert "circuit breaker" in parent.flat
-    replies = await thread_text(fake, parent, must_contain="*Failed:*")
+    replies = await view.thread_text(fake, parent, must_contain="*Failed:*")
     assert "CannotStartContainerError" in replies
     assert "Service is back on revision 1" in replies
     assert "is live" not in replies
 
-    current = service(world, "staging", "api")
+    current = view.service(world, "staging", "api")
     assert current["taskDefinition"].endswith("api-staging:1")
     assert [d["status"] for d in current["deployments"]] == ["PRIMARY"]
 
@@ -79,11 +79,10 @@ async def test_timeout_rolls_back_to_the_previous_revision(
     catalog = example_catalog(("        timeout: 300", "        timeout: 2"))
     world.simulator.rollout_seconds = 30
     async with running(fake, catalog, tmp_path / "t.db"):
-        fake.slash_command("/deploy", "api staging v2", user=DEV)
-        parent = await final_parent(fake, "C0STAGING", timeout=30)
+        parent = await view.deployed(fake, user=DEV)
         world.simulator.rollout_seconds = 1.0
         assert "*Failed*" in parent.flat and "timed out after 2 s" in parent.flat
-        replies = await thread_text(fake, parent, must_contain="Rolling back to revision 1")
+        replies = await view.thread_text(fake, parent, must_contain="Rolling back to revision 1")
         assert "Rolling back to revision 1" in replies
 
 
@@ -93,32 +92,32 @@ async def test_two_deploys_at_once_exactly_one_proceeds(
     fake.slash_command("/deploy", "api staging v2", user="U0ALICE")
     fake.slash_command("/deploy", "api staging v3", user="U0BOB")
 
-    await final_parent(fake, "C0STAGING")
-    threads = parents(fake, "C0STAGING")
+    await view.final_parent(fake, "C0STAGING")
+    threads = view.parents(fake, "C0STAGING")
     assert len(threads) == 1
     winner = "U0ALICE" if "v2" in threads[0].flat else "U0BOB"
     loser = "U0BOB" if winner == "U0ALICE" else "U0ALICE"
-    refusal = await ephemeral_to(fake, loser, containing="busy")
+    refusal = await view.ephemeral_to(fake, loser, containing="busy")
     assert f"by <@{winner}> is in progress" in refusal
-    assert len(revisions(world, "api-staging")) == 2
+    assert len(view.revisions(world, "api-staging")) == 2
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("api", "Which environment of api?"),
+        ("shop staging v2", "Unknown app `shop`"),
+        ("api qa v2", "Unknown environment `qa` for api"),
+        ("api staging v2 v3", "Too many words"),
+    ],
+)
 async def test_bad_input_gets_usage_and_changes_nothing(
-    bot: Tugboat, fake: FakeSlack, world: SandboxWorld
+    bot: Tugboat, fake: FakeSlack, world: SandboxWorld, text: str, expected: str
 ) -> None:
-    cases = {
-        "U0A": ("api", "Which environment of api?"),
-        "U0B": ("shop staging v2", "Unknown app `shop`"),
-        "U0C": ("api qa v2", "Unknown environment `qa` for api"),
-        "U0D": ("api staging v2 v3", "Too many words"),
-    }
-    for user, (text, _) in cases.items():
-        fake.slash_command("/deploy", text, user=user)
-    for user, (_, expected) in cases.items():
-        message = await ephemeral_to(fake, user, containing=expected)
-        assert "Usage: `/deploy APP ENV [REF] [--force]`" in message
-    assert len(revisions(world, "api-staging")) == 1
-    assert parents(fake, "C0STAGING") == []
+    message = await view.answer_to(fake, "/deploy", text, containing=expected, user=DEV)
+    assert "Usage: `/deploy APP ENV [REF] [--force]`" in message
+    assert len(view.revisions(world, "api-staging")) == 1
+    assert view.parents(fake, "C0STAGING") == []
     assert world.calls()["ecs:UpdateService"] == 0
 
 
@@ -139,7 +138,7 @@ async def test_ack_is_fast_while_ten_deploys_roll_out(
         assert tugboat.operations.in_flight() == 10
         assert max(latencies) < 1.0, latencies
         await wait_for(lambda: tugboat.operations.in_flight() == 0, timeout=60, what="all deploys done")
-        finals = [parents(fake, f"C0FLEET{i}")[0].flat for i in range(10)]
+        finals = [view.parents(fake, f"C0FLEET{i}")[0].flat for i in range(10)]
         assert all("*Succeeded*" in text for text in finals)
 
 
@@ -152,17 +151,10 @@ async def test_five_deploys_in_one_channel_reach_final_state_under_rate_limits(
     async with running(fake, fleet_catalog(5), tmp_path / "t.db"):
         for i in range(5):
             fake.slash_command("/deploy", f"svc{i} prod v2", user=DEV)
-        await wait_for(
-            lambda: (
-                len(parents(fake, "C0FLEET")) == 5
-                and all("*Succeeded*" in p.flat for p in parents(fake, "C0FLEET"))
-            ),
-            timeout=90,
-            what="5 final threads",
-        )
+        threads = await view.all_succeeded(fake, "C0FLEET", 5)
         assert any(call.status == 429 for call in fake.calls)
-        for parent in parents(fake, "C0FLEET"):
-            replies = await thread_text(fake, parent, must_contain="is live")
+        for parent in threads:
+            replies = await view.thread_text(fake, parent, must_contain="is live")
             assert "Service updated to revision 2" in replies
         assert fake.block_kit_violations == []
 
@@ -185,7 +177,6 @@ async def test_environment_with_role_arn_deploys_through_assumed_credentials(
     role = "        role_arn: arn:aws:iam::123456789012:role/tugboat-deployer\n"
     catalog = example_catalog(("        channel: C0STAGING\n", "        channel: C0STAGING\n" + role))
     async with running(fake, catalog, tmp_path / "t.db"):
-        fake.slash_command("/deploy", "api staging v2", user=DEV)
-        parent = await final_parent(fake, "C0STAGING")
+        parent = await view.deployed(fake, user=DEV)
         assert "*Succeeded*" in parent.flat
         assert world.calls()["sts:AssumeRole"] >= 1

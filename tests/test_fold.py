@@ -38,17 +38,10 @@ NOW = 1_700_000_000.0
 
 
 def record(**fields: Any) -> OperationRecord:
-    base = OperationRecord(
-        action="deploy",
-        app="api",
-        env="staging",
-        actor="U123",
-        subject="v2",
-        id="op1",
-        created_at=NOW - 60,
-        updated_at=NOW - 60,
-    )
-    return dataclasses.replace(base, **fields)
+    """A deploy of v2 to api staging, started a minute ago, with `fields` changed."""
+    base: dict[str, Any] = {"action": "deploy", "app": "api", "env": "staging", "actor": "U123"}
+    started = {"subject": "v2", "id": "op1", "created_at": NOW - 60, "updated_at": NOW - 60}
+    return OperationRecord(**(base | started | fields))
 
 
 # Each event, the fields it changes (nothing else may change), and whether a resume needs it saved.

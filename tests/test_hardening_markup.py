@@ -11,7 +11,7 @@ from bot.runtime import Tugboat
 from bot.sandbox.fake_slack import FakeSlack, Message, wait_for
 from bot.sandbox.world import SandboxWorld
 from tests.conftest import example_catalog, running
-from tests.slackview import ephemeral_to, final_parent, parents
+from tests.slackview import confirmation_in, ephemeral_to, final_parent, parent_where, parents
 
 ADMIN = "U0ADMIN"
 DEV = "U0DEV"
@@ -143,22 +143,23 @@ def _shows_escaped(message: Message) -> bool:
     return "&lt;!channel&gt;" in message.text and "&lt;!channel&gt;" in json.dumps(message.blocks or [])
 
 
+async def lock_announcement(fake: FakeSlack) -> Message:
+    """The line in staging's channel that says api staging was locked, and why."""
+    return await parent_where(
+        fake, "C0STAGING", lambda m: "locked api staging" in m.text, what="the lock announcement"
+    )
+
+
 async def test_lock_reason_with_markup_is_shown_as_text_everywhere(
     bot: Tugboat, fake: FakeSlack, world: SandboxWorld
 ) -> None:
     fake.mention(f"lock api staging {EVIL}", user=DEV, channel="C0DEV")
-    announcement = await wait_for(
-        lambda: next((m for m in parents(fake, "C0STAGING") if "locked api staging" in m.text), None),
-        what="the lock announcement",
-    )
+    announcement = await lock_announcement(fake)
     assert "&lt;!channel&gt; &lt;https://evil.example|Re-auth here&gt;" in announcement.text
     await ephemeral_to(fake, DEV, containing="Locked api staging.")
 
     fake.slash_command("/ecs-status", "api staging", user=DEV, channel="C0DEV")
-    card = await wait_for(
-        lambda: next((m for m in parents(fake, "C0DEV") if "locked by" in m.flat), None),
-        what="the status card",
-    )
+    card = await parent_where(fake, "C0DEV", lambda m: "locked by" in m.flat, what="the status card")
     assert "&lt;!channel&gt;" in card.flat
 
     fake.slash_command("/deploy", "api staging v2", user=DEV)
@@ -177,10 +178,7 @@ async def test_lock_reason_with_markup_is_shown_as_text_everywhere(
 async def test_what_slack_escaped_is_shown_as_typed_not_escaped_twice(bot: Tugboat, fake: FakeSlack) -> None:
     # The user typed `db <-> cache & queue`; Slack sends `<`, `>` and `&` as entities.
     fake.slash_command("/tugboat", "lock api staging db &lt;-&gt; cache &amp; queue", user=DEV)
-    announcement = await wait_for(
-        lambda: next((m for m in parents(fake, "C0STAGING") if "locked api staging" in m.text), None),
-        what="the lock announcement",
-    )
+    announcement = await lock_announcement(fake)
     # Slack shows `&lt;` as `<`: the reader sees `db <-> cache & queue`, not `db &lt;-&gt; …`.
     assert announcement.text.endswith(": db &lt;-&gt; cache &amp; queue")
     fake.slash_command("/deploy", "api staging v2", user=DEV)
@@ -194,10 +192,7 @@ async def test_a_confirmation_card_shows_the_lock_reason_as_text(
     fake.mention(f"lock api production {EVIL}", user=ADMIN, channel="C0DEV")
     await ephemeral_to(fake, ADMIN, containing="Locked api production.")
     fake.slash_command("/deploy", "api production v2 --force", user=ADMIN, channel="C0DEPLOY")
-    card = await wait_for(
-        lambda: next((m for m in parents(fake, "C0DEPLOY") if "Confirm or cancel" in m.text), None),
-        what="the confirmation card",
-    )
+    card = await confirmation_in(fake)
     assert "&lt;!channel&gt;" in card.flat
     _assert_no_live_markup(fake)
 

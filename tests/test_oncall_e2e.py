@@ -10,7 +10,16 @@ from bot.sandbox.world import SandboxWorld
 from bot.slack.blocks import CANCEL_ACTION, ROLLBACK_ACTION
 from bot.slack.status_cards import REFRESH_ACTION
 from tests.conftest import example_catalog, running
-from tests.slackview import ephemeral_to, final_parent, parents, revisions, service, thread_text
+from tests.slackview import (
+    answer_to,
+    deployed,
+    ephemeral_to,
+    final_parent,
+    parents,
+    revisions,
+    service,
+    thread_text,
+)
 
 ADMIN = "U0ADMIN"
 DEV = "U0DEV"
@@ -19,10 +28,8 @@ DEV = "U0DEV"
 async def test_rollback_after_two_deploys_returns_to_the_first_deploys_revision(
     bot: Tugboat, fake: FakeSlack, world: SandboxWorld
 ) -> None:
-    fake.slash_command("/deploy", "api staging v2", user=DEV)
-    await final_parent(fake, "C0STAGING", 0)
-    fake.slash_command("/deploy", "api staging v3", user=DEV)
-    await final_parent(fake, "C0STAGING", 1)
+    await deployed(fake, index=0)
+    await deployed(fake, "api staging v3", index=1)
     assert service(world, "staging", "api")["taskDefinition"].endswith("api-staging:3")
 
     fake.slash_command("/rollback", "api staging", user=DEV)
@@ -37,8 +44,7 @@ async def test_rollback_after_two_deploys_returns_to_the_first_deploys_revision(
 async def test_rollback_button_goes_back_to_the_revision_before_that_deploy(
     bot: Tugboat, fake: FakeSlack, world: SandboxWorld
 ) -> None:
-    fake.slash_command("/deploy", "api staging v2", user=DEV)
-    deploy = await final_parent(fake, "C0STAGING", 0)
+    deploy = await deployed(fake, index=0)
     rollback = next(e for b in deploy.blocks or [] if b["type"] == "actions" for e in b["elements"])
     assert rollback["action_id"] == ROLLBACK_ACTION and rollback["confirm"]["confirm"]["text"] == "Roll back"
 
@@ -51,8 +57,7 @@ async def test_rollback_button_goes_back_to_the_revision_before_that_deploy(
 async def test_rollback_with_nothing_to_go_back_to_is_refused(
     bot: Tugboat, fake: FakeSlack, world: SandboxWorld
 ) -> None:
-    fake.slash_command("/rollback", "api staging", user=DEV)
-    text = await ephemeral_to(fake, DEV, containing="Not rolling back")
+    text = await answer_to(fake, "/rollback", "api staging", containing="Not rolling back", user=DEV)
     assert "Nothing to roll back to" in text
     assert parents(fake, "C0STAGING") == []
     assert world.calls()["ecs:UpdateService"] == 0
@@ -98,8 +103,7 @@ async def test_production_deploy_whose_migration_fails_leaves_the_service_alone(
     catalog = example_catalog(("        confirm: true\n", ""))
     world.simulator.script_task("db:migrate", 3, ["rails aborted! ActiveRecord::StatementInvalid"], 0.5)
     async with running(fake, catalog, tmp_path / "t.db"):
-        fake.slash_command("/deploy", "api production v2", user=ADMIN)
-        parent = await final_parent(fake, "C0PROD")
+        parent = await deployed(fake, "api production v2", user=ADMIN, channel="C0PROD")
         assert "*Failed*" in parent.flat and "Task `migrate` failed: web exited 3" in parent.flat
         replies = await thread_text(fake, parent, must_contain="StatementInvalid")
         assert "The service was not changed" in replies
@@ -108,8 +112,7 @@ async def test_production_deploy_whose_migration_fails_leaves_the_service_alone(
 
 
 async def test_status_card_and_overview(bot: Tugboat, fake: FakeSlack) -> None:
-    fake.slash_command("/deploy", "api staging v2", user=DEV)
-    await final_parent(fake, "C0STAGING")
+    await deployed(fake)
 
     fake.slash_command("/ecs-status", "api staging", user=DEV, channel="C0DEV")
     card = await wait_for(lambda: next(iter(parents(fake, "C0DEV")), None), what="status card")
@@ -126,8 +129,7 @@ async def test_status_card_and_overview(bot: Tugboat, fake: FakeSlack) -> None:
 
 
 async def test_mention_in_a_thread_answers_in_that_thread(bot: Tugboat, fake: FakeSlack) -> None:
-    fake.slash_command("/deploy", "api staging v2", user=DEV)
-    parent = await final_parent(fake, "C0STAGING")
+    parent = await deployed(fake)
     fake.mention("status api staging", user=DEV, channel="C0STAGING", thread_ts=parent.ts)
     text = await thread_text(fake, parent, must_contain="running · ")
     assert "*api staging* — steady" in text
@@ -149,8 +151,7 @@ async def test_home_tab_is_published(bot: Tugboat, fake: FakeSlack) -> None:
 
 
 async def test_every_message_passes_block_kit_checks(bot: Tugboat, fake: FakeSlack) -> None:
-    fake.slash_command("/deploy", "api staging broken", user=DEV)
-    await final_parent(fake, "C0STAGING", timeout=40)
+    await deployed(fake, "api staging broken", timeout=40)
     fake.slash_command("/ecs-status", "api staging", user=DEV)
     await wait_for(lambda: parents(fake, "C0DEV"), what="status card")
     fake.slash_command("/tugboat", "help", user=DEV)
@@ -161,8 +162,7 @@ async def test_every_message_passes_block_kit_checks(bot: Tugboat, fake: FakeSla
 async def test_a_double_clicked_rollback_button_rolls_back_once(
     bot: Tugboat, fake: FakeSlack, world: SandboxWorld
 ) -> None:
-    fake.slash_command("/deploy", "api staging v2", user=DEV)
-    deploy = await final_parent(fake, "C0STAGING", 0)
+    deploy = await deployed(fake, index=0)
     fake.click("C0STAGING", deploy.ts, ROLLBACK_ACTION, user=DEV)
     fake.click("C0STAGING", deploy.ts, ROLLBACK_ACTION, user=DEV)
     await final_parent(fake, "C0STAGING", 1)

@@ -9,12 +9,20 @@ import pytest
 
 from bot.domain.catalog import Catalog
 from bot.runtime import Tugboat
-from bot.sandbox.fake_slack import FakeSlack, Message, wait_for
+from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
 from bot.slack.blocks import ROLLBACK_ACTION
 from bot.slack.confirm import CONFIRM_ACTION, DECLINE_ACTION
 from tests.conftest import example_catalog, running
-from tests.slackview import ephemeral_to, final_parent, parents, revisions, service
+from tests.slackview import (
+    answer_to,
+    confirmation_in,
+    ephemeral_to,
+    final_parent,
+    parents,
+    revisions,
+    service,
+)
 
 ADMIN = "U0ADMIN"
 DEV = "U0DEV"
@@ -39,18 +47,17 @@ async def guarded(world: SandboxWorld, fake: FakeSlack, tmp_path: Path) -> Async
         yield tugboat
 
 
-async def confirmation_in(fake: FakeSlack, channel: str = "C0DEPLOY") -> Message:
-    def check() -> Message | None:
-        return next((m for m in parents(fake, channel) if "Confirm or cancel" in m.text), None)
-
-    return await wait_for(check, what=f"a confirmation in {channel}")
+async def refusal_of_a_production_deploy(fake: FakeSlack, user: str, channel: str, containing: str) -> str:
+    """`/deploy api production v2` from `user` in `channel`: the ephemeral that refuses it."""
+    return await answer_to(
+        fake, "/deploy", "api production v2", containing=containing, user=user, channel=channel
+    )
 
 
 async def test_user_outside_allowed_users_is_refused_for_command_and_button(
     guarded: Tugboat, fake: FakeSlack, world: SandboxWorld
 ) -> None:
-    fake.slash_command("/deploy", "api production v2", user=DEV, channel="C0DEPLOY")
-    refusal = await ephemeral_to(fake, DEV, containing="You may not act on api production")
+    refusal = await refusal_of_a_production_deploy(fake, DEV, "C0DEPLOY", "You may not act on api production")
     assert "`allowed_users` or `allowed_groups`" in refusal
 
     fake.slash_command("/deploy", "api production v2", user=ADMIN, channel="C0DEPLOY")
@@ -78,8 +85,7 @@ async def test_member_of_an_allowed_group_is_accepted(guarded: Tugboat, fake: Fa
 async def test_command_from_a_channel_outside_allowed_channels_is_refused(
     guarded: Tugboat, fake: FakeSlack, world: SandboxWorld
 ) -> None:
-    fake.slash_command("/deploy", "api production v2", user=ADMIN, channel="C0RANDOM")
-    refusal = await ephemeral_to(fake, ADMIN, containing="takes commands only in")
+    refusal = await refusal_of_a_production_deploy(fake, ADMIN, "C0RANDOM", "takes commands only in")
     assert "`allowed_channels`" in refusal
     assert world.calls()["ecs:RegisterTaskDefinition"] == 0
 

@@ -370,13 +370,37 @@ async def _orphan(store: StateStore, owner: str = "r1") -> OperationRecord:
     return record
 
 
+async def adopted(store: StateStore, record: OperationRecord, owner: str, lease_s: float) -> OperationRecord:
+    """A copy of `record` that `owner` adopted through `store` (the adoption must succeed)."""
+    mine = copy(record)
+    assert await store.adopt(mine, owner, lease_s) is True
+    return mine
+
+
+async def assert_fenced(
+    store: StateStore, stale: OperationRecord, renew_on: StateStore | None = None
+) -> Fenced:
+    """`stale` may neither save (on `store`) nor renew its claim (on `renew_on`, else `store`).
+
+    Returns the refusal of the save."""
+    with pytest.raises(Fenced) as fenced:
+        await store.save(stale)
+    assert await (renew_on or store).renew_claim(stale, 30) is False
+    return fenced.value
+
+
+async def assert_live(store: StateStore, record: OperationRecord) -> None:
+    """`record` saves, and renews its claim."""
+    await store.save(record)
+    assert await store.renew_claim(record, 30) is True
+
+
 async def test_a_stale_copy_cannot_save_renew_or_claim_after_adoption(
     replicas: tuple[StateStore, StateStore],
 ) -> None:
     one, two = replicas
     stale = await _orphan(one)
-    mine = copy(stale)
-    assert await two.adopt(mine, "r2", -1) is True  # adopted, and its new lease over at once
+    mine = await adopted(two, stale, "r2", -1)  # adopted, and its new lease over at once
     assert (mine.owner, mine.generation) == ("r2", 1)
     stale.phase = "rolling back"
     with pytest.raises(Fenced) as fenced:
@@ -394,11 +418,9 @@ async def test_a_stale_copy_cannot_save_renew_or_claim_after_adoption(
 async def test_the_adopter_can_save_and_renew(replicas: tuple[StateStore, StateStore]) -> None:
     one, two = replicas
     orphan = await _orphan(one)
-    mine = copy(orphan)
-    assert await two.adopt(mine, "r2", 30) is True
+    mine = await adopted(two, orphan, "r2", 30)
     mine.phase = "rolling out"
-    await two.save(mine)
-    assert await two.renew_claim(mine, 30) is True
+    await assert_live(two, mine)
     stored = await one.get(orphan.id)
     assert stored is not None and (stored.owner, stored.generation, stored.phase) == ("r2", 1, "rolling out")
     active = await one.active_on("api", "prod")
@@ -414,21 +436,16 @@ async def test_adopting_again_bumps_the_generation_each_time(
 ) -> None:
     one, two = replicas
     orphan = await _orphan(one)
-    second = copy(orphan)
-    assert await two.adopt(second, "r2", -1) is True
-    third = copy(second)
-    assert await one.adopt(third, "r3", 30) is True
+    second = await adopted(two, orphan, "r2", -1)
+    third = await adopted(one, second, "r3", 30)
     assert (second.generation, third.generation) == (1, 2)
     stored = await two.get(orphan.id)
     assert stored is not None and (stored.owner, stored.generation) == ("r3", 2)
     # Only from the generation the adopter read: an older copy cannot adopt, even its own owner's.
     assert await two.adopt(copy(second), "r2", 30) is False
     for stale in (orphan, second):
-        with pytest.raises(Fenced):
-            await one.save(stale)
-        assert await two.renew_claim(stale, 30) is False
-    await one.save(third)
-    assert await one.renew_claim(third, 30) is True
+        await assert_fenced(one, stale, renew_on=two)
+    await assert_live(one, third)
 
 
 async def test_the_same_owner_with_an_older_generation_is_fenced(
@@ -438,15 +455,11 @@ async def test_the_same_owner_with_an_older_generation_is_fenced(
     one, two = replicas
     old = op(owner="r1")
     assert await one.claim_target(old, 30) is None
-    restarted = copy(old)
-    assert await two.adopt(restarted, "r1", 30) is True  # its own: no need to wait for the lease
+    restarted = await adopted(two, old, "r1", 30)  # its own: no need to wait for the lease
     assert (restarted.owner, restarted.generation) == ("r1", 1)
-    with pytest.raises(Fenced) as fenced:
-        await one.save(old)
-    assert (fenced.value.owner, fenced.value.generation) == ("r1", 1)
-    assert await one.renew_claim(old, 30) is False
-    await two.save(restarted)
-    assert await two.renew_claim(restarted, 30) is True
+    fenced = await assert_fenced(one, old)
+    assert (fenced.owner, fenced.generation) == ("r1", 1)
+    await assert_live(two, restarted)
 
 
 async def test_a_stale_release_leaves_the_newer_generations_claim(
@@ -454,8 +467,7 @@ async def test_a_stale_release_leaves_the_newer_generations_claim(
 ) -> None:
     one, two = replicas
     stale = await _orphan(one)
-    mine = copy(stale)
-    assert await two.adopt(mine, "r2", 30) is True
+    mine = await adopted(two, stale, "r2", 30)
     await one.release_target(stale)
     active = await one.active_on("api", "prod")
     assert active is not None and (active.id, active.generation) == (stale.id, 1)
@@ -670,13 +682,19 @@ async def test_dynamo_open_names_a_missing_table(moto_endpoint: str) -> None:
     await store.close()
 
 
-async def test_dynamo_create_table_is_idempotent_with_ttl(moto_endpoint: str) -> None:
+async def new_table(endpoint: str) -> tuple[str, DynamoStore, Any]:
+    """A new table's name, the store that created it, and a plain boto3 client on `endpoint`."""
     table = f"tugboat-{uuid.uuid4().hex[:12]}"
-    store = dynamo(moto_endpoint, table)
+    store = dynamo(endpoint, table)
     await store.create_table()
+    client = boto3.session.Session().client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+    return table, store, client
+
+
+async def test_dynamo_create_table_is_idempotent_with_ttl(moto_endpoint: str) -> None:
+    table, store, client = await new_table(moto_endpoint)
     await store.create_table()
     await store.open()
-    client = boto3.session.Session().client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
     ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
     described = client.describe_table(TableName=table)["Table"]
@@ -686,11 +704,8 @@ async def test_dynamo_create_table_is_idempotent_with_ttl(moto_endpoint: str) ->
 
 
 async def test_dynamo_items_from_before_generations_count_as_zero(moto_endpoint: str) -> None:
-    table = f"tugboat-{uuid.uuid4().hex[:12]}"
-    store = dynamo(moto_endpoint, table)
-    await store.create_table()
+    table, store, client = await new_table(moto_endpoint)
     await store.open()
-    client = boto3.session.Session().client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
     record = op(owner="r1")
     lease = time.time() + 30
     client.put_item(

@@ -10,24 +10,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from bot.domain import events as ev
 from bot.domain.aws import Deployment, ServiceEvent, ServiceRef, ServiceSnapshot
-from bot.domain.events import (
-    Failed,
-    ImageVerified,
-    Note,
-    ProgressEvent,
-    RolledBack,
-    RollingBack,
-    RolloutProgress,
-    ServiceUpdated,
-    Started,
-    StoppedTasks,
-    Succeeded,
-    TaskDefinitionRegistered,
-    TaskStarted,
-    TaskStopped,
-    WaitingForImage,
-)
 from bot.domain.progress import fold
 from bot.domain.records import Lock, OperationRecord, Target
 from bot.domain.text import bold, link, mention, mrkdwn, plain, text
@@ -60,7 +44,7 @@ def record(action: str = "deploy", subject: str = "v2", **fields: Any) -> Operat
     )
 
 
-def play(op: OperationRecord, *events: ProgressEvent) -> tuple[ThreadView, list[Detail]]:
+def play(op: OperationRecord, *events: ev.ProgressEvent) -> tuple[ThreadView, list[Detail]]:
     """Fold each event into the record (as the lifecycle does), then ask the view for its lines."""
     view = ThreadView(op)
     details: list[Detail] = []
@@ -75,12 +59,12 @@ def lines(details: list[Detail]) -> list[str]:
 
 
 DEPLOY = (
-    Started("deploy", "api", "staging", "U0DEV", "v2"),
-    WaitingForImage(f"{IMAGE}:v2", 300),
-    ImageVerified(f"{IMAGE}:v2", f"{IMAGE}:v1"),
-    TaskDefinitionRegistered(f"{DEF}:2", "api-staging", 2, 1, f"{IMAGE}:v2"),
-    ServiceUpdated("ecs-svc/123", f"{DEF}:2", f"{DEF}:1"),
-    RolloutProgress(1, 2, 1, new_events=("(service api) has started 1 tasks: (task abc).",)),
+    ev.Started("deploy", "api", "staging", "U0DEV", "v2"),
+    ev.WaitingForImage(f"{IMAGE}:v2", 300),
+    ev.ImageVerified(f"{IMAGE}:v2", f"{IMAGE}:v1"),
+    ev.TaskDefinitionRegistered(f"{DEF}:2", "api-staging", 2, 1, f"{IMAGE}:v2"),
+    ev.ServiceUpdated("ecs-svc/123", f"{DEF}:2", f"{DEF}:1"),
+    ev.RolloutProgress(1, 2, 1, new_events=("(service api) has started 1 tasks: (task abc).",)),
 )
 
 
@@ -107,7 +91,7 @@ def test_a_deploy_in_progress_reads_the_record() -> None:
 
 def test_a_deploy_that_succeeds_says_so_and_stops_the_clock() -> None:
     op = record(previous_task_definition=f"{DEF}:1")
-    view, details = play(op, *DEPLOY, Succeeded("Revision 2 is live: 2/2 tasks healthy."))
+    view, details = play(op, *DEPLOY, ev.Succeeded("Revision 2 is live: 2/2 tasks healthy."))
 
     assert mrkdwn(view.status_line(now=NOW + 500)) == (
         ":white_check_mark: *Succeeded* · done · rev 1 → 2 · by <@U0DEV> · 1m 15s"
@@ -123,10 +107,10 @@ def test_a_circuit_breaker_rollback_ends_rolled_back_and_failed() -> None:
     view, details = play(
         op,
         *DEPLOY[:5],
-        StoppedTasks(("abc12345: CannotStartContainerError: no such image",)),
-        RollingBack(1, reason, by_ecs=True),
-        RolledBack(1, completed=True, by_ecs=True),
-        Failed(reason),
+        ev.StoppedTasks(("abc12345: CannotStartContainerError: no such image",)),
+        ev.RollingBack(1, reason, by_ecs=True),
+        ev.RolledBack(1, completed=True, by_ecs=True),
+        ev.Failed(reason),
     )
 
     line = mrkdwn(view.status_line(now=NOW))
@@ -143,7 +127,7 @@ def test_a_circuit_breaker_rollback_ends_rolled_back_and_failed() -> None:
 def test_a_rollback_that_does_not_complete_says_so() -> None:
     op = record(previous_task_definition=f"{DEF}:1")
     view, details = play(
-        op, *DEPLOY[:5], RollingBack(1, "timed out after 2 s"), RolledBack(1, completed=False)
+        op, *DEPLOY[:5], ev.RollingBack(1, "timed out after 2 s"), ev.RolledBack(1, completed=False)
     )
 
     assert "rollback did not complete" in plain(view.status_line(now=NOW))
@@ -157,15 +141,15 @@ def test_a_run_task_shows_the_task_it_runs_and_how_it_stopped() -> None:
     op = record(action="run-task", subject="migrate --verbose", task_definition=f"{DEF}:1")
     view, details = play(
         op,
-        Started("run-task", "api", "staging", "U0DEV", "migrate --verbose"),
-        TaskStarted("migrate", TASK, 1),
+        ev.Started("run-task", "api", "staging", "U0DEV", "migrate --verbose"),
+        ev.TaskStarted("migrate", TASK, 1),
     )
 
     assert plain(view.headline()) == "Run task api staging: migrate --verbose"
     assert plain(view.status_line(now=NOW)).startswith("⏳ In progress · running task migrate · by @U0DEV")
     assert lines(details) == ["Started task `migrate` from revision 1: `0123456789abcdef`."]
 
-    stopped = TaskStopped(
+    stopped = ev.TaskStopped(
         "migrate",
         TASK,
         {"web": 0},
@@ -174,7 +158,7 @@ def test_a_run_task_shows_the_task_it_runs_and_how_it_stopped() -> None:
         ("CreateWidgets: migrated", "<!channel> done"),
         "/ecs/api staging/web/0123",
     )
-    _, more = play(op, stopped, Succeeded("Task `migrate` exited 0."))
+    _, more = play(op, stopped, ev.Succeeded("Task `migrate` exited 0."))
     assert lines(more)[0] == (
         ":white_check_mark: Task `migrate` stopped: exit code web=0\n"
         "EssentialContainerExited Essential container in task exited\n"
@@ -190,10 +174,10 @@ def test_user_words_are_escaped_in_mrkdwn_and_kept_in_plain() -> None:
     op = record(subject=EVIL)
     view, details = play(
         op,
-        Started("deploy", "api", "staging", "U0DEV", EVIL),
-        Note(EVIL),
-        Note(text("Forced through the lock held by ", mention("U0OPS"), ": ", EVIL), loud=True),  # type: ignore[arg-type]
-        Failed(EVIL),
+        ev.Started("deploy", "api", "staging", "U0DEV", EVIL),
+        ev.Note(EVIL),
+        ev.Note(text("Forced through the lock held by ", mention("U0OPS"), ": ", EVIL), loud=True),  # type: ignore[arg-type]
+        ev.Failed(EVIL),
     )
 
     assert mrkdwn(view.headline()) == f"Deploy api staging: {EVIL_ESCAPED}"
@@ -223,7 +207,7 @@ def test_the_parent_offers_rollback_once_the_service_changed_and_cancel_while_ru
     assert actions["block_id"] == "op:op1"
     assert [b["action_id"] for b in actions["elements"]] == ["tugboat_rollback", "tugboat_cancel"]
 
-    play(op, Succeeded("Revision 2 is live."))
+    play(op, ev.Succeeded("Revision 2 is live."))
     assert [b["action_id"] for b in parent_blocks(view)[-1]["elements"]] == ["tugboat_rollback"]
 
 
@@ -231,7 +215,7 @@ async def test_the_terminal_prints_plain_lines_and_one_final_status() -> None:
     op = record(previous_task_definition=f"{DEF}:1")
     out = io.StringIO()
     reporter = TerminalReporter(ThreadView(op), out, color=False)
-    for event in (*DEPLOY, Succeeded("Revision 2 is live.")):
+    for event in (*DEPLOY, ev.Succeeded("Revision 2 is live.")):
         fold(op, event, now=NOW)
         await reporter(event)
     reporter.say(text(bold("Confirmed by "), mention("U0OPS"), ": ", EVIL))

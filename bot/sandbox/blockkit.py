@@ -210,11 +210,15 @@ class _Checker:
         for index, field in enumerate(fields):
             self.check_text_object(field, MAX_SECTION_FIELD_TEXT, f"{pointer}/{index}")
 
+    def _required_plain_text(self, owner: dict[str, Any], field: str, limit: int, pointer: str) -> None:
+        """`owner[field]` must be there, and be a plain_text object of at most `limit` characters."""
+        if owner.get(field) is None:
+            self.add(pointer, f"missing required field: {field}")
+        else:
+            self.check_text_object(owner[field], limit, f"{pointer}/{field}", plain_only=True)
+
     def _check_header(self, block: dict[str, Any], pointer: str) -> None:
-        if block.get("text") is None:
-            self.add(pointer, "missing required field: text")
-            return
-        self.check_text_object(block["text"], MAX_HEADER_TEXT, f"{pointer}/text", plain_only=True)
+        self._required_plain_text(block, "text", MAX_HEADER_TEXT, pointer)
 
     def _check_context(self, block: dict[str, Any], pointer: str) -> None:
         elements = self._element_list(block, pointer, MAX_CONTEXT_ELEMENTS)
@@ -269,10 +273,7 @@ class _Checker:
         self.check_string_length(image.get("alt_text"), MAX_IMAGE_ALT_TEXT, f"{pointer}/alt_text")
 
     def _check_input(self, block: dict[str, Any], pointer: str) -> None:
-        if block.get("label") is None:
-            self.add(pointer, "missing required field: label")
-        else:
-            self.check_text_object(block["label"], MAX_INPUT_LABEL, f"{pointer}/label", plain_only=True)
+        self._required_plain_text(block, "label", MAX_INPUT_LABEL, pointer)
         if block.get("hint") is not None:
             self.check_text_object(block["hint"], MAX_INPUT_HINT, f"{pointer}/hint", plain_only=True)
         if block.get("element") is None:
@@ -297,10 +298,7 @@ class _Checker:
             self._check_options(element.get("options"), MAX_SELECT_OPTIONS, f"{pointer}/options")
 
     def _check_button(self, button: dict[str, Any], pointer: str) -> None:
-        if button.get("text") is None:
-            self.add(pointer, "missing required field: text")
-        else:
-            self.check_text_object(button["text"], MAX_BUTTON_TEXT, f"{pointer}/text", plain_only=True)
+        self._required_plain_text(button, "text", MAX_BUTTON_TEXT, pointer)
         self.check_string_length(button.get("value"), MAX_BUTTON_VALUE, f"{pointer}/value")
         self.check_string_length(button.get("url"), MAX_URL, f"{pointer}/url")
         if button.get("style") not in (None, "primary", "danger"):

@@ -133,6 +133,12 @@ class _Shadow:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._backend, name)
 
+    @classmethod
+    def build(cls, backend: _Backend, original: Callable[..., Any], *a: Any, **k: Any) -> tuple[_Shadow, Any]:
+        """Run moto's `original` on a shadow of `backend`: the shadow, and what moto returned."""
+        shadow = cls(backend)
+        return shadow, original(shadow, *a, **k)
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -427,8 +433,7 @@ class RolloutSimulator:
     def _create_service(self, b: _Backend, original: Callable[..., Any], *a: Any, **k: Any) -> Any:
         """Give the first deployment a real-looking id; the ticker rolls it out from zero."""
         with self._lock:
-            shadow = _Shadow(b)
-            svc = original(shadow, *a, **k)
+            shadow, svc = _Shadow.build(b, original, *a, **k)
             svc._backend = b
             b.services = shadow.services
             if svc.deployments:
@@ -451,8 +456,7 @@ class RolloutSimulator:
     def _run_task(self, b: _Backend, original: Callable[..., Any], *a: Any, **k: Any) -> Any:
         """Let moto build the tasks privately, publish them atomically, then adopt them."""
         with self._lock:
-            shadow = _Shadow(b)
-            tasks = original(shadow, *a, **k)
+            shadow, tasks = _Shadow.build(b, original, *a, **k)
             for task in tasks:
                 task._backend = b
             for cluster, new in shadow.tasks.items():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
+from bot.state.dynamodb import DynamoStore
 
 
 def free_port() -> int:
@@ -68,7 +69,7 @@ class BotProcess:
         )
         return self
 
-    async def up(self, fake: FakeSlack, timeout: float) -> BotProcess:
+    async def up(self, fake: FakeSlack, timeout: float = 30) -> BotProcess:
         """Start, and wait until healthy with a Socket Mode connection it opened."""
         before = fake.connections_opened
         self.start()
@@ -133,3 +134,37 @@ def launch(
     bot = BotProcess(world, fake, EXAMPLE, state, tmp_path / "bot.log", **kw)  # type: ignore[arg-type]
     processes.append(bot)
     return bot
+
+
+async def two_replicas(
+    processes: list[BotProcess],
+    world: SandboxWorld,
+    fake: FakeSlack,
+    tmp_path: Path,
+    state: str,
+    lease_s: float,
+) -> tuple[BotProcess, BotProcess]:
+    """replica-a and replica-b on one state, both healthy with a Socket Mode connection each."""
+    a = await launch(processes, world, fake, tmp_path, state, replica="replica-a", lease_s=lease_s).up(fake)
+    b = launch(processes, world, fake, tmp_path, state, replica="replica-b", lease_s=lease_s).start()
+    await wait_for(lambda: b.healthy() and fake.connection_count >= 2, timeout=30, what="second replica")
+    return a, b
+
+
+async def dynamodb_state(table: str) -> str:
+    """A new DynamoDB state table (in the sandbox world), as a TUGBOAT_STATE URL."""
+    store = DynamoStore(table)
+    await store.create_table()
+    await store.close()
+    return f"dynamodb://{table}"
+
+
+async def owner_of_the_deploy(table: str) -> str:
+    """The replica that owns the one unfinished deploy in the state table."""
+    store = DynamoStore(table)
+    try:
+        (running_deploy,) = [r for r in await store.unfinished() if r.action == "deploy"]
+    finally:
+        await store.close()
+    assert running_deploy.owner is not None
+    return running_deploy.owner

@@ -5,49 +5,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.sandbox.fake_slack import FakeSlack, wait_for
+from bot.sandbox.fake_slack import FakeSlack
 from bot.sandbox.world import SandboxWorld
 from bot.state.dynamodb import DynamoStore
 from tests.conftest import running
-from tests.faults.process import BotProcess, launch
-from tests.slackview import final_parent, parents, service, thread_text
+from tests.faults.process import BotProcess, dynamodb_state, launch, owner_of_the_deploy, two_replicas
+from tests.slackview import final_parent, service, thread_text, thread_under_way
 
 DEV = "U0DEV"
 TABLE = "tugboat-fencing"
-
-
-async def dynamodb_state() -> str:
-    store = DynamoStore(TABLE)
-    await store.create_table()
-    await store.close()
-    return f"dynamodb://{TABLE}"
-
-
-async def owner_of_the_deploy() -> str:
-    store = DynamoStore(TABLE)
-    try:
-        (running_deploy,) = [r for r in await store.unfinished() if r.action == "deploy"]
-    finally:
-        await store.close()
-    assert running_deploy.owner is not None
-    return running_deploy.owner
+UPDATED = "Service updated to revision 2"
 
 
 async def test_a_paused_replica_that_lost_its_lease_does_not_act_when_it_wakes(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path, processes: list[BotProcess]
 ) -> None:
-    state = await dynamodb_state()
+    state = await dynamodb_state(TABLE)
     world.simulator.rollout_seconds = 14
     lease = 6.0
-    a = launch(processes, world, fake, tmp_path, state, replica="replica-a", lease_s=lease)
-    await a.up(fake, timeout=30)
-    b = launch(processes, world, fake, tmp_path, state, replica="replica-b", lease_s=lease).start()
-    await wait_for(lambda: b.healthy() and fake.connection_count >= 2, timeout=30, what="second replica")
-
-    fake.slash_command("/deploy", "api staging v2", user=DEV)
-    parent = await wait_for(lambda: next(iter(parents(fake, "C0STAGING")), None), timeout=20, what="thread")
-    await thread_text(fake, parent, must_contain="Service updated to revision 2", timeout=20)
-    owner = a if await owner_of_the_deploy() == "replica-a" else b
+    a, b = await two_replicas(processes, world, fake, tmp_path, state, lease)
+    parent = await thread_under_way(fake, "/deploy", "api staging v2", reached=UPDATED, user=DEV)
+    owner = a if await owner_of_the_deploy(TABLE) == "replica-a" else b
     owner.pause()
     try:
         final = await final_parent(fake, "C0STAGING", timeout=lease + 30)
@@ -69,7 +47,7 @@ async def test_a_paused_replica_that_lost_its_lease_does_not_act_when_it_wakes(
 async def test_a_failed_state_write_just_after_update_service_does_not_abandon_the_rollout(
     world: SandboxWorld, fake: FakeSlack, catalog: object, tmp_path: Path
 ) -> None:
-    state = await dynamodb_state()
+    state = await dynamodb_state(TABLE)
     world.reset_calls()
     # The first record write after the service update is refused (no retry can help).
     world.inject_error("dynamodb:UpdateItem", "AccessDeniedException", times=1, after="ecs:UpdateService")
@@ -93,21 +71,17 @@ async def test_a_failed_state_write_just_after_update_service_does_not_abandon_t
 async def test_after_a_store_outage_and_a_restart_the_thread_follows_what_ecs_runs(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path, processes: list[BotProcess]
 ) -> None:
-    state = await dynamodb_state()
+    state = await dynamodb_state(TABLE)
     world.simulator.rollout_seconds = 8
-    bot = launch(processes, world, fake, tmp_path, state, replica="replica-a", lease_s=6.0)
-    await bot.up(fake, timeout=30)
+    bot = await launch(processes, world, fake, tmp_path, state, replica="replica-a", lease_s=6.0).up(fake)
     world.reset_calls()
     world.inject_error("dynamodb:UpdateItem", "AccessDeniedException", after="ecs:UpdateService")
 
-    fake.slash_command("/deploy", "api staging v2", user=DEV)
-    parent = await wait_for(lambda: next(iter(parents(fake, "C0STAGING")), None), timeout=20, what="thread")
-    await thread_text(fake, parent, must_contain="Service updated to revision 2", timeout=20)
+    parent = await thread_under_way(fake, "/deploy", "api staging v2", reached=UPDATED, user=DEV)
     bot.kill()  # the record still says "registered": its later writes never reached the store
     world.clear_errors()
 
-    again = launch(processes, world, fake, tmp_path, state, replica="replica-a", lease_s=6.0)
-    await again.up(fake, timeout=30)
+    await launch(processes, world, fake, tmp_path, state, replica="replica-a", lease_s=6.0).up(fake)
     final = await final_parent(fake, "C0STAGING", timeout=60)
     assert final.ts == parent.ts and "*Succeeded*" in final.flat
     replies = await thread_text(fake, parent, must_contain="is live")

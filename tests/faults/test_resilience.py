@@ -15,7 +15,7 @@ from bot.runtime import Tugboat
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
 from tests.conftest import FAST, fleet_catalog, running, seed_fleet
-from tests.slackview import final_parent, parents, service
+from tests.slackview import all_succeeded, final_parent, service
 
 DEV = "U0DEV"
 
@@ -67,17 +67,10 @@ async def test_slack_answering_429_to_every_second_call_loses_nothing_and_double
     fake.fail_every_nth_call(2, status=429, retry_after=1, until=time.monotonic() + 60)
     for i in range(3):
         fake.slash_command("/deploy", f"svc{i} prod v2", user=DEV)
-    await wait_for(
-        lambda: (
-            len(parents(fake, "C0FLEET")) == 3
-            and all("*Succeeded*" in p.flat for p in parents(fake, "C0FLEET"))
-        ),
-        timeout=90,
-        what="3 final threads",
-    )
+    threads = await all_succeeded(fake, "C0FLEET", 3)
     fake.clear_faults()
     assert any(call.status == 429 for call in fake.calls)
-    for parent in parents(fake, "C0FLEET"):
+    for parent in threads:
         replies = [m.flat for m in fake.thread("C0FLEET", parent.ts)]
         assert len(replies) == len(set(replies)), "a reply was posted twice"
         assert sum("is live" in r for r in replies) == 1

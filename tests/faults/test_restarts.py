@@ -3,30 +3,40 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot.sandbox.fake_slack import FakeSlack, wait_for
-from bot.sandbox.world import SandboxWorld
-from tests.faults.process import BotProcess, launch
-from tests.slackview import final_parent, parents, service, thread_text
+import pytest
 
-DEV = "U0DEV"
+from bot.sandbox.fake_slack import FakeSlack, Message, wait_for
+from bot.sandbox.world import SandboxWorld
+from tests.faults.process import BotProcess, dynamodb_state, launch, owner_of_the_deploy, two_replicas
+from tests.slackview import final_parent, parents, service, thread_text, thread_under_way
+
+UPDATED = "Service updated to revision 2"
+StartBot = Callable[[], Awaitable[BotProcess]]
+
+
+@pytest.fixture
+def start_bot(world: SandboxWorld, fake: FakeSlack, tmp_path: Path, processes: list[BotProcess]) -> StartBot:
+    """Starts one more bot process on the test's SQLite state, and waits until it is up."""
+    state = f"sqlite:///{tmp_path / 'state.db'}"
+    return lambda: launch(processes, world, fake, tmp_path, state).up(fake)
+
+
+async def mid_deploy(world: SandboxWorld, fake: FakeSlack, start_bot: StartBot) -> tuple[BotProcess, Message]:
+    """A bot 10 s rollout into `/deploy api staging v2`: its thread says the service was updated."""
+    world.simulator.rollout_seconds = 10
+    bot = await start_bot()
+    return bot, await thread_under_way(fake, "/deploy", "api staging v2", reached=UPDATED)
 
 
 async def test_kill_9_mid_rollout_then_restart_finishes_the_same_thread(
-    world: SandboxWorld, fake: FakeSlack, tmp_path: Path, processes: list[BotProcess]
+    world: SandboxWorld, fake: FakeSlack, start_bot: StartBot
 ) -> None:
-    state = f"sqlite:///{tmp_path / 'state.db'}"
-    world.simulator.rollout_seconds = 10
-    first = launch(processes, world, fake, tmp_path, state)
-    await first.up(fake, timeout=30)
-    fake.slash_command("/deploy", "api staging v2", user=DEV)
-    parent = await wait_for(lambda: next(iter(parents(fake, "C0STAGING")), None), timeout=20, what="thread")
-    await thread_text(fake, parent, must_contain="Service updated to revision 2", timeout=20)
-
+    first, parent = await mid_deploy(world, fake, start_bot)
     first.kill()
-    second = launch(processes, world, fake, tmp_path, state)
-    await second.up(fake, timeout=30)
+    await start_bot()
 
     final = await final_parent(fake, "C0STAGING", timeout=60)
     assert final.ts == parent.ts and len(parents(fake, "C0STAGING")) == 1
@@ -37,19 +47,16 @@ async def test_kill_9_mid_rollout_then_restart_finishes_the_same_thread(
 
 
 async def test_kill_9_during_run_task_then_restart_reports_its_exit(
-    world: SandboxWorld, fake: FakeSlack, tmp_path: Path, processes: list[BotProcess]
+    world: SandboxWorld, fake: FakeSlack, start_bot: StartBot
 ) -> None:
-    state = f"sqlite:///{tmp_path / 'state.db'}"
     world.simulator.script_task("db:migrate", 0, ["== migrating", "== migrated"], 8)
-    first = launch(processes, world, fake, tmp_path, state)
-    await first.up(fake, timeout=30)
-    fake.slash_command("/run-task", "api staging migrate", user=DEV)
-    parent = await wait_for(lambda: next(iter(parents(fake, "C0STAGING")), None), timeout=20, what="thread")
-    await thread_text(fake, parent, must_contain="Started task `migrate`", timeout=20)
+    first = await start_bot()
+    parent = await thread_under_way(
+        fake, "/run-task", "api staging migrate", reached="Started task `migrate`"
+    )
 
     first.kill()
-    second = launch(processes, world, fake, tmp_path, state)
-    await second.up(fake, timeout=30)
+    await start_bot()
 
     final = await final_parent(fake, "C0STAGING", timeout=60)
     assert final.ts == parent.ts and "*Succeeded*" in final.flat
@@ -58,21 +65,13 @@ async def test_kill_9_during_run_task_then_restart_reports_its_exit(
 
 
 async def test_sigterm_exits_0_quickly_and_the_next_start_finishes(
-    world: SandboxWorld, fake: FakeSlack, tmp_path: Path, processes: list[BotProcess]
+    world: SandboxWorld, fake: FakeSlack, tmp_path: Path, start_bot: StartBot
 ) -> None:
-    state = f"sqlite:///{tmp_path / 'state.db'}"
-    world.simulator.rollout_seconds = 10
-    first = launch(processes, world, fake, tmp_path, state)
-    await first.up(fake, timeout=30)
-    fake.slash_command("/deploy", "api staging v2", user=DEV)
-    parent = await wait_for(lambda: next(iter(parents(fake, "C0STAGING")), None), timeout=20, what="thread")
-    await thread_text(fake, parent, must_contain="Service updated to revision 2", timeout=20)
-
+    first, parent = await mid_deploy(world, fake, start_bot)
     code, seconds = first.terminate()
     assert code == 0 and seconds < 10, (code, seconds)
 
-    second = launch(processes, world, fake, tmp_path, state)
-    await second.up(fake, timeout=30)
+    second = await start_bot()
     final = await final_parent(fake, "C0STAGING", timeout=60)
     assert final.ts == parent.ts and "*Succeeded*" in final.flat
 
@@ -86,22 +85,11 @@ async def test_sigterm_exits_0_quickly_and_the_next_start_finishes(
 async def test_two_replicas_on_dynamodb_one_dies_the_other_finishes(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path, processes: list[BotProcess]
 ) -> None:
-    from bot.state.dynamodb import DynamoStore
-
-    store = DynamoStore("tugboat-state")
-    await store.create_table()
-    await store.close()
-    state = "dynamodb://tugboat-state"
+    state = await dynamodb_state("tugboat-state")
     world.simulator.rollout_seconds = 12
     lease = 6.0
-    holder = launch(processes, world, fake, tmp_path, state, replica="replica-a", lease_s=lease)
-    await holder.up(fake, timeout=30)
-    other = launch(processes, world, fake, tmp_path, state, replica="replica-b", lease_s=lease).start()
-    await wait_for(lambda: other.healthy() and fake.connection_count >= 2, timeout=30, what="second replica")
-
-    fake.slash_command("/deploy", "api staging v2", user=DEV)
-    parent = await wait_for(lambda: next(iter(parents(fake, "C0STAGING")), None), timeout=20, what="thread")
-    await thread_text(fake, parent, must_contain="Service updated to revision 2", timeout=20)
+    holder, other = await two_replicas(processes, world, fake, tmp_path, state, lease)
+    parent = await thread_under_way(fake, "/deploy", "api staging v2", reached=UPDATED)
 
     for _ in range(2):  # Slack spreads envelopes over both sockets: one lands on each
         fake.slash_command("/deploy", "api staging v3", user="U0RIVAL")
@@ -112,12 +100,7 @@ async def test_two_replicas_on_dynamodb_one_dies_the_other_finishes(
     )
     assert refusal
 
-    store = DynamoStore("tugboat-state")
-    try:
-        (running,) = [r for r in await store.unfinished() if r.action == "deploy"]
-    finally:
-        await store.close()
-    owner = holder if running.owner == "replica-a" else other
+    owner = holder if await owner_of_the_deploy("tugboat-state") == "replica-a" else other
     owner.kill()
     final = await final_parent(fake, "C0STAGING", timeout=lease + 10)
     assert final.ts == parent.ts and "*Succeeded*" in final.flat
