@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.domain.catalog import Catalog
+from bot.domain.records import OperationRecord
 from bot.runtime import Tugboat
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
@@ -129,8 +130,11 @@ async def test_an_expired_confirmation_is_refused(
     fake.slash_command("/deploy", "api production v2", user=ADMIN, channel="C0DEPLOY")
     pending = await confirmation_in(fake)
     pending_id = next(b for b in pending.blocks or [] if b["type"] == "actions")["elements"][0]["value"]
-    record = await guarded.store.get(pending_id)
-    assert record is not None
+    # The request is saved again once its card is posted: edit it after that, or the bot's own
+    # second save would put the real creation time back.
+    record = await wait_for(
+        lambda: _with_card(guarded, pending_id, pending.ts), what="the request saved with its card"
+    )
     record.created_at -= 601
     await guarded.store.save(record)
     fake.click("C0DEPLOY", pending.ts, CONFIRM_ACTION, user=ADMIN)
@@ -216,3 +220,8 @@ async def test_bad_input_changes_nothing_and_says_what_was_wrong(
     assert world.calls()["ecs:UpdateService"] == 0
     assert world.calls()["ecs:RunTask"] == 0
     assert parents(fake, "C0STAGING") == [] and parents(fake, "C0PROD") == []
+
+
+async def _with_card(bot: Tugboat, pending_id: str, ts: str) -> OperationRecord | None:
+    record = await bot.store.get(pending_id)
+    return record if record is not None and record.ts == ts else None
