@@ -46,6 +46,32 @@ class Reporter(Protocol):
 Body = Callable[[Emit, asyncio.Event], Awaitable[object]]
 """An action's work: it gets the operation's emit and its cancel signal."""
 
+Opener = Callable[[OperationRecord], Awaitable[Reporter]]
+"""Opens an operation's story (posts a thread's parent) and sets the record's `ts`/`permalink`."""
+
+TURN_POLL_S, TURN_POLL_MAX_S = 0.5, 5.0
+"""How often a queued operation asks whether the holder of its target is done."""
+
+
+async def first(work: Awaitable[object], *, unless: asyncio.Event) -> bool:
+    """Await `work` unless `unless` is set first; True if `work` ended (its error is raised)."""
+    task = asyncio.ensure_future(work)
+    skipped = asyncio.ensure_future(unless.wait())
+    try:
+        await asyncio.wait({task, skipped}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        raise
+    finally:
+        skipped.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -240,17 +266,23 @@ class Lifecycle:
 
     # -- claims -----------------------------------------------------------------------------
 
-    async def obstacle(self, target: Target, *, force: bool = False) -> Text | None:
-        """The lock (unless forced) or the running operation that stands in the way, if any."""
+    async def obstacle(
+        self, target: Target, *, force: bool = False, forcible: bool = False
+    ) -> tuple[Text | None, Lock | None]:
+        """What stands in the way (the lock unless forced, or a running operation), and the lock.
+
+        `forcible`: the refusal of a lock says how to force it (a deploy can, a rollback cannot).
+        """
         lock = await self.store.get_lock(target.app, target.env)
         if lock is not None and not force:
-            return locked_text(target, lock)
+            hint = text(" (", code("--force"), " deploys anyway.)") if forcible else text()
+            return text(locked_text(target, lock), hint), lock
         running = await self.store.active_on(target.app, target.env)
         if running is not None:
-            return busy_text(target, running)
-        return None
+            return busy_text(target, running), lock
+        return None, lock
 
-    async def claim(self, record: OperationRecord) -> OperationRecord | None:
+    async def _claim(self, record: OperationRecord) -> OperationRecord | None:
         """Save `record` as the one operation on its target; the holder when someone has it."""
         record.owner = self.owner
         try:
@@ -261,18 +293,18 @@ class Lifecycle:
             self._held.add(record.id)  # ours from now: this replica's takeover pass leaves it alone
         return holder
 
-    async def lease(self, record: OperationRecord) -> None:
+    async def _lease(self, record: OperationRecord) -> None:
         """Save a record that holds no claim yet (a one-off task, a queued auto-deploy), leased."""
         record.owner = self.owner
         self._held.add(record.id)
         await self.save(record)
         await self.store.renew_claim(record, self.lease_s)
 
-    async def release(self, record: OperationRecord) -> None:
+    async def _release(self, record: OperationRecord) -> None:
         self._held.discard(record.id)
         await self.store.release_target(record)
 
-    async def adopt(self, record: OperationRecord) -> bool:
+    async def _adopt(self, record: OperationRecord) -> bool:
         """Take over an unfinished operation whose owner's lease ran out (one replica wins)."""
         if self.is_running(record.id):
             return False
@@ -302,17 +334,80 @@ class Lifecycle:
             metrics.BACKGROUND_FAILURES.labels(what="save").inc()
             log.warning("record save failed; kept going", extra={"op": record.id, "error": repr(exc)})
 
-    async def opened(self, record: OperationRecord, open_thread: Awaitable[Reporter]) -> Reporter:
+    async def _opened(self, record: OperationRecord, open_thread: Awaitable[Reporter]) -> Reporter:
         """Await the thread's opening; if it cannot open, the operation ends here, released."""
         try:
             reporter = await open_thread
         except Exception:
             record.state, record.reason, record.ended_at = "failed", "could not post its thread", time.time()
             await self.save(record)
-            await self.release(record)
+            await self._release(record)
             raise
         await self.save(record)
         return reporter
+
+    # -- taking an operation on -------------------------------------------------------------
+
+    async def claim_and_open(
+        self, record: OperationRecord, open_thread: Opener
+    ) -> Reporter | OperationRecord:
+        """Claim the target and open the story; the holder instead, when someone has the target."""
+        holder = await self._claim(record)
+        if holder is not None:
+            return holder
+        return await self._opened(record, open_thread(record))
+
+    async def lease_and_open(self, record: OperationRecord, open_thread: Opener) -> Reporter:
+        """Record an operation that holds no claim yet (a one-off task, a queued auto-deploy), leased
+        from the start so no replica takes it over, and open its story."""
+        await self._lease(record)
+        return await self._opened(record, open_thread(record))
+
+    async def claim_in_turn(
+        self, record: OperationRecord, *, unless: asyncio.Event, queued: Callable[[OperationRecord], None]
+    ) -> bool:
+        """Claim the target, waiting behind whoever holds it; False if `unless` is set first.
+
+        `queued` hears of the first holder it waits behind. The claim itself is never
+        interrupted, so a write cannot land after the waiter gave up.
+        """
+        told = False
+        while True:
+            holder = await self._claim(record)
+            if unless.is_set():
+                await self._release(record)
+                return False
+            if holder is None:
+                return True
+            if not told:
+                queued(holder)
+                told = True
+            if not await first(self._released(holder), unless=unless):
+                return False
+
+    async def _released(self, holder: OperationRecord) -> None:
+        """Poll until `holder` no longer runs on its target, with a bounded backoff.
+
+        Gives up after a lease's worth of polling, so an expired claim is asked again.
+        """
+        delay, waited = TURN_POLL_S, 0.0
+        while waited < self.lease_s:
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, TURN_POLL_MAX_S)
+            running = await self.store.active_on(holder.app, holder.env)
+            if running is None or running.id != holder.id:
+                return
+
+    async def adopt_unfinished(self) -> list[OperationRecord]:
+        """Take over every unfinished operation whose owner's lease ran out (one replica wins each)."""
+        return [record for record in await self.store.unfinished() if await self._adopt(record)]
+
+    async def end_unopened(self, record: OperationRecord, reason: str) -> None:
+        """An adopted operation that never had a story to tell ends failed, its target released."""
+        record.state, record.reason, record.ended_at = "failed", reason, time.time()
+        await self.save(record)
+        await self._release(record)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -467,7 +562,7 @@ class Lifecycle:
                 await emit(Failed(reason or "The operation ended without a result."))
             if record.id in self._unsaved:
                 await self.save_running(record)
-            await self.release(record)
+            await self._release(record)
             metrics.DEPLOYS.labels(record.action, record.app, record.env, record.state).inc()
             metrics.DEPLOY_SECONDS.labels(record.action).observe(time.monotonic() - started)
             log.info(

@@ -198,13 +198,11 @@ class Operations:
     ) -> tuple[Text | None, deploy_action.DeployPlan | None, Lock | None]:
         """The refusal, or the plan (and the lock a forced deploy goes through)."""
         target = request.target
-        refusal = await self.authorize(target, origin) or await self.lifecycle.obstacle(
-            target, force=request.force
-        )
-        lock = await self.lifecycle.store.get_lock(target.app, target.env)
+        refused = await self.authorize(target, origin)
+        if refused is not None:
+            return refused, None, None
+        refusal, lock = await self.lifecycle.obstacle(target, force=request.force, forcible=True)
         if refusal is not None:
-            if lock is not None and not request.force:
-                refusal = text(refusal, " (", code("--force"), " deploys anyway.)")
             return refusal, None, lock
         try:
             plan = await deploy_action.prepare(request, self.deploy_deps)
@@ -223,11 +221,11 @@ class Operations:
     async def _claim_and_open(
         self, record: OperationRecord, origin: Origin, reply: Reply, front: Front
     ) -> Reporter | None:
-        holder = await self.lifecycle.claim(record)
-        if holder is not None:
-            await self.refuse(reply, origin, record.action, record.target, busy_text(record.target, holder))
+        taken = await self.lifecycle.claim_and_open(record, front.open)
+        if isinstance(taken, OperationRecord):
+            await self.refuse(reply, origin, record.action, record.target, busy_text(record.target, taken))
             return None
-        reporter = await self.lifecycle.opened(record, front.open(record))
+        reporter = taken
         await self.lifecycle.audit.write(origin, record.action, record.target, f"started: {record.subject}")
         return reporter
 
@@ -311,7 +309,7 @@ class Operations:
     ) -> OperationRecord | None:
         """Check, find the revision to go back to, claim, and roll back."""
         target = request.target
-        refusal = await self.authorize(target, origin) or await self.lifecycle.obstacle(target)
+        refusal = await self.authorize(target, origin) or (await self.lifecycle.obstacle(target))[0]
         if refusal is not None:
             await self.refuse(reply, origin, "rollback", target, refusal)
             return None
@@ -360,9 +358,8 @@ class Operations:
         record = self.new_record("run-task", target, origin, subject)
         record.channel = env.channel or origin.channel
         record.task_definition = plan.task_definition
-        await self.lifecycle.lease(record)  # leased from the start: no early takeover
+        reporter = await self.lifecycle.lease_and_open(record, front.open)
         await self.lifecycle.audit.write(origin, "run-task", target, f"started: {subject}")
-        reporter = await self.lifecycle.opened(record, front.open(record))
         await reply(text("Running ", code(subject), f" on {target}: ", record.permalink or ""))
 
         async def body(emit: Emit, cancel: asyncio.Event) -> None:

@@ -29,29 +29,19 @@ NOT_RERUN = "Nothing was changed, and it was not re-run: run the command again."
 
 async def resume_unfinished(ops: Operations, front: Front) -> int:
     """Adopt every unfinished operation whose owner is gone (or is us), and carry it on."""
-    lifecycle = ops.lifecycle
-    adopted = 0
-    for record in await lifecycle.store.unfinished():
-        if not await lifecycle.adopt(record):
-            continue
-        adopted += 1
+    adopted = await ops.lifecycle.adopt_unfinished()
+    for record in adopted:
         log.info(
             "resuming operation", extra={"op": record.id, "action": record.action, "phase": record.phase}
         )
-        lifecycle.tracker.spawn(_resume(ops, front, record), f"resume-{record.id}")
-    return adopted
+        ops.lifecycle.tracker.spawn(_resume(ops, front, record), f"resume-{record.id}")
+    return len(adopted)
 
 
 async def _resume(ops: Operations, front: Front, record: OperationRecord) -> None:
     lifecycle = ops.lifecycle
     if record.channel is None or record.ts is None:
-        record.state, record.reason, record.ended_at = (
-            "failed",
-            "interrupted before its thread existed",
-            time.time(),
-        )
-        await lifecycle.save(record)
-        await lifecycle.release(record)
+        await lifecycle.end_unopened(record, "interrupted before its thread existed")
         return
     reporter = await front.reopen(record)
 

@@ -10,15 +10,13 @@ reported and shut down exactly like manual ones.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from bot.domain.events import Emit, Failed, Started
 from bot.domain.records import Lock, OperationRecord, Phase, Target
 from bot.domain.text import Text, bold, code, emoji, italic, link, mention, text
-from bot.lifecycle import Origin, Reporter, locked_text
+from bot.lifecycle import Origin, Reporter, first, locked_text
 from bot.operations import Front, Operations
 from commands import deploy as deploy_action
 from commands.grammar import DeployRequest
@@ -95,14 +93,10 @@ class _Job:
 class AutoDeployer:
     """Runs auto-deploys over the operations' lifecycle, one at a time per target, latest first."""
 
-    def __init__(
-        self, ops: Operations, front: Front, *, turn_poll_s: float = 0.5, turn_poll_max_s: float = 5.0
-    ) -> None:
+    def __init__(self, ops: Operations, front: Front) -> None:
         self.ops = ops
         self.lifecycle = ops.lifecycle
         self.front = front
-        self._turn_poll_s = turn_poll_s
-        self._turn_poll_max_s = turn_poll_max_s
         self._newest: dict[Target, _Job] = {}
 
     def submit(self, target: Target, push: PushEvent) -> OperationRecord:
@@ -149,8 +143,7 @@ class AutoDeployer:
             if lock is not None:
                 await self._report_locked(job, lock)
                 return
-            await self.lifecycle.lease(job.record)  # leased while it waits: no replica takes it over
-            reporter = await self.lifecycle.opened(job.record, self.front.open(job.record))
+            reporter = await self.lifecycle.lease_and_open(job.record, self.front.open)
             for line in intro_lines(job.push):
                 reporter.say(line)
             origin = Origin(job.record.actor, job.record.channel or "", job.record.trigger)
@@ -184,9 +177,13 @@ class AutoDeployer:
         # Waiting for CI happens before the claim, so manual deploys and rollbacks are not
         # locked out for as long as `image_wait`.
         waiting = deploy_action.prepare(request, deps, image_wait_s=job.image_wait_s, emit=emit)
-        if not await self._unless_superseded(job, waiting):
+        if not await first(waiting, unless=job.superseded):
             return None
-        if not await self._take_turn(job, reporter):
+
+        def queued(holder: OperationRecord) -> None:
+            reporter.say(queued_text(holder))
+
+        if not await self.lifecycle.claim_in_turn(job.record, unless=job.superseded, queued=queued):
             return None
         job.committed = True
         lock = await self.lifecycle.store.get_lock(job.target.app, job.target.env)
@@ -197,59 +194,6 @@ class AutoDeployer:
         job.record.previous_task_definition = plan.current_task_definition
         await self.lifecycle.save(job.record)
         return plan
-
-    async def _take_turn(self, job: _Job, reporter: Reporter) -> bool:
-        """Claim the target, waiting behind whoever holds it; False if superseded meanwhile.
-
-        The claim itself is never interrupted, so a write cannot land after the job ended.
-        """
-        record = job.record
-        told = False
-        while True:
-            holder = await self.lifecycle.claim(record)
-            if job.superseded.is_set():
-                await self.lifecycle.release(record)
-                return False
-            if holder is None:
-                return True
-            if not told:
-                reporter.say(queued_text(holder))
-                told = True
-            if not await self._unless_superseded(job, self._released(holder)):
-                return False
-
-    async def _released(self, holder: OperationRecord) -> None:
-        """Poll until `holder` no longer runs on its target, with a bounded backoff.
-
-        Gives up after a lease's worth of polling, so an expired claim is asked again.
-        """
-        delay, waited = self._turn_poll_s, 0.0
-        while waited < self.lifecycle.lease_s:
-            await asyncio.sleep(delay)
-            waited += delay
-            delay = min(delay * 2, self._turn_poll_max_s)
-            running = await self.lifecycle.store.active_on(holder.app, holder.env)
-            if running is None or running.id != holder.id:
-                return
-
-    async def _unless_superseded(self, job: _Job, work: Awaitable[object]) -> bool:
-        """Await `work` unless a newer push supersedes the job first; True if `work` ended."""
-        task = asyncio.ensure_future(work)
-        skipped = asyncio.ensure_future(job.superseded.wait())
-        try:
-            await asyncio.wait({task, skipped}, return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:
-            task.cancel()
-            raise
-        finally:
-            skipped.cancel()
-        if task.done():
-            task.result()  # re-raise what the work raised (DeployRefused, AwsError)
-            return True
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        return False
 
     async def _report_locked(self, job: _Job, lock: Lock) -> None:
         """One line in the environment's channel; no thread, nothing recorded as a deploy."""
