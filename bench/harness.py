@@ -65,7 +65,7 @@ def world_and_slack(services: int, rollout_seconds: float) -> Iterator[tuple[San
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    fake: FakeSlack, catalog: Catalog, tuning: Tuning = PRODUCTION_TUNING
+    fake: FakeSlack, catalog: Catalog, tuning: Tuning = PRODUCTION_TUNING, *, events_queue: str | None = None
 ) -> AsyncIterator[Tugboat]:
     with tempfile.TemporaryDirectory() as state:
         settings = Settings(
@@ -73,6 +73,7 @@ async def running_bot(
             slack_app_token=fake.app_token,
             slack_api_url=fake.api_url,
             tugboat_state=f"sqlite:///{Path(state) / 'bench.db'}",
+            tugboat_events_queue=events_queue,
             port=0,
         )
         bot = Tugboat(settings, catalog, tuning=tuning)

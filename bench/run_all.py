@@ -47,6 +47,12 @@ BENCHES: dict[str, list[str]] = {
         "--rollout-seconds",
         str(ROLLOUT_SECONDS),
     ],
+    # 10 deploys at 10 s and 60 s rollouts: events on, events off, ecs-deploy (issue 16).
+    "events": ["bench/events.py", "--count", "10", "--rollouts", "10,60"],
+    # 50 deploys inside ECS's buckets, half pre-spent; then the old single 4/s budget (issue 16).
+    "throttling": ["bench/throttling.py", "--deploys", "50", "--prespent", "0.5"],
+    # 500 services in 5 clusters: start-up, /ecs-status and the Home tab, cold and warm (issue 16).
+    "estate": ["bench/estate.py", "--runs", "3"],
 }
 
 

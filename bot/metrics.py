@@ -37,3 +37,12 @@ BACKGROUND_FAILURES = Counter(
     "Failed store writes, audit writes and lease renewals (each retried or acted on, never ignored)",
     ["what"],
 )
+WATCHES_BY_MODE = Gauge(
+    "tugboat_watches",
+    "Watched services and one-off tasks, by how they are followed: `events` (woken by ECS events,"
+    " a safety-net poll) or `polling` (by phase)",
+    ["mode"],
+)
+ECS_EVENTS = Counter(
+    "tugboat_ecs_events_total", "Messages read from TUGBOAT_EVENTS_QUEUE, by ECS detail-type", ["kind"]
+)

@@ -17,7 +17,7 @@ from typing import Protocol
 from bot.domain.aws import AwsError
 from bot.domain.catalog import Catalog
 from bot.domain.events import Emit, Note, Started
-from bot.domain.ports import Ecs, Watcher
+from bot.domain.ports import Ecs, Schedules, Watcher
 from bot.domain.records import Lock, OperationRecord, Phase, Target
 from bot.domain.text import Text, code, emoji, mention, text
 from bot.lifecycle import Lifecycle, Origin, Reporter, busy_text, locked_text, until
@@ -89,13 +89,14 @@ class Operations:
     catalog: Catalog
     ecs: Ecs
     watcher: Watcher
+    schedules: Schedules
     lifecycle: Lifecycle
     authorizer: Authorizer
     accepting: bool = field(default=True, init=False)
 
     @property
     def deploy_deps(self) -> deploy_action.DeployDeps:
-        return deploy_action.DeployDeps(self.ecs, self.watcher, self.catalog)
+        return deploy_action.DeployDeps(self.ecs, self.watcher, self.catalog, self.schedules)
 
     def in_flight(self) -> int:
         return self.lifecycle.in_flight()
@@ -348,10 +349,15 @@ class Operations:
         if not await self._permitted(target, origin, reply):
             return None
         try:
-            plan = await run_task_action.prepare(request, self.ecs, self.catalog, origin.actor)
+            plan = await run_task_action.prepare(
+                request, self.ecs, self.catalog, origin.actor, self.schedules
+            )
         except AwsError as exc:
             why = text("Not running ", code(request.task), f" on {target}: {exc}")
             await self.refuse(reply, origin, "run-task", target, why)
+            return None
+        except run_task_action.RunTaskRefused as exc:
+            await self.refuse(reply, origin, "run-task", target, text(str(exc)))
             return None
         _, env = self.catalog.target(target.app, target.env)
         subject = shlex.join((request.task, *request.args))  # as typed: copyable, one word per argument

@@ -12,12 +12,13 @@ import logging
 import time
 
 from bot.domain.aws import ServiceRef, revision_of
-from bot.domain.events import Emit, Failed, Note, ServiceUpdated, Succeeded
+from bot.domain.events import Emit, Failed, Note, ServiceUpdated
 from bot.domain.records import OperationRecord, Phase
 from bot.lifecycle import Origin
 from bot.operations import Front, Operations
 from commands import deploy as deploy_action
-from commands.run_task import TaskPlan, execute_stopped, wait_one_off
+from commands import schedules as schedules_action
+from commands.run_task import execute_stopped, plan_to_follow, wait_one_off
 from commands.wait import wait_for_rollout
 
 log = logging.getLogger(__name__)
@@ -115,12 +116,18 @@ async def _follow_rollout(
     )
     if record.action == "rollback":
         if outcome.ok:
-            await emit(Succeeded(f"Back on revision {revision_of(task_definition)}: {outcome.reason}."))
+            summary = f"Back on revision {revision_of(task_definition)}: {outcome.reason}."
+            deps = ops.deploy_deps
+            await schedules_action.succeed(
+                ops.catalog, record.target, task_definition, summary, deps.ecs, deps.schedules, emit
+            )
         else:
             await emit(Failed(f"The rollback did not complete: {outcome.reason}"))
         return
     previous = record.previous_task_definition or task_definition
-    await deploy_action.finish(env, previous, deployment_id, task_definition, outcome, ops.deploy_deps, emit)
+    await deploy_action.finish(
+        record.target, env, previous, deployment_id, task_definition, outcome, ops.deploy_deps, emit
+    )
 
 
 async def _follow_rollback(ops: Operations, record: OperationRecord, emit: Emit) -> None:
@@ -138,22 +145,14 @@ async def _follow_rollback(ops: Operations, record: OperationRecord, emit: Emit)
 
 async def _follow_task(ops: Operations, record: OperationRecord, emit: Emit, cancel: asyncio.Event) -> None:
     assert record.task_arn is not None
-    app, _ = ops.catalog.target(record.app, record.env)
-    name = record.subject.split(" ", 1)[0]
-    if name not in app.tasks:
+    try:
+        plan = plan_to_follow(
+            ops.catalog, record.target, record.subject, record.task_definition or "", record.actor
+        )
+    except KeyError:
+        name = record.subject.split(" ", 1)[0]
         await emit(Failed(f"Task `{name}` is no longer in the catalog; stopped watching it."))
         return
-    plan = TaskPlan(
-        target=record.target,
-        service=_ref(ops, record),
-        name=name,
-        spec=app.tasks[name],
-        command=tuple(record.subject.split(" ")),
-        container=app.container,
-        task_definition=record.task_definition or "",
-        placement={},
-        actor=record.actor,
-    )
     deadline = time.monotonic() + max(MIN_REMAINING_S, plan.spec.timeout - (time.time() - record.created_at))
     stopped = await wait_one_off(plan, record.task_arn, ops.ecs, emit, cancel, deadline)
     await execute_stopped(plan, stopped, emit)

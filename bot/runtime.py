@@ -19,6 +19,10 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot import metrics
 from bot.aws.ecs import EcsGateway
+from bot.aws.ecs_events import EcsEventQueue, FeedHealth, queue_region
+from bot.aws.ecs_limits import ECS_LIMITS, EcsLimits
+from bot.aws.schedules import EventBridgeSchedules
+from bot.aws.watched_ecs import WatchedEcs
 from bot.aws.watcher import PollTiming, RolloutWatcher
 from bot.domain.catalog import Catalog
 from bot.github.autodeploy import AutoDeployer
@@ -48,7 +52,9 @@ class Tuning:
     lease_s: float = 60.0
     ping_interval_s: float = 5.0
     watchdog_after_s: float = 30.0
-    ecs_calls_per_s: float = 4.0  # the default of TUGBOAT_ECS_CALLS_PER_SECOND
+    events_wait_s: int = 5  # long poll on TUGBOAT_EVENTS_QUEUE; a stopping process may wait one out
+    ecs_calls_per_s: float = 0.0  # TUGBOAT_ECS_CALLS_PER_SECOND: an overall ceiling (0: none)
+    ecs_limits: EcsLimits | None = ECS_LIMITS  # paced at TUGBOAT_AWS_SHARE of each; None: unpaced
     http_host: str = "0.0.0.0"  # noqa: S104 - a container must listen beyond loopback
 
 
@@ -68,9 +74,13 @@ class Tugboat:
         self.catalog = catalog
         self.tuning = tuning or Tuning()
         self.store = store or store_from_url(settings.tugboat_state)
-        self.ecs = ecs or EcsGateway(ecs_calls_per_s=self.tuning.ecs_calls_per_s)
+        self.ecs = ecs or WatchedEcs(
+            ecs_calls_per_s=self.tuning.ecs_calls_per_s,
+            limits=self.tuning.ecs_limits,
+            share=settings.tugboat_aws_share,
+        )
         self.tracker = TaskTracker()
-        self.watcher = RolloutWatcher(self.ecs, self.tuning.poll)
+        self.events, self.watcher = self._watchers(settings.tugboat_events_queue, catalog.region)
         self.handler: AsyncSocketModeHandler | None = None
         self.port: int | None = None
         self.metrics_port: int | None = None
@@ -92,6 +102,7 @@ class Tugboat:
             catalog=catalog,
             ecs=self.ecs,
             watcher=self.watcher,
+            schedules=EventBridgeSchedules(self.ecs),
             lifecycle=self.lifecycle,
             authorizer=Permissions(catalog, GroupDirectory(self.slack)),
         )
@@ -108,6 +119,18 @@ class Tugboat:
         )
         self.app = build_app(self.client, self.dispatcher)
 
+    def _watchers(self, queue: str | None, region: str) -> tuple[EcsEventQueue | None, RolloutWatcher]:
+        """The shared watcher, and the consumer of ECS events that wakes it when a queue is set."""
+        wait_s = self.tuning.events_wait_s
+        feed = FeedHealth(stale_after_s=2.0 * wait_s + 5.0) if queue else None
+        watcher = RolloutWatcher(self.ecs, self.tuning.poll, feed=feed)
+        if isinstance(self.ecs, WatchedEcs):
+            self.ecs.watched_by(watcher)
+        if queue is None or feed is None:
+            return None, watcher
+        events = EcsEventQueue(self.ecs, queue, queue_region(queue, region), watcher, feed, wait_s=wait_s)
+        return events, watcher
+
     async def start(self) -> None:
         began = time.monotonic()
         # Both tokens before anything opens: one Slack rejects raises TokenRejected (exit 2 in serve).
@@ -115,6 +138,8 @@ class Tugboat:
         await self.slack.check_app_token(self._app_token)
         await self.store.open()
         self.watcher.start()
+        if self.events is not None:
+            self.events.start()
         await self._start_http()
         await self._connect()
         self._started = True
@@ -224,6 +249,8 @@ class Tugboat:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.operations.stop(timeout=timeout / 2)
+        if self.events is not None:
+            await self.events.stop()
         await self.watcher.stop()
         if self.handler is not None:
             with contextlib.suppress(Exception):

@@ -39,7 +39,12 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     tugboat_lease_seconds: float = Field(default=60.0, ge=5.0, le=3600.0)
     tugboat_replica_id: str | None = None
-    tugboat_ecs_calls_per_second: float = Field(default=4.0, ge=0.0, le=100.0)
+    tugboat_events_queue: str | None = None
+    """SQS queue URL an EventBridge rule fills with ECS events; unset: watch by polling only."""
+    tugboat_ecs_calls_per_second: float = Field(default=0.0, ge=0.0, le=100.0)
+    """Deprecated: one ceiling over every ECS call, beside the per-bucket budgets (0: none)."""
+    tugboat_aws_share: float = Field(default=0.5, gt=0.0, le=1.0)
+    """The share of each of ECS's per-account token buckets Tugboat may spend."""
 
     @field_validator("slack_bot_token", "slack_app_token")
     @classmethod
@@ -55,6 +60,14 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("expected an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("tugboat_events_queue")
+    @classmethod
+    def _events_queue(cls, value: str | None) -> str | None:
+        """Empty means unset, as for a variable left blank in a task definition."""
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("expected an SQS queue URL, https://sqs.REGION.amazonaws.com/ACCOUNT/NAME")
+        return value or None
 
     @field_validator("tugboat_state")
     @classmethod

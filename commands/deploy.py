@@ -14,7 +14,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bot.domain.aws import AwsError, ServiceRef, registrable, revision_of
+from bot.domain.aws import AwsError, ServiceRef, revision_of
 from bot.domain.catalog import App, Catalog, Environment
 from bot.domain.events import (
     Emit,
@@ -23,14 +23,15 @@ from bot.domain.events import (
     RolledBack,
     RollingBack,
     ServiceUpdated,
-    Succeeded,
     TaskDefinitionRegistered,
     WaitingForImage,
 )
-from bot.domain.ports import Ecs, Watcher
+from bot.domain.ports import Ecs, Schedules, Watcher
 from bot.domain.records import Target
+from commands import schedules as schedules_action
 from commands.grammar import DeployRequest
 from commands.run_task import before_deploy_plans, failure_reason, run_one_off
+from commands.taskdef import container_image, tag_of, with_image
 from commands.wait import RolloutOutcome, stopped_task_reasons, wait_for_rollout
 
 T = TypeVar("T")
@@ -92,6 +93,7 @@ class DeployDeps:
     ecs: Ecs
     watcher: Watcher
     catalog: Catalog
+    schedules: Schedules
 
 
 @dataclass(frozen=True)
@@ -122,19 +124,6 @@ def repository_of(image: str, default_region: str) -> tuple[str, str]:
     if match is None:
         return default_region, image.rsplit("/", 1)[-1]
     return match.group(1), match.group(2)
-
-
-def container_image(task_definition: dict[str, Any], container: str) -> str | None:
-    for spec in task_definition.get("containerDefinitions", []):
-        if spec.get("name") == container:
-            return str(spec.get("image"))
-    return None
-
-
-def tag_of(image: str | None) -> str | None:
-    if image is None or ":" not in image.rsplit("/", 1)[-1]:
-        return None
-    return image.rsplit(":", 1)[1]
 
 
 # -- describe and decide -----------------------------------------------------------------
@@ -306,20 +295,13 @@ async def execute(
         expected_s=expected_s,
         known=service,
     )
-    return await finish(plan.env, plan.current_task_definition, primary.id, new_arn, outcome, deps, emit)
-
-
-def with_image(task_definition: dict[str, Any], container: str, image: str) -> dict[str, Any]:
-    """The same task definition with only `container`'s image changed."""
-    spec = registrable(task_definition)
-    spec["containerDefinitions"] = [
-        {**c, "image": image} if c.get("name") == container else c
-        for c in task_definition.get("containerDefinitions", [])
-    ]
-    return spec
+    return await finish(
+        plan.target, plan.env, plan.current_task_definition, primary.id, new_arn, outcome, deps, emit
+    )
 
 
 async def finish(
+    target: Target,
     env: Environment,
     previous_task_definition: str,
     deployment_id: str,
@@ -328,9 +310,12 @@ async def finish(
     deps: DeployDeps,
     emit: Emit,
 ) -> bool:
-    """Report success, or explain the failure and go back to the previous revision."""
+    """Report success (once the schedules follow), or explain the failure and go back."""
     if outcome.ok:
-        await emit(Succeeded(f"Revision {revision_of(new_task_definition)} is live: {outcome.reason}."))
+        summary = f"Revision {revision_of(new_task_definition)} is live: {outcome.reason}."
+        await schedules_action.succeed(
+            deps.catalog, target, new_task_definition, summary, deps.ecs, deps.schedules, emit
+        )
         return True
     ref = outcome.snapshot.ref if outcome.snapshot else None
     details: tuple[str, ...] = ()

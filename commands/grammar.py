@@ -65,6 +65,8 @@ class RunTaskRequest:
     target: Target
     task: str
     args: tuple[str, ...] = ()
+    schedule: bool = False
+    """`task` names one of the environment's schedules: run its ECS target once."""
     verb: str = field(default="run-task", init=False)
 
 
@@ -229,13 +231,21 @@ def _run_task(text: str, catalog: Catalog) -> RunTaskRequest:
     words = [unescape(word) for word in parts[:3]]
     target = _target(words, catalog, usage)
     app = catalog.apps[target.app]
+    schedules = {entry.name: entry for entry in app.environments[target.env].schedules}
+    runnable = _known("tasks", app.tasks) + (f" {_known('schedules', schedules)}" if schedules else "")
     if len(words) < 3:
-        raise UsageError(f"Which task? {_known('tasks', app.tasks)}", usage)
+        raise UsageError(f"Which task? {runnable}", usage)
     task = words[2]
     if task.startswith("-"):
         raise UsageError(f"Unknown option `{_show(task)}`; /run-task takes no options.", usage)
+    if task in schedules:
+        if len(parts) > 3:
+            raise UsageError(
+                f"Schedule `{task}` takes no arguments: it runs exactly as its schedule would.", usage
+            )
+        return RunTaskRequest(target, task, schedule=True)
     if task not in app.tasks:
-        raise UsageError(f"`{_show(task)}` is not a task of {target.app}. {_known('tasks', app.tasks)}")
+        raise UsageError(f"`{_show(task)}` is not a task of {target}. {runnable}")
     if len(parts) < 4:
         return RunTaskRequest(target, task)
     if not app.tasks[task].args:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from bot.domain.aws import AwsError, ServiceRef, family_of, revision_of
 from bot.domain.catalog import Catalog, Environment
-from bot.domain.events import Emit, Failed, RollingBack, ServiceUpdated, Succeeded
+from bot.domain.events import Emit, Failed, RollingBack, ServiceUpdated
 from bot.domain.ports import Ecs
 from bot.domain.records import OperationRecord, Target
+from commands import schedules as schedules_action
 from commands.deploy import DeployDeps
 from commands.grammar import RollbackRequest
 from commands.wait import wait_for_rollout
@@ -120,7 +121,10 @@ async def execute(
         known=service,
     )
     if outcome.ok:
-        await emit(Succeeded(f"Back on revision {plan.revision}: {outcome.reason}."))
+        summary = f"Back on revision {plan.revision}: {outcome.reason}."
+        await schedules_action.succeed(
+            deps.catalog, plan.target, plan.task_definition, summary, deps.ecs, deps.schedules, emit
+        )
         return True
     await emit(Failed(f"The rollback to revision {plan.revision} did not complete: {outcome.reason}"))
     return False

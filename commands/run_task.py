@@ -16,12 +16,14 @@ from typing import Any
 from bot.domain.aws import ServiceRef, ServiceSnapshot, awslogs_of, revision_of
 from bot.domain.catalog import App, Catalog, Environment, TaskSpec
 from bot.domain.events import Emit, Failed, Succeeded, TaskStarted, TaskStopped
-from bot.domain.ports import Ecs
+from bot.domain.ports import Ecs, Schedules, TaskWatcher
 from bot.domain.records import Target
+from bot.domain.schedules import ScheduleMissing
 from commands.grammar import RunTaskRequest
 
 LOG_LINES = 20
 STARTED_BY = "tugboat"
+SCHEDULE_RUN_TIMEOUT_S = 3600
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class TaskPlan:
     task_definition: str
     placement: dict[str, Any]
     actor: str
+    overrides: dict[str, Any] | None = None
+    """A schedule's own task overrides, sent as they are (None: `command` for `container`)."""
+    tags: tuple[dict[str, str], ...] = ()
 
 
 def placement_of(snapshot: ServiceSnapshot) -> dict[str, Any]:
@@ -57,9 +62,17 @@ def placement_of(snapshot: ServiceSnapshot) -> dict[str, Any]:
 # -- describe and decide -----------------------------------------------------------------
 
 
-async def prepare(request: RunTaskRequest, ecs: Ecs, catalog: Catalog, actor: str) -> TaskPlan:
+class RunTaskRefused(Exception):
+    """The task cannot run as asked; nothing was started. The message says why."""
+
+
+async def prepare(
+    request: RunTaskRequest, ecs: Ecs, catalog: Catalog, actor: str, schedules: Schedules
+) -> TaskPlan:
     app, _ = catalog.target(request.target.app, request.target.env)
     ref = catalog.service_ref(request.target.app, request.target.env)
+    if request.schedule:
+        return await _scheduled(request, catalog, ref, actor, schedules)
     snapshot = await ecs.describe_service(ref)
     spec = app.tasks[request.task]
     return TaskPlan(
@@ -71,6 +84,78 @@ async def prepare(request: RunTaskRequest, ecs: Ecs, catalog: Catalog, actor: st
         container=app.container,
         task_definition=snapshot.task_definition,
         placement=placement_of(snapshot),
+        actor=actor,
+    )
+
+
+async def _scheduled(
+    request: RunTaskRequest, catalog: Catalog, ref: ServiceRef, actor: str, schedules: Schedules
+) -> TaskPlan:
+    """A schedule's ECS target, once, as the schedule would run it (SPEC: "Run it now")."""
+    app, env = catalog.target(request.target.app, request.target.env)
+    entry = env.schedule(request.task)
+    assert entry is not None, "the grammar only sets `schedule` for the environment's schedules"
+    try:
+        tasks = await schedules.read(entry.ref(catalog.region_of(env), env.role_arn))
+    except ScheduleMissing as exc:
+        raise RunTaskRefused(f"Schedule `{entry.name}` cannot be run: {exc}.") from None
+    if len(tasks) != 1:
+        names = ", ".join(f"`{t.target_id}`" for t in tasks)
+        raise RunTaskRefused(
+            f"Rule `{entry.name}` has {len(tasks)} ECS targets ({names}):"
+            " name one with `target:` in the catalog."
+        )
+    task = tasks[0]
+    if task.cluster != ref.cluster:
+        raise RunTaskRefused(
+            f"Schedule `{entry.name}` runs in cluster `{task.cluster}`, not in {request.target}'s"
+            f" cluster `{ref.cluster}`: Tugboat runs tasks only where the environment runs."
+        )
+    overrides = task.overrides()
+    ours: dict[str, Any] = next(
+        (c for c in overrides.get("containerOverrides", []) if c.get("name") == app.container), {}
+    )
+    return TaskPlan(
+        target=request.target,
+        service=ref,
+        name=entry.name,
+        spec=schedule_spec(ours.get("command") or ["(as scheduled)"]),
+        command=tuple(ours.get("command") or ()),
+        container=app.container,
+        task_definition=task.task_definition,
+        placement=task.placement(),
+        actor=actor,
+        overrides=overrides,
+        tags=task.tags(),
+    )
+
+
+def schedule_spec(command: list[str]) -> TaskSpec:
+    """A schedule run now is watched like a catalog task, for up to an hour."""
+    return TaskSpec(command=command, timeout=SCHEDULE_RUN_TIMEOUT_S)
+
+
+def plan_to_follow(
+    catalog: Catalog, target: Target, subject: str, task_definition: str, actor: str
+) -> TaskPlan:
+    """What a restarted Tugboat needs to follow a started task to its end; KeyError if unknown now."""
+    app, env = catalog.target(target.app, target.env)
+    words = tuple(subject.split(" "))
+    name = words[0]
+    spec = app.tasks.get(name)
+    if spec is None:
+        if env.schedule(name) is None:
+            raise KeyError(name)
+        spec = schedule_spec(["(as scheduled)"])
+    return TaskPlan(
+        target=target,
+        service=catalog.service_ref(target.app, target.env),
+        name=name,
+        spec=spec,
+        command=words,
+        container=app.container,
+        task_definition=task_definition,
+        placement={},
         actor=actor,
     )
 
@@ -138,8 +223,13 @@ async def run_one_off(
         taskDefinition=plan.task_definition,
         count=1,
         startedBy=STARTED_BY,
-        overrides={"containerOverrides": [{"name": plan.container, "command": list(plan.command)}]},
+        overrides=(
+            plan.overrides
+            if plan.overrides is not None
+            else {"containerOverrides": [{"name": plan.container, "command": list(plan.command)}]}
+        ),
         tags=[
+            *plan.tags,
             {"key": "tugboat:requested-by", "value": plan.actor},
             {"key": "tugboat:task", "value": plan.name},
         ],
@@ -159,24 +249,38 @@ async def wait_one_off(
     deadline: float,
     poll_s: float = 1.0,
 ) -> TaskStopped:
-    """Follow a started task to STOPPED; also how a restarted Tugboat picks a task up again."""
+    """Follow a started task to STOPPED; also how a restarted Tugboat picks a task up again.
+
+    When `ecs` is also a TaskWatcher, the shared watcher follows the task (batched with other
+    tasks, woken by ECS task events); otherwise describe_tasks every `poll_s`, growing.
+    """
     stop_reason: str | None = None
     delay = poll_s
-    while True:
-        described = await ecs.describe_tasks(plan.service, [arn])
-        current = described[0] if described else {}
-        if current.get("lastStatus") == "STOPPED":
-            stopped = await _stopped(plan, ecs, current, stop_reason)
-            await emit(stopped)
-            return stopped
-        if stop_reason is None and time.monotonic() > deadline:
-            stop_reason = f"timed out after {plan.spec.timeout} s"
-            await ecs.stop_task(plan.service, arn, f"Tugboat: {stop_reason}")
-        if stop_reason is None and cancel is not None and cancel.is_set():
-            stop_reason = "cancelled from Slack"
-            await ecs.stop_task(plan.service, arn, f"Tugboat: {stop_reason}")
-        await _pause(cancel if stop_reason is None else None, delay)
-        delay = min(delay * 1.3, 10.0)
+    async with contextlib.AsyncExitStack() as stack:
+        follow = (
+            await stack.enter_async_context(ecs.follow_task(plan.service, arn))
+            if isinstance(ecs, TaskWatcher)
+            else None
+        )
+        while True:
+            if follow is None:
+                described = await ecs.describe_tasks(plan.service, [arn])
+                current: dict[str, Any] | None = described[0] if described else {}
+            else:  # None: no newer describe within a second, time to check deadline and cancel
+                current = await follow.next(1.0)
+            if current is not None and current.get("lastStatus") == "STOPPED":
+                stopped = await _stopped(plan, ecs, current, stop_reason)
+                await emit(stopped)
+                return stopped
+            if stop_reason is None and time.monotonic() > deadline:
+                stop_reason = f"timed out after {plan.spec.timeout} s"
+                await ecs.stop_task(plan.service, arn, f"Tugboat: {stop_reason}")
+            if stop_reason is None and cancel is not None and cancel.is_set():
+                stop_reason = "cancelled from Slack"
+                await ecs.stop_task(plan.service, arn, f"Tugboat: {stop_reason}")
+            if follow is None:
+                await _pause(cancel if stop_reason is None else None, delay)
+                delay = min(delay * 1.3, 10.0)
 
 
 async def _pause(cancel: asyncio.Event | None, seconds: float) -> None:

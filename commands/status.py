@@ -7,18 +7,39 @@ detail (image tag, recent stopped tasks) only for the card of a single environme
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from bot.domain.aws import AwsError, ServiceRef, ServiceSnapshot, revision_of
 from bot.domain.catalog import Catalog
-from bot.domain.ports import Ecs, Records
+from bot.domain.ports import Ecs, Records, Schedules
 from bot.domain.records import Lock, OperationRecord, Target
-from commands.deploy import container_image, tag_of
+from bot.domain.schedules import ScheduleMissing, next_run
+from commands.taskdef import container_image, tag_of
 
 STOPPED_WINDOW_S = 3600
 MAX_STOPPED = 3
+
+
+@dataclass(frozen=True)
+class ScheduleStatus:
+    """One scheduled task on the card: when it runs, what it runs, and whether it drifted."""
+
+    name: str
+    expression: str
+    timezone: str | None = None
+    enabled: bool = True
+    next_run: datetime | None = None
+    task_definition: str | None = None
+    image_tag: str | None = None
+    drift: str | None = None
+    """Why this schedule does not run what the service runs (another image), or None."""
+    problem: str | None = None
+    """Why it could not be read (deleted, no access)."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +51,7 @@ class ServiceStatus:
     stopped: tuple[str, ...] = ()
     lock: Lock | None = None
     last: OperationRecord | None = None
+    schedules: tuple[ScheduleStatus, ...] = ()
 
     @property
     def revision(self) -> int | None:
@@ -63,11 +85,14 @@ async def describe(
     store: Records,
     *,
     detail: bool,
+    schedules: Schedules | None = None,
+    fresh_within_s: float = 0.0,
 ) -> list[ServiceStatus]:
-    """Status of each target, in order. `detail` adds the image tag and stopped tasks."""
+    """Status of each target, in order. `detail` adds the image tag and stopped tasks;
+    `fresh_within_s` lets an overview use snapshots described that recently."""
     refs = {t: catalog.service_ref(t.app, t.env) for t in targets}
     try:
-        snapshots = await ecs.describe_services(list(refs.values()))
+        snapshots = await ecs.describe_services(list(refs.values()), fresh_within_s=fresh_within_s)
         problem = None
     except AwsError as exc:
         snapshots, problem = {}, f"{exc.code}: {exc.aws_message}"
@@ -85,7 +110,7 @@ async def describe(
             last=history[0] if history else None,
         )
         if detail and snapshot is not None:
-            status = await _detailed(status, snapshot, ecs, catalog)
+            status = await _detailed(status, snapshot, ecs, catalog, schedules)
         return status
 
     # The store's reads for every target at once: the overview lists them all.
@@ -93,11 +118,15 @@ async def describe(
 
 
 async def _detailed(
-    status: ServiceStatus, snapshot: ServiceSnapshot, ecs: Ecs, catalog: Catalog
+    status: ServiceStatus,
+    snapshot: ServiceSnapshot,
+    ecs: Ecs,
+    catalog: Catalog,
+    schedules: Schedules | None,
 ) -> ServiceStatus:
     app, _ = catalog.target(status.target.app, status.target.env)
     definition = await ecs.describe_task_definition(snapshot.ref, snapshot.task_definition)
-    tag = tag_of(container_image(definition, app.container))
+    image = container_image(definition, app.container)
     tasks = await ecs.stopped_tasks(snapshot.ref)
     since = time.time() - STOPPED_WINDOW_S
     recent = [
@@ -108,7 +137,72 @@ async def _detailed(
         f"{str(t.get('taskArn', '')).rsplit('/', 1)[-1][:8]}: {t.get('stoppedReason') or t.get('stopCode')}"
         for t in recent[:MAX_STOPPED]
     )
-    return ServiceStatus(status.target, snapshot, None, tag, reasons, status.lock, status.last)
+    found: tuple[ScheduleStatus, ...] = ()
+    if schedules is not None:
+        known = {snapshot.task_definition: definition}
+        found = await _schedules(
+            status.target, snapshot.ref, image, app.container, ecs, catalog, schedules, known
+        )
+    return dataclasses.replace(
+        status, problem=None, image_tag=tag_of(image), stopped=reasons, schedules=found
+    )
+
+
+async def _schedules(
+    target: Target,
+    ref: ServiceRef,
+    image: str | None,
+    container: str,
+    ecs: Ecs,
+    catalog: Catalog,
+    schedules: Schedules,
+    known: dict[str, dict[str, Any]],
+) -> tuple[ScheduleStatus, ...]:
+    """Each schedule of the environment, flagged when it runs another image than the service."""
+    found: list[ScheduleStatus] = []
+    now = datetime.now(UTC)
+    for entry, schedule_ref in catalog.schedule_refs(target.app, target.env):
+        try:
+            tasks = await schedules.read(schedule_ref)
+        except ScheduleMissing as exc:
+            found.append(ScheduleStatus(entry.name, "", problem=str(exc)))
+            continue
+        except AwsError as exc:
+            found.append(ScheduleStatus(entry.name, "", problem=f"{exc.code}: {exc.aws_message}"))
+            continue
+        for task in tasks:
+            theirs: str | None = None
+            try:
+                if task.task_definition not in known:
+                    known[task.task_definition] = await ecs.describe_task_definition(
+                        ref, task.task_definition
+                    )
+                theirs = container_image(known[task.task_definition], container)
+            except AwsError as exc:
+                drift: str | None = f"its task definition cannot be read: {exc.aws_message}"
+            else:
+                drift = _drift(theirs, image, container)
+            found.append(
+                ScheduleStatus(
+                    name=task.label,
+                    expression=task.expression,
+                    timezone=task.timezone,
+                    enabled=task.enabled,
+                    next_run=next_run(task.expression, task.timezone, now) if task.enabled else None,
+                    task_definition=f"{task.family}:{task.revision}",
+                    image_tag=tag_of(theirs),
+                    drift=drift,
+                )
+            )
+    return tuple(found)
+
+
+def _drift(theirs: str | None, image: str | None, container: str) -> str | None:
+    if theirs is None:
+        return f"its task definition has no container `{container}`"
+    if image is not None and theirs != image:
+        return f"runs `{tag_of(theirs) or theirs}`, not the service's `{tag_of(image) or image}`"
+    return None
 
 
 def _stopped_at(task: dict[str, object]) -> float:

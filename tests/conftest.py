@@ -29,6 +29,7 @@ FAST = Tuning(
     thread_interval_s=0.3,
     http_host="127.0.0.1",
     ecs_calls_per_s=0.0,
+    ecs_limits=None,
 )
 
 

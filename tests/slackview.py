@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.sandbox.fake_slack import FakeSlack, Message, wait_for
 
-FINAL_WORDS = ("*Succeeded*", "*Failed*")
+FINAL_WORDS = ("*Succeeded*", "*Succeeded with warnings*", "*Failed*")
 
 
 def parents(fake: FakeSlack, channel: str) -> list[Message]:

@@ -57,6 +57,26 @@ def test_defaults_match_the_spec() -> None:
             ("service: api}", "service: api, auto_deploy: {branch: main}}"),
             "channel: required when auto_deploy is set",
         ),
+        (
+            ("service: api}", "service: api, schedules: [{scheduler: a, rule: b}]}"),
+            "staging.schedules.0: give exactly one of `scheduler: NAME` or `rule: NAME`",
+        ),
+        (
+            ("service: api}", "service: api, schedules: [{rule: a, group: g}]}"),
+            "`group` is for a `scheduler:` schedule",
+        ),
+        (
+            ("service: api}", "service: api, schedules: [{scheduler: a, target: t}]}"),
+            "`target` is for a `rule:`",
+        ),
+        (
+            ("service: api}", "service: api, schedules: [{scheduler: a}, {rule: a}]}"),
+            "schedule names must differ: a appears more than once",
+        ),
+        (
+            ("service: api}", "service: api, schedules: [{scheduler: 'a b'}]}"),
+            "apps.api.environments.staging.schedules.0.scheduler: string should match pattern",
+        ),
     ],
 )
 def test_each_mistake_names_file_path_and_expectation(change: tuple[str, str], expected: str) -> None:

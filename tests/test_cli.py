@@ -69,6 +69,7 @@ def test_deploy_ships_the_image_and_exits_0(world: SandboxWorld, tmp_path: Path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Registered task definition `api-staging:2` (from `api-staging:1`)" in done.stdout
     assert "✅ Revision 2 is live" in done.stdout
+    assert "Schedule `nightly-report`: `api-staging:1` → `:2`" in done.stdout
     assert done.stdout.rstrip().splitlines()[-1].startswith("✅ Succeeded · done · rev 1 → 2 · by ci-bot")
     assert "\033[" not in done.stdout, "no colour when the output is not a terminal"
     assert service(world, "staging", "api")["taskDefinition"].endswith("api-staging:2")
@@ -78,6 +79,16 @@ def test_deploy_ships_the_image_and_exits_0(world: SandboxWorld, tmp_path: Path)
     record = history[0]
     assert (record.actor, record.trigger, record.state) == ("ci-bot", "cli", "succeeded")
     assert (record.task_definition or "").endswith("api-staging:2")
+
+
+def test_a_deploy_whose_schedule_cannot_move_exits_3_naming_it(world: SandboxWorld, tmp_path: Path) -> None:
+    world.client("scheduler").delete_schedule(Name="nightly-report", GroupName="staging")
+    done = tugboat(cli_env(world, tmp_path), "deploy", "api", "staging", "v2")
+
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "⚠️ Succeeded with warnings: Revision 2 is live" in done.stdout
+    assert "Schedule nightly-report was not moved: schedule nightly-report does not exist" in done.stdout
+    assert service(world, "staging", "api")["taskDefinition"].endswith("api-staging:2")
 
 
 def test_an_image_that_cannot_start_exits_1_naming_the_circuit_breaker(
@@ -146,8 +157,32 @@ def test_check_is_all_green_against_the_sandbox(world: SandboxWorld, tmp_path: P
     for env in ("staging", "production"):
         for thing in ("cluster", "service", "container", "image repository", "log group"):
             assert any(line.startswith(f"✓ api {env}: {thing} ") for line in lines), (env, thing)
+    assert "✓ api production: schedule nightly-report starts api-production:1 in cluster production" in lines
+    assert "✓ api production: rule hourly-cleanup starts api-production:1 in cluster production" in lines
     assert not any(line.startswith("✗") for line in lines)
     assert lines[-1] == "All green."
+
+
+def test_check_names_a_missing_schedule_and_one_in_another_cluster(
+    world: SandboxWorld, tmp_path: Path
+) -> None:
+    world.client("scheduler").delete_schedule(Name="weekly-digest", GroupName="reports")
+    catalog = tmp_path / "tugboat.yml"
+    catalog.write_text(
+        EXAMPLE.read_text().replace(
+            "          - scheduler: nightly-report\n            group: staging\n",
+            "          - scheduler: nightly-report\n",
+        )
+    )
+    done = tugboat(cli_env(world, tmp_path, TUGBOAT_CONFIG=str(catalog)), "check")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "✗ api production: schedule weekly-digest: schedule weekly-digest does not exist" in done.stdout
+    assert (
+        "✗ api staging: schedule nightly-report runs tasks in cluster production, not in staging"
+        in done.stdout
+    )
+    assert done.stdout.splitlines()[-1] == "2 problems found."
 
 
 def test_check_names_what_is_missing(world: SandboxWorld, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ SOURCES = (ROOT / "bot", ROOT / "commands")
 NOT_PRODUCTION = (ROOT / "bot" / "sandbox",)
 STORE = ROOT / "bot" / "state"
 ASSUME_ROLE = ROOT / "bot" / "aws" / "assume_role.py"
-POLICED_SERVICES = ("ecs", "ecr", "logs", "dynamodb", "sts")
+POLICED_SERVICES = ("ecs", "ecr", "logs", "dynamodb", "sts", "scheduler", "events", "sqs")
 
 # Granted although no call in the code names them: AWS requires them for a call that does.
 IMPLICIT = {
@@ -46,6 +46,8 @@ IMPLICIT = {
     # run_task tags one-off tasks with who asked for them.
     "ecs:TagResource",
 }
+# IAM has no action of its own for these batch calls: the single-item action allows them.
+BATCH_ACTIONS = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage"}
 # Functions whose calls an operator makes with their own credentials, never the service:
 # `tugboat init-state` creates the table, which this stack already owns.
 OPERATOR_ONLY_FUNCTIONS = {"create_table"}
@@ -67,7 +69,8 @@ def operation_names(service: str) -> dict[str, str]:
 def iam_action(service: str, method: str, where: str) -> str:
     names = operation_names(service)
     assert method in names, f"{where}: {service} has no operation {method!r}"
-    return f"{service}:{names[method]}"
+    action = f"{service}:{names[method]}"
+    return BATCH_ACTIONS.get(action, action)
 
 
 def waiter_action(service: str, waiter: str, where: str) -> str:
@@ -274,11 +277,26 @@ def test_writes_are_scoped_to_the_catalogs_services_and_families(template: dict[
     assert run != "*" and "ManagedTaskDefinitionFamilies" in repr(run)
 
 
-def test_pass_role_only_for_managed_roles_and_only_to_ecs_tasks(template: dict[str, Any]) -> None:
-    statement = statement_for(template, "iam:PassRole")
-    assert statement["Resource"] == {"Ref": "ManagedTaskRoleArns"}
-    passed_to = statement["Condition"]["StringEquals"]["iam:PassedToService"]
-    assert passed_to == "ecs-tasks.amazonaws.com"
+def test_pass_role_only_for_managed_roles_and_only_to_their_services(template: dict[str, Any]) -> None:
+    """Task roles go only to ECS tasks; schedule roles only back to Scheduler and EventBridge."""
+    passing = {
+        str(s["Resource"]["Ref"]): s["Condition"]["StringEquals"]["iam:PassedToService"]
+        for s in task_role_statements(template)
+        if "iam:PassRole" in _listed(s["Action"])
+    }
+    assert passing == {
+        "ManagedTaskRoleArns": "ecs-tasks.amazonaws.com",
+        "ScheduleRoleArns": ["scheduler.amazonaws.com", "events.amazonaws.com"],
+    }
+
+
+def test_schedules_are_read_and_written_only_where_the_catalog_names_them(
+    template: dict[str, Any],
+) -> None:
+    for action in ("scheduler:GetSchedule", "scheduler:UpdateSchedule"):
+        assert "ManagedSchedules" in repr(statement_for(template, action)["Resource"])
+    for action in ("events:DescribeRule", "events:ListTargetsByRule", "events:PutTargets"):
+        assert "ManagedScheduleRules" in repr(statement_for(template, action)["Resource"])
 
 
 def test_assume_role_only_for_the_given_roles(template: dict[str, Any]) -> None:

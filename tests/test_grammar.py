@@ -52,6 +52,19 @@ def test_other_verbs() -> None:
     assert lock == LockRequest(Target("api", "production"), "db maintenance", 7200)
 
 
+def test_run_task_names_a_schedule_of_that_environment_only() -> None:
+    production = Target("api", "production")
+    assert parse_slash("/run-task", "api production nightly-report", CATALOG) == RunTaskRequest(
+        production, "nightly-report", schedule=True
+    )
+    with pytest.raises(UsageError, match="Schedule `hourly-cleanup` takes no arguments"):
+        parse_slash("/run-task", "api production hourly-cleanup now", CATALOG)
+    with pytest.raises(UsageError) as refused:
+        parse_slash("/run-task", "api staging hourly-cleanup", CATALOG)
+    assert "is not a task of api staging" in str(refused.value)
+    assert "Known schedules: `nightly-report`." in str(refused.value)
+
+
 def test_mentions_share_the_grammar() -> None:
     assert parse_mention("<@U0TUGBOAT> deploy api staging v2", CATALOG) == DeployRequest(
         Target("api", "staging"), "v2"

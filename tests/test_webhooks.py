@@ -114,6 +114,9 @@ async def test_signed_push_to_main_deploys_staging(
     assert "https://github.com/acme/api/compare/1111111...3f2a9c1e7b4d" in replies
     assert "body" not in replies.split("Speed up")[1].split("\n")[0]
     assert running_image(world).endswith(f"acme/api:{SHA}")
+    assert "Schedule `nightly-report`: `api-staging:1` → `:2`" in replies  # as a manual deploy
+    nightly = world.client("scheduler").get_schedule(Name="nightly-report", GroupName="staging")
+    assert nightly["Target"]["EcsParameters"]["TaskDefinitionArn"].endswith("api-staging:2")
     record = await hooked.store.get(answer["operations"][0])
     assert record is not None
     assert (record.actor, record.trigger, record.state) == ("octocat", "push", "succeeded")

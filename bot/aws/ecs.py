@@ -3,7 +3,8 @@
 boto3 is blocking, so each call runs in a bounded thread pool. botocore's own retries are off:
 `EcsGateway.call` is the one retry layer, so each attempt is one HTTP request, counted once.
 Throttling and dropped connections get full-jitter backoff within a per-call budget, and
-anything else ends the call at once with AWS's own message.
+anything else ends the call at once with AWS's own message. Each ECS attempt first takes a
+token from Tugboat's share of the ECS bucket it draws on (`bot.aws.buckets`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from bot import metrics
 from bot.aws.assume_role import AssumeRoleFailed, assumed_session
+from bot.aws.buckets import EcsBuckets
+from bot.aws.ecs_limits import EcsLimits
 from bot.backoff import full_jitter
 from bot.domain.aws import (
     AwsError,
@@ -46,12 +49,11 @@ def chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 
 class CallBudget:
-    """At most `rate` calls a second, one at a time in arrival order, across every caller.
+    """At most `rate` ECS calls a second, one at a time in arrival order, across every caller.
 
-    ECS throttles each account per Region; a bot that many teams share must stay well inside
-    that budget however many deploys it runs, so bursts queue here instead of there. It is the
-    only ECS limiter: the rollout watcher's polls and every retry take their turn here too, and
-    arrival order (asyncio.Lock is FIFO) means no caller can starve another.
+    The optional overall ceiling of TUGBOAT_ECS_CALLS_PER_SECOND, kept for deployments that set
+    it; ECS's own limits are per bucket, and `EcsBuckets` paces those. Arrival order
+    (asyncio.Lock is FIFO) means no caller can starve another.
     """
 
     def __init__(self, rate: float) -> None:
@@ -68,7 +70,11 @@ class CallBudget:
 
 
 class EcsGateway:
-    """The only door to AWS. Clients are made once per (service, region, role) and reused."""
+    """The only door to AWS. Clients are made once per (service, region, role) and reused.
+
+    `limits` (ECS's buckets) with `share` (Tugboat's part of each) paces every ECS call per
+    bucket; None paces nothing (tests). `ecs_calls_per_s` > 0 adds one overall ceiling.
+    """
 
     def __init__(
         self,
@@ -76,6 +82,8 @@ class EcsGateway:
         max_workers: int = 16,
         budget_s: float = 60.0,
         ecs_calls_per_s: float = 0.0,
+        limits: EcsLimits | None = None,
+        share: float = 0.5,
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 20.0,
         session_factory: Callable[[], boto3.session.Session] = boto3.session.Session,
@@ -86,6 +94,8 @@ class EcsGateway:
         self._session_factory = session_factory
         self._budget_s = budget_s
         self._ecs_budget = CallBudget(ecs_calls_per_s) if ecs_calls_per_s > 0 else None
+        self.buckets = EcsBuckets(limits, share) if limits is not None else None
+        self._recent: dict[str, tuple[float, ServiceSnapshot]] = {}  # by ref.key: when, what
         self._backoff_base_s = backoff_base_s
         self._backoff_cap_s = backoff_cap_s
 
@@ -147,17 +157,24 @@ class EcsGateway:
     ) -> dict[str, Any]:
         """Run one AWS operation in the pool; retry throttling with full jitter in budget.
 
-        Each attempt waits its turn in the ECS budget, so retries count against it too.
-        `retry=False`: one attempt (the caller backs off itself). `idempotent=False`: throttling
-        is retried (AWS refused the call, nothing ran) but a dropped connection is not, since
-        the call may have run.
+        Each ECS attempt waits its turn in its bucket, so retries count against it too, and a
+        throttle slows that bucket down. The retry budget runs from the first attempt sent:
+        time queued behind other deploys is pacing, not failure. `retry=False`: one attempt
+        (the caller backs off itself). `idempotent=False`: throttling is retried (AWS refused
+        the call, nothing ran) but a dropped connection is not, since the call may have run.
         """
         loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + self._budget_s
+        deadline: float | None = None
         attempt = 0
+        bucket = None
+        if aws_service == "ecs" and self.buckets is not None:
+            bucket = self.buckets.budget(region, role_arn, operation)
         while True:
+            sent_at = await bucket.take() if bucket is not None else 0.0
             if aws_service == "ecs" and self._ecs_budget is not None:
                 await self._ecs_budget.take()
+            if deadline is None:
+                deadline = time.monotonic() + self._budget_s
             try:
                 return await loop.run_in_executor(
                     self._pool,
@@ -169,6 +186,8 @@ class EcsGateway:
                     kwargs,
                 )
             except AwsError as exc:
+                if bucket is not None and exc.throttled:
+                    bucket.throttled(sent_at)
                 retryable = exc.throttled or (exc.code == "ConnectionError" and idempotent)
                 attempt += 1
                 delay = full_jitter(attempt, base_s=self._backoff_base_s, cap_s=self._backoff_cap_s)
@@ -198,24 +217,52 @@ class EcsGateway:
     # -- services --------------------------------------------------------------------------
 
     async def describe_services(
-        self, refs: list[ServiceRef], *, retry: bool = True
+        self, refs: list[ServiceRef], *, retry: bool = True, fresh_within_s: float = 0.0
     ) -> dict[str, ServiceSnapshot]:
-        """Snapshots by ref.key; at most 10 services per call, as ECS requires."""
+        """Snapshots by ref.key; at most 10 services per call, as ECS requires.
+
+        `fresh_within_s` > 0 takes any snapshot described that recently (by anyone, the
+        watcher included) instead of asking again: overviews of hundreds of services, opened
+        by many people, then cost their bucket little.
+        """
         found: dict[str, ServiceSnapshot] = {}
+        if fresh_within_s > 0:
+            since = time.monotonic() - fresh_within_s
+            for ref in refs:
+                recent = self._recent.get(ref.key)
+                if recent is not None and recent[0] >= since:
+                    found[ref.key] = recent[1]
+            refs = [ref for ref in refs if ref.key not in found]
         groups: dict[tuple[str, str, str | None], list[ServiceRef]] = {}
         for ref in refs:
             groups.setdefault((ref.region, ref.cluster, ref.role_arn), []).append(ref)
-        for (_region, cluster, _role), members in groups.items():
+        batches = [
+            (members, names)
+            for members in groups.values()
+            for names in chunks(sorted({r.service for r in members}), 10)
+        ]
+
+        async def one(members: list[ServiceRef], names: list[str]) -> dict[str, Any]:
+            return await self.ecs(
+                members[0], "describe_services", retry=retry, cluster=members[0].cluster, services=names
+            )
+
+        # The batches at once: an overview of hundreds of services waits for its bucket, not
+        # for each answer in turn.
+        answers = await asyncio.gather(*(one(members, names) for members, names in batches))
+        described = time.monotonic()
+        for (members, _names), answer in zip(batches, answers, strict=True):
             by_name = {r.service: r for r in members}
-            for names in chunks(sorted(by_name), 10):
-                answer = await self.ecs(
-                    members[0], "describe_services", retry=retry, cluster=cluster, services=names
-                )
-                for raw in answer.get("services", []):
-                    match = by_name.get(str(raw.get("serviceName")))
-                    if match is not None and raw.get("status") == "ACTIVE":
-                        found[match.key] = ServiceSnapshot.parse(match, raw)
+            for raw in answer.get("services", []):
+                match = by_name.get(str(raw.get("serviceName")))
+                if match is not None and raw.get("status") == "ACTIVE":
+                    found[match.key] = self._remember(ServiceSnapshot.parse(match, raw), described)
         return found
+
+    def _remember(self, snapshot: ServiceSnapshot, at: float) -> ServiceSnapshot:
+        """Keep the latest snapshot of each service (one per catalog entry, so bounded)."""
+        self._recent[snapshot.ref.key] = (at, snapshot)
+        return snapshot
 
     async def describe_service(self, ref: ServiceRef) -> ServiceSnapshot:
         found = await self.describe_services([ref])

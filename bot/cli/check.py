@@ -17,8 +17,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.aws.ecs import EcsGateway
+from bot.aws.schedules import EventBridgeSchedules
 from bot.domain.aws import AwsError, awslogs_of
 from bot.domain.catalog import App, Catalog, CatalogError, Environment, load_catalog
+from bot.domain.schedules import ScheduleMissing, ScheduleRef
 from bot.domain.text import paint
 from bot.report.terminal import wants_color
 from bot.settings import Settings, SettingsError, load_settings
@@ -114,7 +116,28 @@ async def check_target(ecs: EcsGateway, catalog: Catalog, app_name: str, env_nam
         _safely("the image repository", _repository(ecs, region, env, app), None),
     )
     where = f"{app_name} {env_name}"
-    return [Finding(ok, where, text) for ok, text in (cluster, service, container, repository, log_group)]
+    findings = [Finding(ok, where, text) for ok, text in (cluster, service, container, repository, log_group)]
+    schedules = EventBridgeSchedules(ecs)
+    for entry, ref in catalog.schedule_refs(app_name, env_name):
+        verdict, _ = await _safely(f"schedule {entry.name}", _schedule(schedules, ref, env), None)
+        findings.append(Finding(verdict[0], where, verdict[1]))
+    return findings
+
+
+async def _schedule(
+    schedules: EventBridgeSchedules, ref: ScheduleRef, env: Environment
+) -> tuple[Verdict, None]:
+    """The schedule exists, starts an ECS task, and starts it in the environment's cluster."""
+    what = f"schedule {ref.name}" if ref.kind == "scheduler" else f"rule {ref.name}"
+    try:
+        tasks = await schedules.read(ref)
+    except ScheduleMissing as exc:
+        return (False, f"{what}: {exc}"), None
+    elsewhere = sorted({t.cluster for t in tasks if t.cluster != env.cluster})
+    if elsewhere:
+        return (False, f"{what} runs tasks in cluster {', '.join(elsewhere)}, not in {env.cluster}"), None
+    runs = ", ".join(sorted({f"{t.family}:{t.revision}" for t in tasks}))
+    return (True, f"{what} starts {runs} in cluster {env.cluster}"), None
 
 
 async def _service_chain(

@@ -27,6 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox.add_argument(
         "--rollout-seconds", type=float, default=4.0, help="how long a simulated rollout takes"
     )
+    sandbox.add_argument(
+        "--no-events", action="store_true", help="watch by polling only, without ECS events (SQS)"
+    )
     check = sub.add_parser(
         "check", help="say whether settings, catalog and each service's AWS parts are right"
     )
@@ -43,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if verb == "sandbox":
         from bot.sandbox.terminal import run_sandbox
 
-        return run_sandbox(rollout_seconds=args.rollout_seconds)
+        return run_sandbox(rollout_seconds=args.rollout_seconds, events=not args.no_events)
     return serve()
 
 

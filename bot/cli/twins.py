@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from bot.aws.ecs import EcsGateway
+from bot.aws.ecs_limits import ECS_LIMITS
+from bot.aws.schedules import EventBridgeSchedules
 from bot.aws.watcher import RolloutWatcher
 from bot.domain.catalog import Catalog, CatalogError, load_catalog
 from bot.domain.records import Lock, OperationRecord, Target
@@ -38,7 +40,7 @@ from commands.grammar import (
     parse_slash,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WARNINGS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 TRIGGER = "cli"
 TWINS = {
     "deploy": "/deploy",
@@ -127,7 +129,11 @@ async def _run(request: Request, settings: Settings, catalog: Catalog, out: Text
     shared = "tugboat_state" in settings.model_fields_set
     # Without TUGBOAT_STATE there is no state to share: an empty in-memory store stands in.
     store = store_from_url(settings.tugboat_state) if shared else SqliteStore(":memory:")
-    ecs = EcsGateway(ecs_calls_per_s=settings.tugboat_ecs_calls_per_second)
+    ecs = EcsGateway(
+        ecs_calls_per_s=settings.tugboat_ecs_calls_per_second,
+        limits=ECS_LIMITS,
+        share=settings.tugboat_aws_share,
+    )
     watcher = RolloutWatcher(ecs)
     lifecycle = Lifecycle(
         store=store,
@@ -136,7 +142,12 @@ async def _run(request: Request, settings: Settings, catalog: Catalog, out: Text
         interrupted="Interrupted from the terminal; ECS may still be rolling out.",
     )
     ops = Operations(
-        catalog=catalog, ecs=ecs, watcher=watcher, lifecycle=lifecycle, authorizer=TrustTheShell()
+        catalog=catalog,
+        ecs=ecs,
+        watcher=watcher,
+        schedules=EventBridgeSchedules(ecs),
+        lifecycle=lifecycle,
+        authorizer=TrustTheShell(),
     )
     origin = Origin(actor=actor_from_env(), channel="", trigger=TRIGGER)
     front = TerminalFront(out)
@@ -169,7 +180,9 @@ async def _run(request: Request, settings: Settings, catalog: Catalog, out: Text
         if record is None:
             return EXIT_FAILED
         await lifecycle.tracker.idle()
-        return EXIT_OK if record.state == "succeeded" else EXIT_FAILED
+        if record.state != "succeeded":
+            return EXIT_FAILED
+        return EXIT_WARNINGS if record.warnings else EXIT_OK
     finally:
         await lifecycle.stop(timeout=5)
         await watcher.stop()
@@ -181,7 +194,9 @@ async def status(ops: Operations, request: StatusRequest, out: TextIO) -> int:
     """The status card for APP ENV, else one line per environment; 1 when a service is missing."""
     targets = status_action.targets_for(ops.catalog, request.app, request.env)
     detail = request.env is not None
-    statuses = await status_action.describe(targets, ops.ecs, ops.catalog, ops.lifecycle.store, detail=detail)
+    statuses = await status_action.describe(
+        targets, ops.ecs, ops.catalog, ops.lifecycle.store, detail=detail, schedules=ops.schedules
+    )
     for line in status_lines(statuses, detail=detail, color=wants_color(out)):
         _say(out, line)
     return EXIT_OK if all(s.snapshot is not None for s in statuses) else EXIT_FAILED

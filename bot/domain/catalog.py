@@ -14,9 +14,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.domain.aws import ServiceRef
+from bot.domain.schedules import ScheduleRef
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 """App, environment and task names: what the command grammar accepts, nothing more."""
+SCHEDULE_NAME = r"^[0-9A-Za-z_.-]{1,64}$"
+"""EventBridge's own rule for schedule, group and rule names."""
 
 GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -62,6 +65,35 @@ class AutoDeploy(_Strict):
         return self
 
 
+class ScheduleEntry(_Strict):
+    """A scheduled task that runs the app: an EventBridge Scheduler schedule or a rule's ECS target."""
+
+    scheduler: str | None = Field(default=None, pattern=SCHEDULE_NAME)
+    group: str = Field(default="default", pattern=SCHEDULE_NAME)
+    rule: str | None = Field(default=None, pattern=SCHEDULE_NAME)
+    target: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScheduleEntry:
+        if (self.scheduler is None) == (self.rule is None):
+            raise ValueError("give exactly one of `scheduler: NAME` or `rule: NAME`")
+        if self.rule is not None and "group" in self.model_fields_set:
+            raise ValueError("`group` is for a `scheduler:` schedule; a rule has `target:`")
+        if self.scheduler is not None and self.target is not None:
+            raise ValueError("`target` is for a `rule:`; a scheduler schedule has `group:`")
+        return self
+
+    @property
+    def name(self) -> str:
+        """What people call it: `/run-task APP ENV NAME`, the thread and the status card."""
+        return self.scheduler or self.rule or ""
+
+    def ref(self, region: str, role_arn: str | None) -> ScheduleRef:
+        if self.scheduler is not None:
+            return ScheduleRef("scheduler", self.scheduler, region, group=self.group, role_arn=role_arn)
+        return ScheduleRef("rule", self.name, region, target_id=self.target, role_arn=role_arn)
+
+
 def _ids(pattern: re.Pattern[str], kind: str, values: list[str]) -> list[str]:
     for value in values:
         if not pattern.match(value):
@@ -88,6 +120,19 @@ class Environment(_Strict):
     read_groups: list[str] = Field(default_factory=list)
     role_arn: str | None = None
     timeout: int = Field(default=900, gt=0, le=86_400)
+    schedules: list[ScheduleEntry] = Field(default_factory=list)
+
+    @field_validator("schedules")
+    @classmethod
+    def _distinct_schedules(cls, value: list[ScheduleEntry]) -> list[ScheduleEntry]:
+        names = [entry.name for entry in value]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"schedule names must differ: {', '.join(twice)} appears more than once")
+        return value
+
+    def schedule(self, name: str) -> ScheduleEntry | None:
+        return next((entry for entry in self.schedules if entry.name == name), None)
 
     @field_validator("allowed_users", "read_users")
     @classmethod
@@ -156,6 +201,12 @@ class App(_Strict):
                 )
             if env.promote_from == env_name:
                 raise ValueError(f"environments.{env_name}.promote_from: cannot promote from itself")
+            for entry in env.schedules:
+                if entry.name in self.tasks:
+                    raise ValueError(
+                        f"environments.{env_name}.schedules: {entry.name!r} is both a task and a "
+                        "schedule, so `/run-task` could not tell which to run: rename one"
+                    )
             if env.auto_deploy is not None and env.channel is None:
                 raise ValueError(
                     f"environments.{env_name}.channel: required when auto_deploy is set, "
@@ -186,6 +237,11 @@ class Catalog(_Strict):
         """The ECS service an app's environment runs as; KeyError when either is unknown."""
         _, spec = self.target(app, env)
         return ServiceRef(self.region_of(spec), spec.cluster, spec.service, spec.role_arn)
+
+    def schedule_refs(self, app: str, env: str) -> list[tuple[ScheduleEntry, ScheduleRef]]:
+        """The environment's schedules with where each lives (its region, Tugboat's role there)."""
+        _, spec = self.target(app, env)
+        return [(entry, entry.ref(self.region_of(spec), spec.role_arn)) for entry in spec.schedules]
 
     def targets(self) -> list[tuple[str, str]]:
         """Every (app, env) pair, in catalog order."""

@@ -118,6 +118,35 @@ class RolledBack:
 
 
 @dataclass(frozen=True)
+class MovingSchedules:
+    """The rollout succeeded; the environment's schedules are moved next (a resumable phase)."""
+
+    task_definition: str
+    count: int
+
+
+@dataclass(frozen=True)
+class ScheduleMoved:
+    """A schedule now runs `task_definition` (`unchanged`: it already did)."""
+
+    name: str
+    previous_task_definition: str
+    task_definition: str
+
+    @property
+    def unchanged(self) -> bool:
+        return self.previous_task_definition == self.task_definition
+
+
+@dataclass(frozen=True)
+class ScheduleNotMoved:
+    """A schedule could not be moved: the operation ends succeeded with warnings."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Note:
     """A line for the thread that is neither progress nor outcome (a skipped step, a force)."""
 
@@ -129,6 +158,8 @@ class Note:
 @dataclass(frozen=True)
 class Succeeded:
     summary: str
+    warnings: tuple[str, ...] = ()
+    """What did not go as planned though the service did (a schedule left behind)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +180,9 @@ ProgressEvent = (
     | StoppedTasks
     | RollingBack
     | RolledBack
+    | MovingSchedules
+    | ScheduleMoved
+    | ScheduleNotMoved
     | Note
     | Succeeded
     | Failed

@@ -7,17 +7,18 @@ runtime that implements them (`bot.aws`, `bot.state`).
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.domain.aws import ServiceRef, ServiceSnapshot
 from bot.domain.records import Lock, OperationRecord
+from bot.domain.schedules import ScheduledTask, ScheduleRef
 
 
 class Ecs(Protocol):
     """The ECS, ECR and CloudWatch Logs calls an action may make."""
 
     async def describe_services(
-        self, refs: list[ServiceRef], *, retry: bool = True
+        self, refs: list[ServiceRef], *, retry: bool = True, fresh_within_s: float = 0.0
     ) -> dict[str, ServiceSnapshot]: ...
 
     async def describe_service(self, ref: ServiceRef) -> ServiceSnapshot: ...
@@ -47,6 +48,18 @@ class Ecs(Protocol):
     ) -> list[str]: ...
 
 
+class Schedules(Protocol):
+    """EventBridge Scheduler schedules and rule targets that run ECS tasks."""
+
+    async def read(self, ref: ScheduleRef) -> list[ScheduledTask]:
+        """The schedule's ECS targets; ScheduleMissing when it (or the named target) is gone."""
+        ...
+
+    async def point(self, task: ScheduledTask, task_definition: str) -> None:
+        """Run `task_definition` from now on; everything else stays exactly as it was."""
+        ...
+
+
 class Subscription(Protocol):
     """One waiter's view of a watched service."""
 
@@ -63,6 +76,25 @@ class Watcher(Protocol):
     ) -> AbstractAsyncContextManager[Subscription]: ...
 
     async def describe(self, ref: ServiceRef, timeout: float = 60.0) -> ServiceSnapshot: ...
+
+
+class TaskSubscription(Protocol):
+    """One waiter's view of a followed one-off task."""
+
+    async def next(self, timeout: float) -> dict[str, Any] | None:
+        """The task as newly described ({} when ECS no longer knows it), or None after `timeout`."""
+        ...
+
+
+@runtime_checkable
+class TaskWatcher(Protocol):
+    """Follows one-off tasks in the shared watcher's batches, woken by ECS task events.
+
+    The runtime offers it on the Ecs port it gives the actions, so `wait_one_off` uses it when
+    it is there and polls describe_tasks itself when it is not.
+    """
+
+    def follow_task(self, ref: ServiceRef, arn: str) -> AbstractAsyncContextManager[TaskSubscription]: ...
 
 
 class Records(Protocol):

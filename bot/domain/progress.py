@@ -43,8 +43,12 @@ def fold(record: OperationRecord, event: events.ProgressEvent, *, now: float | N
             record.rollback_to = revision
             record.phase = Phase.ROLLED_BACK if completed else Phase.ROLLBACK_INCOMPLETE
             return True
-        case events.Succeeded(summary=summary):
+        case events.MovingSchedules():
+            record.phase = Phase.MOVING_SCHEDULES
+            return True
+        case events.Succeeded(summary=summary, warnings=warnings):
             record.state, record.phase, record.reason = "succeeded", Phase.DONE, summary
+            record.warnings = list(warnings)
             record.ended_at = time.time() if now is None else now
             return True
         case events.Failed(reason=reason):

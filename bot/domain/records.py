@@ -34,6 +34,7 @@ class Phase(StrEnum):
     REGISTERED = "registered"
     RUNNING_TASK = "running task"
     ROLLING_OUT = "rolling out"
+    MOVING_SCHEDULES = "moving schedules"
     ROLLING_BACK = "rolling back"
     ROLLED_BACK = "rolled back"
     ROLLBACK_INCOMPLETE = "rollback did not complete"
@@ -98,6 +99,8 @@ class OperationRecord:
     """The one-off task running now (a run-task, or a before_deploy step)."""
     rollback_to: int | None = None
     """The revision a rollback after a failed rollout goes (or went) back to."""
+    warnings: list[str] = field(default_factory=list)
+    """Why a success is only a success with warnings (a schedule that could not be moved)."""
 
     @property
     def target(self) -> Target:

@@ -10,9 +10,9 @@ import time
 
 from bot.domain.aws import revision_of
 from bot.domain.records import OperationRecord
-from bot.domain.text import Text, bold, code, emoji, link, mention, text
+from bot.domain.text import Text, bold, code, date, emoji, join, link, mention, text
 from bot.report.view import STATE_EMOJI as RESULT_EMOJI
-from commands.status import ServiceStatus
+from commands.status import ScheduleStatus, ServiceStatus
 
 STATE_EMOJI = {
     "steady": "large_green_circle",
@@ -46,12 +46,32 @@ def card_lines(status: ServiceStatus, now: float | None = None) -> list[Text]:
         if status.stopped:
             lines.append(bold("Stopped in the last hour:"))
             lines.extend(text("  • ", _short(r, 110)) for r in status.stopped)
+    if status.schedules:
+        lines.append(bold("Schedules:"))
+        lines.extend(text("  • ", schedule_line(schedule)) for schedule in status.schedules)
     if status.lock is not None:
         lock = status.lock
         lines.append(text(emoji("lock"), " locked by ", mention(lock.holder), ": ", _short(lock.reason, 80)))
     if status.last is not None:
         lines.append(text("Last: ", last_deploy(status.last, now)))
     return lines
+
+
+def schedule_line(schedule: ScheduleStatus) -> Text:
+    """`nightly-report` · cron(0 3 * * ? *) Europe/Berlin · next … · api-production:42, ⚠ on drift."""
+    if schedule.problem is not None:
+        return text(emoji("warning"), " ", code(schedule.name), " · ", _short(schedule.problem, 100))
+    when = text(code(schedule.expression), f" {schedule.timezone}" if schedule.timezone else "")
+    parts = [text(code(schedule.name)), when]
+    if not schedule.enabled:
+        parts.append(text("disabled"))
+    elif schedule.next_run is not None:
+        parts.append(text("next ", date(schedule.next_run.timestamp())))
+    parts.append(text(schedule.task_definition or "?"))
+    line = join(parts, " · ")
+    if schedule.drift is not None:
+        return text(emoji("warning"), " ", line, " · ", schedule.drift)
+    return line
 
 
 def overview_line(status: ServiceStatus, now: float | None = None) -> Text:

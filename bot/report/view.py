@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from bot.domain import events
-from bot.domain.aws import revision_of
+from bot.domain.aws import family_of, revision_of
 from bot.domain.progress import phase_text
 from bot.domain.records import OperationRecord
 from bot.domain.text import Text, bold, code, emoji, join, mention, text
@@ -64,6 +64,8 @@ class ThreadView:
 
     def state_word(self) -> str:
         state = self.record.state
+        if state == "succeeded" and self.record.warnings:
+            return "Succeeded with warnings"
         return STATE_WORDS.get(state, state.title())
 
     def revisions(self) -> tuple[int, int] | None:
@@ -76,7 +78,9 @@ class ThreadView:
     def status_line(self, now: float | None = None) -> Text:
         """`⏳ *In progress* · rolling out · rev 1 → 2 · 1/2 running · by @someone · 42s`."""
         record = self.record
-        state = STATE_EMOJI.get(record.state)
+        state = (
+            "warning" if record.warnings and record.state == "succeeded" else STATE_EMOJI.get(record.state)
+        )
         parts: list[Text] = [
             text(emoji(state) if state else "", " ", bold(self.state_word())),
             text(phase_text(record)),
@@ -175,11 +179,33 @@ class ThreadView:
                 return [
                     Detail(text(emoji("rotating_light"), " ", bold(words(note))) if loud else words(note))
                 ]
+            case events.MovingSchedules(count=count):
+                return [
+                    Detail(text(f"Moving {count} schedule{'s' if count != 1 else ''} to the new revision."))
+                ]
+            case events.ScheduleMoved(name=name, previous_task_definition=before, task_definition=after):
+                return [Detail(_schedule_moved(name, before, after))]
+            case events.ScheduleNotMoved(name=name, reason=reason):
+                return [Detail(text(emoji("warning"), " Schedule ", code(name), " was not moved: ", reason))]
+            case events.Succeeded(summary=summary, warnings=warnings) if warnings:
+                lines = (text("• ", w) for w in warnings)
+                head = text(emoji("warning"), " ", bold("Succeeded with warnings:"), " ", words(summary))
+                return [Detail(text(head, "\n", join(lines, "\n")))]
             case events.Succeeded(summary=summary):
                 return [Detail(text(emoji("white_check_mark"), " ", words(summary)))]
             case events.Failed(reason=reason):
                 return [Detail(text(emoji("x"), " ", bold("Failed:"), " ", words(reason)))]
         return []
+
+
+def _schedule_moved(name: str, before: str, after: str) -> Text:
+    """`Schedule nightly-report: api-production:41 → :42` (the family once, when it stays)."""
+    old, new = before.rsplit("/", 1)[-1], after.rsplit("/", 1)[-1]
+    if old == new:
+        return text("Schedule ", code(name), ": already on ", code(new), ".")
+    if family_of(old) == family_of(new):
+        new = f":{revision_of(new)}"
+    return text("Schedule ", code(name), ": ", code(old), " → ", code(new))
 
 
 def _short(image: str) -> str:

@@ -9,6 +9,7 @@ because moto's request threads iterate them without locking.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -24,10 +25,12 @@ from moto.backends import get_backend
 from moto.ecs import models as _ecs_models
 from moto.logs import models as _logs_models
 
-__all__ = ["RolloutSimulator", "TaskScript", "UnstartableRule"]
+__all__ = ["EventSink", "PublishedEvent", "RolloutSimulator", "TaskScript", "UnstartableRule"]
 
 # moto's models are untyped: every backend object below is `Any` and stays inside this module.
 UnstartableRule = str | Callable[[str], bool]
+EventSink = Callable[[list[dict[str, Any]]], None]
+"""Takes EventBridge PutEvents entries (the world sends them to its simulated EventBridge)."""
 _Backend = Any
 _Service = Any
 _Task = Any
@@ -39,6 +42,7 @@ _new_log_stream: Any = _logs_models.LogStream
 _log = logging.getLogger(__name__)
 _MARKER = "_tugboat_simulator"
 _EVENTS_KEPT = 100
+_PUBLISHED_KEPT = 5000
 _STOPPED_TASK_TTL = 3600.0
 _FAILED_REASON = "Essential container in task exited"
 _CANNOT_START = "CannotStartContainerError: exec /app/server: exec format error"
@@ -74,6 +78,16 @@ class _Outcome:
     seconds: float
     hang: bool = False
     unstartable: bool = False
+
+
+@dataclass(frozen=True)
+class PublishedEvent:
+    """An ECS event the simulator published: when (``time.monotonic()``), its type, resources, detail."""
+
+    at: float
+    kind: str
+    resources: tuple[str, ...]
+    detail: dict[str, Any]
 
 
 @dataclass
@@ -144,6 +158,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _iso(moment: object) -> str | None:
+    """ECS's event timestamps: ISO 8601 in UTC with milliseconds and a Z."""
+    if not isinstance(moment, datetime):
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _image_tag(image: str) -> str:
     """The tag (or digest) of an image reference; ``latest`` when it has neither."""
     if "@" in image:
@@ -189,6 +210,9 @@ class RolloutSimulator:
         self._unstartable: list[Callable[[str], bool]] = [lambda tag: tag.startswith("broken")]
         self._installed_on: _Backend | None = None
         self._tick_index: _Index | None = None  # set while a tick runs, under the lock
+        self._sink: EventSink | None = None
+        self._outbox: list[dict[str, Any]] = []  # PutEvents entries not yet sent, under the lock
+        self._published: list[PublishedEvent] = []
 
     # -- public controls -------------------------------------------------------------------
 
@@ -250,6 +274,9 @@ class RolloutSimulator:
             self._stops.clear()
             self._scripts.clear()
             self._unstartable = [lambda tag: tag.startswith("broken")]
+            self._sink = None
+            self._outbox = []
+            self._published = []
             self._idle.clear()
             if self._thread is not None:
                 self._backend()  # reinstall the wrappers on the wiped backend now
@@ -285,6 +312,21 @@ class RolloutSimulator:
         """``time.monotonic()`` when the simulator marked that deployment COMPLETED."""
         with self._lock:
             return self._completed.get((cluster, service, deployment_id))
+
+    def publish_events(self, sink: EventSink | None) -> None:
+        """Publish ECS's events (deployment, service action, task state) to `sink`; None: stop.
+
+        Events are made under the lock as the world changes and sent after each tick, outside
+        it, so a slow EventBridge never holds a rollout back. A reset stops publishing.
+        """
+        with self._lock:
+            self._sink = sink
+            self._outbox = []
+
+    def published(self, kind: str | None = None) -> list[PublishedEvent]:
+        """The events published since publishing began (or the last reset), oldest first."""
+        with self._lock:
+            return [e for e in self._published if kind is None or e.kind == kind]
 
     def script_task(
         self, match: str, exit_code: int, log_lines: list[str], seconds: float | None = None
@@ -326,6 +368,8 @@ class RolloutSimulator:
             ]
             self._event(svc, f"(deployment {primary['id']}) deployment completed.")
             self._event(svc, "has reached a steady state.")
+            self._deployment_event(svc, svc.deployments[0], "SERVICE_DEPLOYMENT_COMPLETED")
+            self._service_action(svc, "SERVICE_STEADY_STATE")
             self._sync_counts(b, svc)
             state = self._state(svc)
             state.steady = True
@@ -336,17 +380,32 @@ class RolloutSimulator:
 
     def _run(self) -> None:
         while not self._stopping.wait(self.tick):
-            with self._lock:
-                if self._paused_at is not None:
-                    continue
-                try:
-                    busy = self._tick(time.monotonic())
-                except Exception:
-                    # Keep simulating: one odd object must not freeze every rollout.
-                    _log.exception("rollout simulator tick failed")
-                    continue
-                if not busy:
-                    self._idle.set()  # under the lock, so wait_idle() never sees a stale tick
+            self._tick_once()
+            self._send_events()
+
+    def _tick_once(self) -> None:
+        with self._lock:
+            if self._paused_at is not None:
+                return
+            try:
+                busy = self._tick(time.monotonic())
+            except Exception:
+                # Keep simulating: one odd object must not freeze every rollout.
+                _log.exception("rollout simulator tick failed")
+                return
+            if not busy:
+                self._idle.set()  # under the lock, so wait_idle() never sees a stale tick
+
+    def _send_events(self) -> None:
+        """Hand the events made since the last tick to the sink, outside the lock."""
+        with self._lock:
+            sink, entries, self._outbox = self._sink, self._outbox, []
+        if sink is None or not entries:
+            return
+        try:
+            sink(entries)
+        except Exception:  # EventBridge or its queue is gone (a test deleted it): events are lost, as in AWS
+            _log.info("ECS events not delivered", exc_info=True)
 
     def _tick(self, now: float) -> bool:
         b = self._backend()
@@ -417,6 +476,7 @@ class RolloutSimulator:
                 self._deployments[deployment["id"]] = _DeploymentMeta(*rollback)
                 old = {**primary, "status": "ACTIVE", "updatedAt": now}
                 svc.deployments = [deployment, old, *before[1:]]
+                self._deployment_event(svc, deployment, "SERVICE_DEPLOYMENT_IN_PROGRESS")
                 state.steady = False
                 state.last_action = time.monotonic()
             else:
@@ -448,6 +508,7 @@ class RolloutSimulator:
                     }
                 ]
                 self._deployments[dep_id] = _DeploymentMeta(None, None)
+                self._deployment_event(svc, svc.deployments[0], "SERVICE_DEPLOYMENT_IN_PROGRESS")
             state = _ServiceState(last_action=time.monotonic())
             self._services[f"{svc.cluster_name}:{svc.name}"] = state
             self._sync_counts(b, svc)
@@ -487,6 +548,7 @@ class RolloutSimulator:
             task.stopping_at = _now()
             due = time.monotonic() + min(0.3, 0.2 * self.task_seconds)
             self._stops[task.task_arn] = (task.cluster_name, due)
+            self._task_event(task)
             return task
 
     # -- services --------------------------------------------------------------------------
@@ -577,8 +639,10 @@ class RolloutSimulator:
             self._event(svc, f"(deployment {primary['id']}) deployment completed.")
             self._completed[(svc.cluster_name, svc.name, primary["id"])] = time.monotonic()
             state.last_completed = (primary["id"], primary["taskDefinition"])
+            self._deployment_event(svc, primary, "SERVICE_DEPLOYMENT_COMPLETED")
         svc.deployments = [primary]
         self._event(svc, "has reached a steady state.")
+        self._service_action(svc, "SERVICE_STEADY_STATE")
         state.steady = True
 
     def _fail_service_task(self, b: _Backend, svc: _Service, primary: _Deployment, task: _Task) -> None:
@@ -600,6 +664,7 @@ class RolloutSimulator:
             "updatedAt": _now(),
         }
         self._event(svc, f"(deployment {primary['id']}) deployment failed: tasks failed to start.")
+        self._deployment_event(svc, failed_dep, "SERVICE_DEPLOYMENT_FAILED")
         for leftover in self._live_tasks(b, svc, primary["id"]):
             if leftover.last_status != "RUNNING":
                 self._stop_service_task(leftover, "Deployment failed: circuit breaker")
@@ -612,6 +677,8 @@ class RolloutSimulator:
         self._deployments[rollback["id"]] = _DeploymentMeta(None, None)
         svc.deployments = [rollback, {**failed_dep, "status": "ACTIVE"}, *svc.deployments[1:]]
         svc.task_definition = meta.rollback_task_definition
+        reason = f"ECS deployment circuit breaker: rolling back to deploymentId {meta.rollback_id}."
+        self._deployment_event(svc, rollback, "SERVICE_DEPLOYMENT_IN_PROGRESS", reason)
 
     def _drain_deleted(self, b: _Backend, svc: _Service, index: _Index) -> bool:
         """A deleted (INACTIVE) service's tasks are stopped by the scheduler."""
@@ -650,6 +717,84 @@ class RolloutSimulator:
             "message": f"(service {svc.name}) {text}",
         }
         svc.events = [event, *svc.events][:_EVENTS_KEPT]
+
+    # -- ECS events (EventBridge) ----------------------------------------------------------
+
+    def _emit(self, kind: str, resource: str, detail: dict[str, Any]) -> None:
+        """Queue one event as ECS would send it, if publishing (sent after the tick)."""
+        if self._sink is None:
+            return
+        self._outbox.append(
+            {
+                "Source": "aws.ecs",
+                "DetailType": kind,
+                "Resources": [resource],
+                "Detail": json.dumps(detail),
+                "Time": _now(),
+            }
+        )
+        self._published.append(PublishedEvent(time.monotonic(), kind, (resource,), detail))
+        if len(self._published) > 2 * _PUBLISHED_KEPT:
+            self._published = self._published[-_PUBLISHED_KEPT:]
+
+    def _deployment_event(
+        self, svc: _Service, deployment: _Deployment, name: str, reason: str | None = None
+    ) -> None:
+        detail = {
+            "eventType": "ERROR" if name == "SERVICE_DEPLOYMENT_FAILED" else "INFO",
+            "eventName": name,
+            "deploymentId": deployment["id"],
+            "updatedAt": _iso(_now()),
+            "reason": reason or deployment.get("rolloutStateReason") or "",
+        }
+        self._emit("ECS Deployment State Change", str(svc.arn), detail)
+
+    def _service_action(self, svc: _Service, name: str) -> None:
+        detail = {
+            "eventType": "INFO",
+            "eventName": name,
+            "clusterArn": self._cluster_arn(svc.cluster_name),
+            "createdAt": _iso(_now()),
+        }
+        self._emit("ECS Service Action", str(svc.arn), detail)
+
+    def _task_event(self, task: _Task) -> None:
+        """The task as DescribeTasks would show it, the way ECS puts it in a task event."""
+        if self._sink is None:
+            return
+        containers = [
+            {
+                "name": c.name,
+                "image": c.image,
+                "lastStatus": c.last_status,
+                "exitCode": c.exitCode,
+                "taskArn": task.task_arn,
+            }
+            for c in task.containers
+        ]
+        detail = {
+            "clusterArn": self._cluster_arn(task.cluster_name),
+            "taskArn": task.task_arn,
+            "taskDefinitionArn": task.task_definition_arn,
+            "group": task.group,
+            "startedBy": task.started_by,
+            "launchType": task.launch_type,
+            "lastStatus": task.last_status,
+            "desiredStatus": task.desired_status,
+            "stopCode": getattr(task, "stop_code", None),
+            "stoppedReason": task.stopped_reason,
+            "containers": [{k: v for k, v in c.items() if v is not None} for c in containers],
+            "createdAt": _iso(task.created_at),
+            "startedAt": _iso(getattr(task, "started_at", None)),
+            "stoppedAt": _iso(getattr(task, "stopped_at", None)),
+            "updatedAt": _iso(_now()),
+        }
+        self._emit(
+            "ECS Task State Change", str(task.task_arn), {k: v for k, v in detail.items() if v is not None}
+        )
+
+    def _cluster_arn(self, cluster: str) -> str:
+        return f"arn:aws:ecs:{self.region}:{self.account_id}:cluster/{cluster}"
 
     def _sync_counts(self, b: _Backend, svc: _Service) -> None:
         """Deployment and service counts follow the task objects, as in ECS."""
@@ -734,6 +879,8 @@ class RolloutSimulator:
         task.last_status = "PENDING"
         if running:
             self._start_containers(task)
+        else:
+            self._task_event(task)
         self._publish(b, task)
         return task
 
@@ -781,6 +928,7 @@ class RolloutSimulator:
         task.last_status = "RUNNING"
         for container in task.containers:
             container.last_status = "RUNNING"
+        self._task_event(task)
 
     def _finish(self, task: _Task, stop_code: str, reason: str, exit_codes: dict[str, int | None]) -> None:
         now = _now()
@@ -796,6 +944,7 @@ class RolloutSimulator:
         task.last_status = "STOPPED"
         task._tugboat_stopped = time.monotonic()
         self._release_enis(task)
+        self._task_event(task)
 
     def _release_enis(self, task: _Task) -> None:
         """Fargate deletes a task's ENI when it stops; without this they pile up forever."""
@@ -899,6 +1048,7 @@ class RolloutSimulator:
             log_stream=stream,
             due=time.monotonic() + 0.15 * self.task_seconds,
         )
+        self._task_event(task)
 
     def _outcome(self, argv: list[str]) -> _Outcome:
         """Scripts first; then ``fail`` exits 1, ``sleep``/``hang`` wait for stop_task."""
@@ -944,6 +1094,7 @@ class RolloutSimulator:
             if task.last_status == "PROVISIONING":
                 task.last_status = "PENDING"
                 task.pull_started_at = _now()
+                self._task_event(task)
                 job.due = now + 0.15 * self.task_seconds
                 busy = True
             elif task.last_status != "RUNNING":

@@ -101,13 +101,17 @@ def sandbox_world(rollout_seconds: float) -> Iterator[tuple[SandboxWorld, FakeSl
         world.stop()
 
 
-def sandbox_settings(fake: FakeSlack, state: Path) -> Settings:
-    """Settings that point the bot at the fake Slack, with its state in the SQLite file `state`."""
+def sandbox_settings(fake: FakeSlack, state: Path, events_queue: str | None = None) -> Settings:
+    """Settings that point the bot at the fake Slack, with its state in the SQLite file `state`.
+
+    `events_queue`: the world's ECS events queue (`SandboxWorld.enable_events()`); None polls only.
+    """
     return Settings(
         slack_bot_token=fake.bot_token,
         slack_app_token=fake.app_token,
         slack_api_url=fake.api_url,
         tugboat_state=f"sqlite:///{state}",
+        tugboat_events_queue=events_queue,
         port=0,
         metrics_port=0,
     )
@@ -118,13 +122,16 @@ def run_sandbox(
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     catalog_path: Path = EXAMPLE_CATALOG,
+    *,
+    events: bool = True,
 ) -> int:
     source = stdin or sys.stdin
     out = stdout or sys.stdout
     catalog = load_catalog(catalog_path)
     with sandbox_world(rollout_seconds) as (world, fake), tempfile.TemporaryDirectory() as state:
         os.environ.update(world.env())
-        settings = sandbox_settings(fake, Path(state) / "tugboat.db")
+        queue = world.enable_events() if events else None
+        settings = sandbox_settings(fake, Path(state) / "tugboat.db", queue)
         return asyncio.run(_converse(settings, catalog, fake, source, out))
 
 
@@ -136,6 +143,7 @@ async def _converse(
         poll=PollTiming.brisk(0.5),
         thread_interval_s=1.0,
         http_host="127.0.0.1",
+        events_wait_s=1,
     )
     bot = Tugboat(settings, catalog, tuning=tuning)
     await bot.start()

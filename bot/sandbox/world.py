@@ -41,6 +41,8 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
+from bot.sandbox.holds import CallHold
+from bot.sandbox.schedules import seed_example_schedules
 from bot.sandbox.simulator import RolloutSimulator, UnstartableRule
 
 __all__ = ["InjectedError", "SandboxWorld", "SeededService"]
@@ -100,6 +102,47 @@ class _Request:
     protocol: str  # "json" or "query"
 
 
+ECS_BUCKETS: dict[str, tuple[float, float, tuple[str, ...]]] = {
+    "service read": (100, 20, ("DescribeServices", "ListServices")),
+    "service modify": (50, 5, ("UpdateService",)),
+    "cluster resource modify": (100, 40, ("RunTask", "StopTask")),
+    "cluster resource read": (100, 20, ("DescribeTasks", "ListTasks")),
+    "task definition modify": (20, 1, ("RegisterTaskDefinition", "DeregisterTaskDefinition")),
+    "task definition read": (50, 20, ("DescribeTaskDefinition",)),
+}
+"""ECS's token buckets, as AWS documents them: name -> (burst, refill per second, actions)."""
+
+
+@dataclass
+class ThrottleBucket:
+    """One of ECS's token buckets as the world keeps it: what is left for Tugboat's calls.
+
+    Other tools hold `others_share` of it: that much of the burst is spent (and stays spent:
+    they burst too), and they take that much of every refill, so Tugboat's calls see the rest.
+    """
+
+    burst: float
+    refill_per_s: float
+    others_share: float = 0.0
+    tokens: float = 0.0
+    updated: float = 0.0
+
+    @classmethod
+    def started(cls, burst: float, refill_per_s: float, others_share: float, now: float) -> ThrottleBucket:
+        return cls(burst, refill_per_s, others_share, burst * (1.0 - others_share), now)
+
+    def take(self, now: float) -> bool:
+        """Spend a token if there is one; False means ECS answers ThrottlingException."""
+        left = 1.0 - self.others_share
+        refill = self.refill_per_s * left
+        self.tokens = min(self.burst * left, self.tokens + max(0.0, now - self.updated) * refill)
+        self.updated = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
 @dataclass
 class _Ledger:
     """Server-side record of the calls, shared by the middleware's request threads."""
@@ -110,6 +153,17 @@ class _Ledger:
     injected: collections.Counter[str] = field(default_factory=collections.Counter)
     faults: list[InjectedError] = field(default_factory=list)
     rng: random.Random = field(default_factory=random.Random)
+    buckets: dict[str, ThrottleBucket] | None = None
+    """ECS's buckets by action (``ecs:UpdateService``), when enforced; None: unlimited."""
+    throttled: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def over_limit(self, operation: str, now: float) -> bool:
+        """Whether ECS would throttle this call now (the caller holds the lock)."""
+        bucket = self.buckets.get(operation) if self.buckets is not None else None
+        if bucket is None or bucket.take(now):
+            return False
+        self.throttled[operation] += 1
+        return True
 
 
 def _identify(environ: _Environ) -> _Request | None:
@@ -183,12 +237,17 @@ def _error_response(request: _Request, fault: InjectedError, start_response: _St
     return [body]
 
 
+_THROTTLED = InjectedError("ecs:*", "ThrottlingException", "Rate exceeded")
+"""ECS's answer to a call over its bucket."""
+
+
 def _xml_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 class _CountingMiddleware:
-    """Counts each AWS call and applies injected faults before moto sees the request."""
+    """Counts each AWS call, throttles like ECS when asked, and applies injected faults before
+    moto sees the request."""
 
     def __init__(self, app: _WsgiApp, ledger: _Ledger) -> None:
         self._app = app
@@ -203,8 +262,11 @@ class _CountingMiddleware:
         ledger = self._ledger
         fault: InjectedError | None = None
         with ledger.lock:
+            now = time.monotonic()
             ledger.calls[request.operation] += 1
-            ledger.log.append((time.monotonic(), request.operation))
+            ledger.log.append((now, request.operation))
+            if ledger.over_limit(request.operation, now):
+                return _error_response(request, _THROTTLED, start_response)
             for rule in ledger.faults:
                 if rule.times is not None and rule.times <= 0:
                     continue
@@ -304,6 +366,7 @@ class SandboxWorld:
         self._session = boto3.session.Session()
         self._session_lock = threading.Lock()
         self._network_config: dict[str, Any] | None = None
+        self._holds: list[CallHold] = []
         self.simulator = RolloutSimulator(
             account_id=self.account_id,
             region=self.region,
@@ -353,9 +416,11 @@ class SandboxWorld:
         """
         if self._server is None:
             raise RuntimeError("SandboxWorld.start() has not been called")
+        self.release_holds()
         with self._ledger.lock:
             self._ledger.faults.clear()
             self._ledger.rng = random.Random(seed)
+            self._ledger.buckets = None
         self.simulator.reset(
             rollout_seconds=rollout_seconds,
             tick=tick,
@@ -466,6 +531,35 @@ class SandboxWorld:
             self._ledger.calls.clear()
             self._ledger.log.clear()
             self._ledger.injected.clear()
+            self._ledger.throttled.clear()
+
+    # -- ECS's throttling ------------------------------------------------------------------
+
+    def enforce_buckets(self, prespent: float = 0.0, *, speed: float = 1.0) -> None:
+        """Throttle counted ECS calls as ECS does, per bucket (``ECS_BUCKETS``), from now on.
+
+        `prespent`: the share of each bucket other tools use: that much of the burst is gone,
+        and they take that much of every refill. `speed` > 1 refills that many times faster,
+        so a test sees a minute of ECS's pacing in seconds. Off until called; `reset()` ends it.
+        """
+        if not 0.0 <= prespent < 1.0:
+            raise ValueError(f"prespent must be in [0, 1), not {prespent}")
+        now = time.monotonic()
+        buckets: dict[str, ThrottleBucket] = {}
+        for burst, refill, actions in ECS_BUCKETS.values():
+            bucket = ThrottleBucket.started(burst, refill * speed, prespent, now)
+            buckets.update((f"ecs:{action}", bucket) for action in actions)
+        with self._ledger.lock:
+            self._ledger.buckets = buckets
+
+    def stop_enforcing_buckets(self) -> None:
+        with self._ledger.lock:
+            self._ledger.buckets = None
+
+    def throttled(self) -> collections.Counter[str]:
+        """Calls answered ThrottlingException by the enforced buckets, per ``service:Operation``."""
+        with self._ledger.lock:
+            return collections.Counter(self._ledger.throttled)
 
     # -- fault injection -------------------------------------------------------------------
 
@@ -493,6 +587,48 @@ class SandboxWorld:
         """Injected failures per ``service:Operation:Code``."""
         with self._ledger.lock:
             return collections.Counter(self._ledger.injected)
+
+    # -- ECS events (EventBridge to SQS) ---------------------------------------------------
+
+    def enable_events(self, queue_name: str = "tugboat-events") -> str:
+        """What deploy/cloudformation.yml sets up: a rule for ECS's events feeding an SQS queue.
+
+        From now on the simulator publishes ECS's event shapes to the world's EventBridge,
+        whose rule delivers them to the queue (not counted: ECS's own traffic). Returns the
+        queue URL (TUGBOAT_EVENTS_QUEUE). `reset()` stops publishing.
+
+        The rule sits on a bus of its own, not the default one: moto matches every event with
+        rules that have no pattern (schedules), and fails on their ECS targets.
+        """
+        sqs, events = self._internal("sqs"), self._internal("events")
+        with contextlib.suppress(events.exceptions.ResourceAlreadyExistsException):
+            events.create_event_bus(Name="ecs-events")
+        url = str(sqs.create_queue(QueueName=queue_name)["QueueUrl"])
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+        detail_types = [
+            "ECS Deployment State Change",
+            "ECS Service Action",
+            "ECS Task State Change",
+            "ECS Hook State Change",
+        ]
+        pattern = {"source": ["aws.ecs"], "detail-type": detail_types}
+        rule, bus = f"{queue_name}-ecs", "ecs-events"
+        events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps(pattern), State="ENABLED")
+        target = {"Id": "queue", "Arn": attributes["QueueArn"]}
+        events.put_targets(Rule=rule, EventBusName=bus, Targets=[target])
+        self.simulator.publish_events(self._put_events)
+        return url
+
+    def _put_events(self, entries: list[dict[str, Any]]) -> None:
+        """The simulator's events, into the world's EventBridge (ten per PutEvents, its limit)."""
+        events = self._internal("events")
+        on_bus = [{**entry, "EventBusName": "ecs-events"} for entry in entries]
+        for start in range(0, len(on_bus), 10):
+            events.put_events(Entries=on_bus[start : start + 10])
+
+    def delete_events_queue(self, url: str) -> None:
+        """An outage of the events feed: the queue is gone, and ReceiveMessage fails from now on."""
+        self._internal("sqs").delete_queue(QueueUrl=url)
 
     # -- seeding ---------------------------------------------------------------------------
 
@@ -632,6 +768,36 @@ class SandboxWorld:
             task_definition_arn=str(task_definition["taskDefinitionArn"]),
         )
 
+    def seed_estate(self, clusters: int, per_cluster: int, image: str) -> list[tuple[str, str]]:
+        """A large estate, quickly: `clusters` clusters (`estate0`…) of `per_cluster` steady
+        one-task services (`svc0`…), which share one task definition per cluster."""
+        ecs = self._internal("ecs")
+        seeded = []
+        for c in range(clusters):
+            cluster = f"estate{c}"
+            ecs.create_cluster(clusterName=cluster)
+            arn = ecs.register_task_definition(
+                family=cluster,
+                containerDefinitions=[{"name": "web", "image": image, "essential": True, "memory": 512}],
+                requiresCompatibilities=["FARGATE"],
+                networkMode="awsvpc",
+                cpu="256",
+                memory="512",
+            )["taskDefinition"]["taskDefinitionArn"]
+            for s in range(per_cluster):
+                service = f"svc{c * per_cluster + s}"
+                ecs.create_service(
+                    cluster=cluster,
+                    serviceName=service,
+                    taskDefinition=arn,
+                    desiredCount=1,
+                    launchType="FARGATE",
+                    networkConfiguration=self._network(),
+                )
+                self.simulator.settle(cluster, service)
+                seeded.append((cluster, service))
+        return seeded
+
     def seed_example(self) -> dict[str, SeededService]:
         """Create what ``example.yml`` describes: images, log groups, staging and production."""
         for tag in (*self.EXAMPLE_TAGS, *self.EXAMPLE_SHAS):
@@ -640,7 +806,28 @@ class SandboxWorld:
         seeded = {}
         for environment in ("staging", "production"):
             seeded[environment] = self.seed_service(environment, "api", f"api-{environment}", f"{image}:v1")
+        seed_example_schedules(self, seeded["staging"], seeded["production"])
         return seeded
+
+    def internal_client(self, service_name: str) -> Any:
+        """A client for seeding the world: its calls are not counted as the bot's."""
+        return self._internal(service_name)
+
+    def network(self) -> dict[str, Any]:
+        """The network configuration the example services (and their schedules) use."""
+        return self._network()
+
+    def hold(self, service_name: str, method: str, times: int = 1) -> CallHold:
+        """Stop the next `times` calls of a moto backend method (``"scheduler", "get_schedule"``)
+        until ``release()``: a fault at an exact moment, waited on with ``reached``."""
+        backend = get_backend(service_name)[self.account_id][self.region]  # type: ignore[call-overload]
+        hold = CallHold(type(backend), method, times)
+        self._holds.append(hold)
+        return hold
+
+    def release_holds(self) -> None:
+        while self._holds:
+            self._holds.pop().release()
 
 
 def _mark_internal(request: Any, **_: Any) -> None:

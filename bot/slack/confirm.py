@@ -8,7 +8,8 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, Markdown
 
 from bot.domain.records import Lock
 from bot.domain.text import bold, code, emoji, italic, join, link, mention, mrkdwn, text
-from commands.deploy import DeployPlan, short_digest, tag_of
+from commands.deploy import DeployPlan, short_digest
+from commands.taskdef import tag_of
 
 CONFIRM_ACTION = "tugboat_confirm"
 DECLINE_ACTION = "tugboat_decline"

@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 
 RESTARTING = text("Tugboat is restarting; try again in a minute.")
 
+OVERVIEW_FRESH_S = 15.0
+"""An overview or Home tab reuses service snapshots this recent: with hundreds of services,
+each look costs dozens of describes from the bucket the rollout watcher needs too."""
+
 Post = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
 """Posts a visible message where the request came from (the channel, or the mention's thread)."""
 
@@ -144,11 +148,22 @@ class Dispatcher:
             await reply(text("You may not read the status of " + ", ".join(map(str, targets)) + "."))
             return
         single = request.env is not None
-        statuses = await status_action.describe(allowed, self.ecs, self.catalog, self.store, detail=single)
+        statuses = await status_action.describe(
+            allowed,
+            self.ecs,
+            self.catalog,
+            self.store,
+            detail=single,
+            schedules=self.operations.schedules,
+            fresh_within_s=0.0 if single else OVERVIEW_FRESH_S,
+        )
         if single:
             await post(f"{statuses[0].target}: {statuses[0].state}", status_view.card_blocks(statuses[0]))
         else:
-            await post("Service status", status_view.overview_blocks(statuses))
+            messages = status_view.overview_messages(statuses)
+            for number, blocks in enumerate(messages, start=1):
+                part = f" ({number}/{len(messages)})" if len(messages) > 1 else ""
+                await post(f"Service status{part}", blocks)
 
     async def history(self, request: HistoryRequest, origin: Origin, reply: Reply) -> None:
         records = await self.operations.history(request, origin)
@@ -172,7 +187,9 @@ class Dispatcher:
         """The Refresh button: the same card, updated in place."""
         if await self.operations.authorize(target, origin, write=False) is not None:
             return
-        statuses = await status_action.describe([target], self.ecs, self.catalog, self.store, detail=True)
+        statuses = await status_action.describe(
+            [target], self.ecs, self.catalog, self.store, detail=True, schedules=self.operations.schedules
+        )
         await self.slack.update(
             channel, ts, f"{target}: {statuses[0].state}", status_view.card_blocks(statuses[0])
         )
@@ -184,7 +201,9 @@ class Dispatcher:
         from an `/ecs-status` typed outside those channels."""
         origin = Origin(actor=user, channel="", trigger="home tab")
         targets = await self.readable(status_action.targets_for(self.catalog, None, None), origin)
-        statuses = await status_action.describe(targets, self.ecs, self.catalog, self.store, detail=False)
+        statuses = await status_action.describe(
+            targets, self.ecs, self.catalog, self.store, detail=False, fresh_within_s=OVERVIEW_FRESH_S
+        )
         await self.slack.call("views.publish", user_id=user, view=status_view.home_view(statuses))
 
     # -- replies ---------------------------------------------------------------------------

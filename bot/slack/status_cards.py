@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections import Counter
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -16,12 +18,16 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.domain.text import code, mrkdwn, text
+from bot.domain.text import Text, bold, code, mrkdwn, text
 from bot.report.status import card_lines, overview_line
 from bot.slack.blocks import MAX_BLOCKS, SECTION_LIMIT
 from commands.status import ServiceStatus
 
 REFRESH_ACTION = "tugboat_status_refresh"
+MESSAGE_CHARS = 11_000
+"""Serialized blocks per overview message: Slack refuses a message past about 12,000."""
+HOME_BLOCKS = 100
+"""Slack's limit on the blocks of a Home tab view."""
 NOTHING_READABLE = text(
     "There is no service you may read. Who may read an environment is set in the catalog by its ",
     code("read_users"),
@@ -54,10 +60,43 @@ def overview_blocks(statuses: list[ServiceStatus], now: float | None = None) -> 
     return [b.to_dict() for b in _overview_sections(statuses, now)]
 
 
+def overview_messages(statuses: list[ServiceStatus], now: float | None = None) -> list[list[dict[str, Any]]]:
+    """The overview as as many messages as Slack's limits need: each within its block count
+    and size, every line in one of them. With more than one, the first opens with the tally."""
+    sections = [b.to_dict() for b in _overview_sections(statuses, now, limit=None)]
+    messages = _packed(sections)
+    if len(messages) > 1:
+        tally = SectionBlock(text=MarkdownTextObject(text=mrkdwn(_tally(statuses)))).to_dict()
+        messages = _packed([tally, *sections])
+    return messages
+
+
+def _packed(blocks: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Blocks in order, as few messages as MAX_BLOCKS and MESSAGE_CHARS allow."""
+    messages: list[list[dict[str, Any]]] = []
+    size = 0
+    for block in blocks:
+        cost = len(json.dumps(block, separators=(",", ":"), ensure_ascii=False)) + 1
+        if not messages or len(messages[-1]) >= MAX_BLOCKS or size + cost > MESSAGE_CHARS:
+            messages.append([])
+            size = 0
+        messages[-1].append(block)
+        size += cost
+    return messages
+
+
+def _tally(statuses: list[ServiceStatus]) -> Text:
+    """`*500 services*: 497 steady · 3 deploying`, the worst states first."""
+    counts = Counter(status.state for status in statuses)
+    order = ("failed", "missing", "degraded", "deploying", "steady")
+    parts = [f"{counts[state]} {state}" for state in order if counts[state]]
+    return text(bold(f"{len(statuses)} services"), ": ", " · ".join(parts))
+
+
 def home_view(statuses: list[ServiceStatus], now: float | None = None) -> dict[str, Any]:
     """The overview of the services this user may read; with none, why the tab is empty."""
     updated = "Updated " + time.strftime("%H:%M UTC", time.gmtime(now))
-    sections = _overview_sections(statuses, now) or [
+    sections = _overview_sections(statuses, now, limit=HOME_BLOCKS - 2) or [
         SectionBlock(text=MarkdownTextObject(text=mrkdwn(NOTHING_READABLE)))
     ]
     blocks: list[Block] = [
@@ -68,15 +107,21 @@ def home_view(statuses: list[ServiceStatus], now: float | None = None) -> dict[s
     return View(type="home", blocks=blocks).to_dict()
 
 
-def _overview_sections(statuses: list[ServiceStatus], now: float | None) -> list[Block]:
-    sections: list[Block] = []
-    chunk: list[str] = []
+def _overview_sections(
+    statuses: list[ServiceStatus], now: float | None, *, limit: int | None = MAX_BLOCKS
+) -> list[Block]:
+    """Sections of whole lines; past `limit` sections, the last one says how many are left out."""
+    chunks: list[list[str]] = []
+    size = 0
     for status in statuses:
         line = mrkdwn(overview_line(status, now))
-        if sum(len(x) + 1 for x in chunk) + len(line) > SECTION_LIMIT:
-            sections.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk))))
-            chunk = []
-        chunk.append(line)
-    if chunk:
-        sections.append(SectionBlock(text=MarkdownTextObject(text="\n".join(chunk))))
-    return sections[:MAX_BLOCKS]
+        if not chunks or size + len(line) + 1 > SECTION_LIMIT:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(line)
+        size += len(line) + 1
+    if limit is not None and len(chunks) > limit:
+        left_out = sum(len(chunk) for chunk in chunks[limit - 1 :])
+        more = text(f"… and {left_out} more: ", code("/ecs-status APP"), " shows them.")
+        chunks = [*chunks[: limit - 1], [mrkdwn(more)]]
+    return [SectionBlock(text=MarkdownTextObject(text="\n".join(chunk))) for chunk in chunks]

@@ -126,12 +126,13 @@ def launch(
     fake: FakeSlack,
     tmp_path: Path,
     state: str,
+    catalog: Path | None = None,
     **kw: object,
 ) -> BotProcess:
-    """A bot process on the example catalog (not started yet), stopped at the end of the test."""
+    """A bot process on the example catalog, or `catalog` (not started yet), stopped at the end."""
     from tests.conftest import EXAMPLE
 
-    bot = BotProcess(world, fake, EXAMPLE, state, tmp_path / "bot.log", **kw)  # type: ignore[arg-type]
+    bot = BotProcess(world, fake, catalog or EXAMPLE, state, tmp_path / "bot.log", **kw)  # type: ignore[arg-type]
     processes.append(bot)
     return bot
 

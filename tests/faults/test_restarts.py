@@ -10,6 +10,7 @@ import pytest
 
 from bot.sandbox.fake_slack import FakeSlack, Message, wait_for
 from bot.sandbox.world import SandboxWorld
+from tests.conftest import EXAMPLE
 from tests.faults.process import BotProcess, dynamodb_state, launch, owner_of_the_deploy, two_replicas
 from tests.slackview import final_parent, parents, service, thread_text, thread_under_way
 
@@ -106,3 +107,38 @@ async def test_two_replicas_on_dynamodb_one_dies_the_other_finishes(
     assert final.ts == parent.ts and "*Succeeded*" in final.flat
     replies = await thread_text(fake, parent, must_contain="is live")
     assert "Tugboat restarted and picked this up again" in replies
+
+
+async def test_kill_9_between_the_rollout_and_the_schedules_then_restart_moves_them(
+    world: SandboxWorld, fake: FakeSlack, tmp_path: Path, processes: list[BotProcess]
+) -> None:
+    """The rollout succeeded and the bot died reading the first schedule: the next one moves them."""
+    catalog = tmp_path / "tugboat.yml"
+    example = EXAMPLE.read_text()
+    catalog.write_text(
+        example.replace("        confirm: true\n", "").replace("        before_deploy: [migrate]\n", "")
+    )
+    state = f"sqlite:///{tmp_path / 'state.db'}"
+    held = world.hold("scheduler", "get_schedule")
+    first = await launch(processes, world, fake, tmp_path, state, catalog).up(fake)
+    fake.slash_command("/deploy", "api production v2", user="U0ADMIN")
+    await wait_for(held.reached.is_set, timeout=30, what="the bot reading its first schedule")
+    parent = parents(fake, "C0PROD")[0]
+    first.kill()
+    held.release()
+    assert scheduled(world, "nightly-report") == "api-production:1"
+
+    await launch(processes, world, fake, tmp_path, state, catalog).up(fake)
+    final = await final_parent(fake, "C0PROD", timeout=60)
+    assert final.ts == parent.ts and len(parents(fake, "C0PROD")) == 1
+    assert "*Succeeded*" in final.flat
+    replies = await thread_text(fake, parent, must_contain="is live")
+    assert "Tugboat restarted and picked this up again" in replies
+    assert "Schedule `nightly-report`: `api-production:1` → `:2`" in replies
+    assert scheduled(world, "nightly-report") == "api-production:2"
+    assert scheduled(world, "weekly-digest", "reports") == "api-digest-production:2"
+
+
+def scheduled(world: SandboxWorld, name: str, group: str = "default") -> str:
+    found = world.client("scheduler").get_schedule(Name=name, GroupName=group)
+    return str(found["Target"]["EcsParameters"]["TaskDefinitionArn"]).rsplit("/", 1)[-1]
