@@ -13,7 +13,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-sandbox: $(STAMP)
+# The sandbox needs only the package and its simulated world, not the dev toolchain.
+SANDBOX_STAMP := $(VENV)/.installed-sandbox
+$(SANDBOX_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[sandbox]'
+	touch $(SANDBOX_STAMP)
+
+sandbox: $(SANDBOX_STAMP)
 	$(VENV)/bin/tugboat sandbox
 
 lint: $(STAMP)

@@ -53,6 +53,8 @@ BENCHES: dict[str, list[str]] = {
     "throttling": ["bench/throttling.py", "--deploys", "50", "--prespent", "0.5"],
     # 500 services in 5 clusters: start-up, /ecs-status and the Home tab, cold and warm (issue 16).
     "estate": ["bench/estate.py", "--runs", "3"],
+    # One release of 3 services against the same 3 deployed one by one (issue 14).
+    "release": ["bench/release.py", "--rollout-seconds", "20"],
 }
 
 

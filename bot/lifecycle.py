@@ -47,6 +47,10 @@ Body = Callable[[Emit, asyncio.Event], Awaitable[object]]
 """An action's work: it gets the operation's emit and its cancel signal."""
 
 Opener = Callable[[OperationRecord], Awaitable[Reporter]]
+
+Observer = Callable[[OperationRecord, Reporter], Reporter]
+"""Sees an operation's story too: returns its reporter, or one that also tells someone else
+(GitHub Deployments). Applied once per run, so every path (Slack, CLI, auto-deploy, resume) has it."""
 """Opens an operation's story (posts a thread's parent) and sets the record's `ts`/`permalink`."""
 
 TURN_POLL_S, TURN_POLL_MAX_S = 0.5, 5.0
@@ -230,10 +234,12 @@ class Lifecycle:
         tracker: TaskTracker | None = None,
         audit: AuditTrail | None = None,
         interrupted: str | None = None,
+        observe: Observer | None = None,
     ) -> None:
         """`interrupted`: how an interrupted operation ends where nobody will resume it (a CLI
         run); without it, an interrupted operation stays running for a replica to resume."""
         self.interrupted = interrupted
+        self.observe = observe
         self.store = store
         self.owner = owner
         self.lease_s = lease_s
@@ -275,7 +281,7 @@ class Lifecycle:
         """
         lock = await self.store.get_lock(target.app, target.env)
         if lock is not None and not force:
-            hint = text(" (", code("--force"), " deploys anyway.)") if forcible else text()
+            hint = text(" (", code('--force "REASON"'), " deploys anyway.)") if forcible else text()
             return text(locked_text(target, lock), hint), lock
         running = await self.store.active_on(target.app, target.env)
         if running is not None:
@@ -438,6 +444,8 @@ class Lifecycle:
         cancel = self._cancels.setdefault(record.id, asyncio.Event())
         metrics.IN_FLIGHT.set(len(self._running))
         started = time.monotonic()
+        if self.observe is not None:
+            reporter = self.observe(record, reporter)
         emit = self.emitter(record, reporter)
         work = asyncio.create_task(self._body(record, body, emit, cancel), name=f"body-{record.id}")
         keeper = asyncio.create_task(self._keep_lease(record, work), name=f"lease-{record.id}")

@@ -46,3 +46,27 @@ WATCHES_BY_MODE = Gauge(
 ECS_EVENTS = Counter(
     "tugboat_ecs_events_total", "Messages read from TUGBOAT_EVENTS_QUEUE, by ECS detail-type", ["kind"]
 )
+GITHUB_ERRORS = Counter(
+    "tugboat_github_errors_total",
+    "GitHub REST calls that failed (GITHUB_TOKEN set), by call and reason: an HTTP status, `timeout`"
+    " or `connection`. None of them failed or held up a deploy",
+    ["call", "reason"],
+)
+DORA_DEPLOYS_PER_DAY = Gauge(
+    "tugboat_dora_deploys_per_day", "Successful deploys a day over the last 30 days", ["app", "env"]
+)
+DORA_LEAD_TIME = Gauge(
+    "tugboat_dora_lead_time_seconds",
+    "Median time from commit to live over the last 30 days (deploys whose commit time is known)",
+    ["app", "env"],
+)
+DORA_CHANGE_FAILURE_RATE = Gauge(
+    "tugboat_dora_change_failure_rate",
+    "Share (0 to 1) of the last 30 days' changes that failed or were rolled back",
+    ["app", "env"],
+)
+DORA_TIME_TO_RESTORE = Gauge(
+    "tugboat_dora_time_to_restore_seconds",
+    "Median time from a failed change to a good revision running again, over the last 30 days",
+    ["app", "env"],
+)

@@ -11,26 +11,36 @@ import asyncio
 import logging
 import shlex
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bot.domain.aws import AwsError
+from bot.change_control import ApprovalDesk, freeze_of, frozen_text, load_lines
+from bot.domain.approvals import Approval, ApprovalRule
+from bot.domain.aws import AwsError, revision_of
 from bot.domain.catalog import Catalog
+from bot.domain.code import CodeHost
 from bot.domain.events import Emit, Note, Started
+from bot.domain.freezes import FreezeWindow, when
 from bot.domain.ports import Ecs, Schedules, Watcher
-from bot.domain.records import Lock, OperationRecord, Phase, Target
-from bot.domain.text import Text, code, emoji, mention, text
+from bot.domain.records import ROLLOUT_ACTIONS, Lock, OperationRecord, Phase, Target
+from bot.domain.text import Text, code, emoji, join, mention, text
 from bot.lifecycle import Lifecycle, Origin, Reporter, busy_text, locked_text, until
+from bot.report.plans import deploy_plan_lines, rollback_plan_lines, task_plan_lines
+from commands import code as code_action
 from commands import deploy as deploy_action
+from commands import restart as restart_action
 from commands import rollback as rollback_action
 from commands import run_task as run_task_action
+from commands import scale as scale_action
 from commands.deploy import Pin
 from commands.grammar import (
     DeployRequest,
     HistoryRequest,
     LockRequest,
+    RestartRequest,
     RollbackRequest,
     RunTaskRequest,
+    ScaleRequest,
     UnlockRequest,
 )
 
@@ -68,18 +78,43 @@ class Front(Protocol):
 
     async def settle_confirmation(self, pending: OperationRecord, outcome: Text) -> None: ...
 
+    async def ask_to_approve(self, approval: Approval, lines: list[Text], reply: Reply) -> str | None:
+        """Post the approval card (plan `lines`, Approve/Cancel); its ts, or None when it cannot."""
+        ...
+
+    async def show_approval(self, approval: Approval, lines: list[Text], outcome: Text | None) -> None:
+        """Draw the card again: who approved so far, or (with `outcome`) what became of it."""
+        ...
+
 
 @dataclass(frozen=True)
 class Confirmation:
-    """A press on a confirmation card: the pending request, what it pinned, who pressed."""
+    """A press that lets a pinned deploy run: a confirmation card's, or an approval's last."""
 
-    pending: OperationRecord
+    pending: OperationRecord | None
     pin: Pin
     by: str
+    approval: Approval | None = None
+    """Set when the plan runs because enough people approved it."""
 
 
 class Authorizer(Protocol):
     async def check(self, target: Target, actor: str, channel: str | None, *, write: bool) -> Text | None: ...
+
+    async def may_approve(
+        self, target: Target, actor: str, channel: str | None, groups: list[str]
+    ) -> Text | None: ...
+
+
+class ApprovedRunner(Protocol):
+    """Runs an approved request's pinned plan: `approver` pressed last, `reply` tells them."""
+
+    async def __call__(self, approval: Approval, approver: Origin, reply: Reply, front: Front) -> None: ...
+
+
+NEEDS_SLACK_APPROVAL = (
+    "needs approval (the catalog's `approval`): request it from Slack, where others can approve it."
+)
 
 
 @dataclass(eq=False, kw_only=True)
@@ -92,7 +127,25 @@ class Operations:
     schedules: Schedules
     lifecycle: Lifecycle
     authorizer: Authorizer
+    code: CodeHost | None = None
+    """GitHub (with GITHUB_TOKEN): the CI gate and the commits a card lists."""
     accepting: bool = field(default=True, init=False)
+    approvals: ApprovalDesk = field(init=False)
+    on_approved: dict[str, ApprovedRunner] = field(init=False)
+    """Per action, what runs an approved request (scale and restart add theirs)."""
+
+    def __post_init__(self) -> None:
+        self.approvals = ApprovalDesk(
+            catalog=self.catalog,
+            store=self.lifecycle.store,
+            audit=self.lifecycle.audit,
+            approvers=self.authorizer,
+        )
+        self.on_approved = {
+            "deploy": self._run_approved_deploy,
+            "rollback": self._run_approved_rollback,
+            "run-task": self._run_approved_task,
+        }
 
     @property
     def deploy_deps(self) -> deploy_action.DeployDeps:
@@ -153,13 +206,24 @@ class Operations:
         """Check, prepare, (ask to confirm,) claim, open the story and start the rollout."""
         target = request.target
         refusal, plan, lock = await self._plan_deploy(request, origin, confirmation)
+        ci = await code_action.gate(self.code, plan, forced=request.force)  # require_ci
+        refusal = refusal or ci.refusal
         if refusal is not None or plan is None:
             why = refusal or text("nothing to deploy")
             if confirmation is not None:
-                await front.settle_confirmation(confirmation.pending, text("not run: ", why))
+                await self._settle(front, confirmation, text("not run: ", why))
             await self.refuse(reply, origin, "deploy", target, why)
             return None
+        rule = self.approvals.rule(target, "deploy")
+        if rule is not None and (confirmation is None or confirmation.approval is None):
+            if not ask_to_confirm:
+                await self.refuse(reply, origin, "deploy", target, text(f"{target} ", NEEDS_SLACK_APPROVAL))
+                return None
+            plan = await self.with_commits(plan)
+            await self.ask_to_approve_deploy(rule, request, plan, origin, reply, front, lock)
+            return None
         if plan.env.confirm and confirmation is None and ask_to_confirm:
+            plan = await self.with_commits(plan)
             await self._ask_to_confirm(request, plan, origin, reply, front, lock)
             return None
         record = self.new_record("deploy", target, origin, plan.tag)
@@ -167,9 +231,10 @@ class Operations:
         record.channel = plan.env.channel or origin.channel
         reporter = await self._claim_and_open(record, origin, reply, front)
         if confirmation is not None:
-            verdict = text("confirmed by ", mention(confirmation.by))
-            await front.settle_confirmation(
-                confirmation.pending, verdict if reporter else text(verdict, "; busy, not run")
+            verdict = approved_by(confirmation) or text("confirmed by ", mention(confirmation.by))
+            where = text(": ", record.permalink) if reporter and record.permalink else text()
+            await self._settle(
+                front, confirmation, text(verdict, where) if reporter else text(verdict, "; busy, not run")
             )
         if reporter is None:
             return None
@@ -178,15 +243,32 @@ class Operations:
             await self.lifecycle.audit.write(
                 origin, "force", target, f"deployed through lock by {lock.holder}"
             )
+        if ci.forced_past is not None:
+            await self.lifecycle.audit.write(origin, "force", target, f"deployed past CI: {ci.forced_past}")
+        freeze = freeze_of(self.catalog, target) if request.force_reason is not None else None
+        if request.force_reason is not None:
+            passed = f"{'lock, ' if lock else ''}{'freeze, ' if freeze else ''}".rstrip(", ") or "nothing"
+            await self.lifecycle.audit.write(
+                origin, "force", target, f"reason: {request.force_reason} (passed: {passed})"
+            )
         if confirmation is not None:
-            reporter.say(text("Confirmed by ", mention(confirmation.by), "."))
+            by = approved_by(confirmation)
+            reporter.say(text(by, ".") if by else text("Confirmed by ", mention(confirmation.by), "."))
         expected = await self.expected_duration(target)
 
         async def body(emit: Emit, cancel: asyncio.Event) -> None:
             await emit(Started("deploy", record.app, record.env, record.actor, plan.tag, record.trigger))
+            if request.force_reason is not None:
+                await emit(
+                    Note(text("Forced by ", mention(origin.actor), ": ", request.force_reason), loud=True)
+                )
             if lock is not None:
                 holder = text(mention(lock.holder), ": ", lock.reason)
                 await emit(Note(text("Forced through the lock held by ", holder), loud=True))
+            if freeze is not None:
+                await emit(Note(forced_through_freeze(plan.env.timezone, freeze), loud=True))
+            for note in ci.notes:
+                await emit(Note(note, loud=True))
             await deploy_action.execute(
                 plan, self.deploy_deps, emit, actor=record.actor, cancel=cancel, expected_s=expected
             )
@@ -194,17 +276,26 @@ class Operations:
         self.lifecycle.launch(record, reporter, body, origin)
         return record
 
+    async def with_commits(self, plan: deploy_action.DeployPlan) -> deploy_action.DeployPlan:
+        """The plan with the commits it ships, for a card (asked of GitHub, within its timeout)."""
+        return replace(plan, commits=await code_action.commits(self.code, plan))
+
     async def _plan_deploy(
         self, request: DeployRequest, origin: Origin, confirmation: Confirmation | None
     ) -> tuple[Text | None, deploy_action.DeployPlan | None, Lock | None]:
         """The refusal, or the plan (and the lock a forced deploy goes through)."""
         target = request.target
-        refused = await self.authorize(target, origin)
+        # An approved request: its requester's rights were checked when asked, each approver's on their press.
+        approved = confirmation is not None and confirmation.approval is not None
+        refused = None if approved else await self.authorize(target, origin)
         if refused is not None:
             return refused, None, None
         refusal, lock = await self.lifecycle.obstacle(target, force=request.force, forcible=True)
         if refusal is not None:
             return refusal, None, lock
+        freeze = freeze_of(self.catalog, target)
+        if freeze is not None and not request.force:
+            return frozen_text(self.catalog, target, freeze, forcible=True), None, lock
         try:
             plan = await deploy_action.prepare(request, self.deploy_deps)
         except (deploy_action.DeployRefused, AwsError) as exc:
@@ -241,7 +332,12 @@ class Operations:
     ) -> None:
         pending = self.new_record("deploy", request.target, origin, plan.tag)
         pending.state, pending.phase, pending.channel = "pending", Phase.AWAITING_CONFIRMATION, origin.channel
-        pending.extra = {"ref": request.ref, "force": request.force, "pin": Pin.of(plan).to_dict()}
+        pending.extra = {
+            "ref": request.ref,
+            "force": request.force,
+            "force_reason": request.force_reason,
+            "pin": Pin.of(plan).to_dict(),
+        }
         await self.lifecycle.save(pending)
         await self.lifecycle.audit.write(origin, "deploy requested", request.target, "awaiting confirmation")
         pending.ts = await front.ask_to_confirm(pending, plan, lock, reply)
@@ -291,11 +387,216 @@ class Operations:
                 text("That confirmation does not say exactly what it would ship; run the command again.")
             )
             return
-        request = DeployRequest(target, pin.tag, bool(pending.extra.get("force")))
+        reason = pending.extra.get("force_reason")
+        request = DeployRequest(target, pin.tag, str(reason) if reason is not None else None)
         requester = Origin(pending.actor, pending.channel or origin.channel, pending.trigger)
         await self.deploy(
             request, requester, reply, front, confirmation=Confirmation(pending, pin, origin.actor)
         )
+
+    # -- approvals -------------------------------------------------------------------------
+
+    async def _settle(self, front: Front, confirmation: Confirmation, outcome: Text) -> None:
+        """Say on the card that let the plan run (a confirmation or an approval) what became of it."""
+        if confirmation.approval is not None:
+            await self.settle_approval(front, confirmation.approval, outcome)
+        elif confirmation.pending is not None:
+            await front.settle_confirmation(confirmation.pending, outcome)
+
+    async def settle_approval(self, front: Front, approval: Approval, outcome: Text) -> None:
+        """Record what an approved request led to, and show it on its card."""
+        await self.approvals.record_outcome(approval, str(outcome))
+        await front.show_approval(approval, load_lines(approval.plan.get("lines")), outcome)
+
+    async def held_for_approval(
+        self,
+        action: str,
+        target: Target,
+        origin: Origin,
+        reply: Reply,
+        front: Front,
+        *,
+        subject: str,
+        plan: dict[str, object],
+        lines: list[Text],
+        approval: Approval | None,
+    ) -> bool:
+        """The gate every changing verb passes: True when the caller must stop here, because an
+        approval card was posted instead (or, away from Slack, the request was refused).
+
+        `plan` is what the runner in `on_approved[action]` needs to run exactly this later;
+        `approval` is the approved request the verb is running now, if it is.
+        """
+        rule = self.approvals.rule(target, action)
+        if rule is None or approval is not None:
+            return False
+        await self._ask_to_approve(rule, action, target, origin, reply, front, subject, plan, lines)
+        return True
+
+    async def _ask_to_approve(
+        self,
+        rule: ApprovalRule,
+        action: str,
+        target: Target,
+        origin: Origin,
+        reply: Reply,
+        front: Front,
+        subject: str,
+        plan: dict[str, object],
+        lines: list[Text],
+    ) -> None:
+        approval = await self.approvals.open(
+            rule, action, target, origin, subject=subject, plan=plan, lines=lines
+        )
+        ts = await front.ask_to_approve(approval, lines, reply)
+        if ts is None:
+            await self.approvals.settle(approval, "cancelled", "the card could not be posted")
+            await self.refuse(reply, origin, action, target, text(f"{target} ", NEEDS_SLACK_APPROVAL))
+            return
+        await self.approvals.placed(approval, ts)
+
+        async def expired(closed: Approval) -> None:
+            await front.show_approval(closed, lines, expired_text(closed))
+
+        self.approvals.expire_later(approval, expired)
+        awaiting = f"{rule.required} approval{'s' if rule.required > 1 else ''}"
+        await reply(text(f"{action.capitalize()} of {target} ", code(subject), f" awaits {awaiting}."))
+
+    async def ask_to_approve_deploy(
+        self,
+        rule: ApprovalRule,
+        request: DeployRequest,
+        plan: deploy_action.DeployPlan,
+        origin: Origin,
+        reply: Reply,
+        front: Front,
+        lock: Lock | None,
+    ) -> None:
+        freeze = freeze_of(self.catalog, request.target) if request.force else None
+        lines = deploy_plan_lines(plan, lock, freeze)
+        if request.force_reason is not None:
+            lines.append(text(emoji("rotating_light"), " Forced: ", request.force_reason))
+        pinned: dict[str, object] = {
+            "pin": Pin.of(plan).to_dict(),
+            "ref": request.ref,
+            "force_reason": request.force_reason,
+        }
+        await self._ask_to_approve(
+            rule, "deploy", request.target, origin, reply, front, plan.tag, pinned, lines
+        )
+
+    async def approve(self, approval_id: str, origin: Origin, reply: Reply, front: Front) -> None:
+        """An Approve press: counted once, by a distinct allowed user other than the requester;
+        the last one needed runs the pinned plan."""
+        pressed = await self.approvals.press(approval_id, origin)
+        approval = pressed.approval
+        if approval is None:
+            await reply(text("I have no record of that approval request; nothing changed."))
+            return
+        lines = load_lines(approval.plan.get("lines"))
+        match pressed.verdict:
+            case "denied":
+                await reply(pressed.refusal or text("You may not approve this."))
+            case "own":
+                await reply(text("You asked for this change: someone else has to approve it."))
+            case "twice":
+                await reply(text(f"You already approved this; it awaits {approval.awaiting} more."))
+            case "closed":
+                await reply(text(f"That request is {approval.state}; nothing changed. {approval.outcome}"))
+            case "expired":
+                await front.show_approval(approval, lines, expired_text(approval))
+                await reply(text("That request expired; nothing changed. Ask again to see the current plan."))
+            case "counted":
+                await front.show_approval(approval, lines, None)
+                await reply(text(f"Approved; it awaits {approval.awaiting} more."))
+            case "approved":
+                await front.show_approval(
+                    approval, lines, text(emoji("hourglass_flowing_sand"), " Approved; starting…")
+                )
+                runner = self.on_approved.get(approval.action)
+                if runner is None:
+                    await self.settle_approval(
+                        front, approval, text(f"not run: Tugboat cannot run {approval.action} here")
+                    )
+                    return
+                await runner(approval, origin, reply, front)
+
+    async def withdraw(self, approval_id: str, origin: Origin, reply: Reply, front: Front) -> None:
+        """A Cancel press on an approval card: the requester, or someone who may approve."""
+        approval = await self.approvals.store.get_approval(approval_id)
+        if approval is None or approval.state != "open":
+            await reply(text("That request was already settled; nothing changed."))
+            return
+        if origin.actor != approval.requester:
+            refusal = await self.authorizer.may_approve(
+                approval.target, origin.actor, origin.channel, approval.groups
+            )
+            if refusal is not None:
+                await reply(text("Only the requester or someone who may approve can cancel. ", refusal))
+                return
+        outcome = text("Cancelled by ", mention(origin.actor), "; nothing ran.")
+        if not await self.approvals.settle(approval, "cancelled", str(outcome)):
+            await reply(text("That request was already settled; nothing changed."))
+            return
+        await self.lifecycle.audit.write(origin, "approval cancelled", approval.target, approval.id)
+        await front.show_approval(approval, load_lines(approval.plan.get("lines")), outcome)
+        await reply(text(f"Cancelled the {approval.action} of {approval.target}; nothing changed."))
+
+    async def _approved_and_started(
+        self, front: Front, approval: Approval, record: OperationRecord, reporter: Reporter | None
+    ) -> None:
+        """An approved request's card and thread say who approved; the card links the thread."""
+        verdict = text("Approved by ", join((mention(user) for user in approval.approvers), ", "))
+        if reporter is None:
+            await self.settle_approval(front, approval, text(verdict, "; busy, not run"))
+            return
+        where = text(": ", record.permalink) if record.permalink else text()
+        await self.settle_approval(front, approval, text(verdict, where))
+        reporter.say(text(verdict, "."))
+
+    def _requester(self, approval: Approval, approver: Origin) -> Origin:
+        return Origin(approval.requester, approval.origin_channel or approver.channel, approval.trigger)
+
+    async def _run_approved_deploy(
+        self, approval: Approval, approver: Origin, reply: Reply, front: Front
+    ) -> None:
+        pin = Pin.from_dict(dict(approval.plan.get("pin") or {}))
+        if pin is None:
+            await self.settle_approval(
+                front, approval, text("not run: the request does not say what it ships")
+            )
+            return
+        reason = approval.plan.get("force_reason")
+        request = DeployRequest(approval.target, pin.tag, str(reason) if reason is not None else None)
+        confirmation = Confirmation(None, pin, approver.actor, approval)
+        await self.deploy(
+            request, self._requester(approval, approver), reply, front, confirmation=confirmation
+        )
+
+    async def _run_approved_rollback(
+        self, approval: Approval, approver: Origin, reply: Reply, front: Front
+    ) -> None:
+        to = str(approval.plan.get("to") or "")
+        await self.rollback(
+            RollbackRequest(approval.target),
+            self._requester(approval, approver),
+            reply,
+            front,
+            to_task_definition=to or None,
+            approval=approval,
+        )
+
+    async def _run_approved_task(
+        self, approval: Approval, approver: Origin, reply: Reply, front: Front
+    ) -> None:
+        args = approval.plan.get("args")
+        request = RunTaskRequest(
+            approval.target,
+            str(approval.plan.get("task")),
+            tuple(str(a) for a in args) if isinstance(args, list) else (),
+            schedule=bool(approval.plan.get("schedule")),
+        )
+        await self.run_task(request, self._requester(approval, approver), reply, front, approval=approval)
 
     # -- rollback --------------------------------------------------------------------------
 
@@ -307,28 +608,68 @@ class Operations:
         front: Front,
         *,
         to_task_definition: str | None = None,
+        to_services: dict[str, str] | None = None,
+        approval: Approval | None = None,
     ) -> OperationRecord | None:
-        """Check, find the revision to go back to, claim, and roll back."""
+        """Check, find the revision to go back to, (ask for approval,) claim, and roll back.
+
+        `to_task_definition` (one service) or `to_services` (a release): the revisions before a
+        given operation, as its thread's Rollback button asks."""
         target = request.target
-        refusal = await self.authorize(target, origin) or (await self.lifecycle.obstacle(target))[0]
+        rights = None if approval is not None else await self.authorize(target, origin)
+        refusal = rights or (await self.lifecycle.obstacle(target))[0]
         if refusal is not None:
+            if approval is not None:
+                await self.settle_approval(front, approval, text("not run: ", refusal))
             await self.refuse(reply, origin, "rollback", target, refusal)
             return None
         history = await self.lifecycle.store.history(target.app, target.env, 50)
         try:
             plan = await rollback_action.prepare(
-                request, self.ecs, self.catalog, history, to_task_definition=to_task_definition
+                request,
+                self.ecs,
+                self.catalog,
+                history,
+                to_task_definition=to_task_definition,
+                to_services=to_services,
             )
         except (rollback_action.RollbackRefused, AwsError) as exc:
-            await self.refuse(reply, origin, "rollback", target, text(f"Not rolling back {target}: {exc}"))
+            why = text(f"Not rolling back {target}: {exc}")
+            if approval is not None:
+                await self.settle_approval(front, approval, text("not run: ", why))
+            await self.refuse(reply, origin, "rollback", target, why)
             return None
-        record = self.new_record("rollback", target, origin, f"rev {plan.revision}")
+        if approval is not None and plan.current_task_definition != approval.plan.get("replaces"):
+            why = text(
+                f"Not rolling back {target}: the target changed since the card was posted (it now runs",
+                f" revision {revision_of(plan.current_task_definition)}). Nothing ran; ask again.",
+            )
+            await self.settle_approval(front, approval, text("not run: ", why))
+            await self.refuse(reply, origin, "rollback", target, why)
+            return None
+        pinned: dict[str, object] = {"to": plan.task_definition, "replaces": plan.current_task_definition}
+        if await self.held_for_approval(
+            "rollback",
+            target,
+            origin,
+            reply,
+            front,
+            subject=f"rev {plan.revision}",
+            plan=pinned,
+            lines=rollback_plan_lines(plan),
+            approval=approval,
+        ):
+            return None
+        record = self.new_record("rollback", target, origin, plan.subject)
         record.previous_task_definition = plan.current_task_definition
         record.channel = plan.env.channel or origin.channel
         reporter = await self._claim_and_open(record, origin, reply, front)
+        if approval is not None:
+            await self._approved_and_started(front, approval, record, reporter)
         if reporter is None:
             return None
-        await reply(text(f"Rolling back {target} to revision {plan.revision}: ", record.permalink or ""))
+        to = f"revision {plan.revision}" if not plan.release else plan.subject
+        await reply(text(f"Rolling back {target} to {to}: ", record.permalink or ""))
 
         async def body(emit: Emit, cancel: asyncio.Event) -> None:
             await emit(
@@ -342,11 +683,17 @@ class Operations:
     # -- run-task --------------------------------------------------------------------------
 
     async def run_task(
-        self, request: RunTaskRequest, origin: Origin, reply: Reply, front: Front
+        self,
+        request: RunTaskRequest,
+        origin: Origin,
+        reply: Reply,
+        front: Front,
+        *,
+        approval: Approval | None = None,
     ) -> OperationRecord | None:
-        """Run a catalog task as a one-off ECS task, in its own story. Locks do not apply."""
+        """Run a catalog task as a one-off ECS task, in its own story. Locks and freezes do not apply."""
         target = request.target
-        if not await self._permitted(target, origin, reply):
+        if approval is None and not await self._permitted(target, origin, reply):
             return None
         try:
             plan = await run_task_action.prepare(
@@ -361,16 +708,115 @@ class Operations:
             return None
         _, env = self.catalog.target(target.app, target.env)
         subject = shlex.join((request.task, *request.args))  # as typed: copyable, one word per argument
+        if approval is not None and plan.task_definition != approval.plan.get("task_definition"):
+            why = text(
+                f"Not running {subject} on {target}: the service changed since the card was posted",
+                f" (it now runs revision {revision_of(plan.task_definition)}). Nothing ran; ask again.",
+            )
+            await self.settle_approval(front, approval, text("not run: ", why))
+            await self.refuse(reply, origin, "run-task", target, why)
+            return None
+        pinned: dict[str, object] = {
+            "task": request.task,
+            "args": list(request.args),
+            "schedule": request.schedule,
+            "task_definition": plan.task_definition,
+        }
+        if await self.held_for_approval(
+            "run-task",
+            target,
+            origin,
+            reply,
+            front,
+            subject=subject,
+            plan=pinned,
+            lines=task_plan_lines(plan),
+            approval=approval,
+        ):
+            return None
         record = self.new_record("run-task", target, origin, subject)
         record.channel = env.channel or origin.channel
         record.task_definition = plan.task_definition
         reporter = await self.lifecycle.lease_and_open(record, front.open)
+        if approval is not None:
+            await self._approved_and_started(front, approval, record, reporter)
         await self.lifecycle.audit.write(origin, "run-task", target, f"started: {subject}")
         await reply(text("Running ", code(subject), f" on {target}: ", record.permalink or ""))
 
         async def body(emit: Emit, cancel: asyncio.Event) -> None:
             await emit(Started("run-task", target.app, target.env, origin.actor, subject, record.trigger))
             await run_task_action.execute(plan, self.ecs, emit, cancel)
+
+        self.lifecycle.launch(record, reporter, body, origin)
+        return record
+
+    # -- on-call: scale and restart ---------------------------------------------------------
+
+    async def _remedy_refusal(self, target: Target, origin: Origin) -> Text | None:
+        """Why `origin` may not scale or restart `target` now: the right to act, and no deploy or
+        rollback running there. A lock does not stop a remedy (SPEC, like `/run-task`)."""
+        refusal = await self.authorize(target, origin)
+        if refusal is not None:
+            return refusal
+        running = await self.lifecycle.store.active_on(target.app, target.env)
+        return busy_text(target, running) if running is not None else None
+
+    async def scale(
+        self, request: ScaleRequest, origin: Origin, reply: Reply, front: Front
+    ) -> OperationRecord | None:
+        """Set one service's desired count, in its own thread, watched until that many run."""
+        target = request.target
+        refusal = await self._remedy_refusal(target, origin)
+        if refusal is not None:
+            await self.refuse(reply, origin, "scale", target, refusal)
+            return None
+        try:
+            plan = await scale_action.prepare(request, self.watcher, self.catalog)
+        except AwsError as exc:
+            await self.refuse(reply, origin, "scale", target, text(f"Not scaling {target}: {exc}"))
+            return None
+        # An approval gate for scale (the catalog's `approval.for`) belongs here, before the record.
+        record = self.new_record("scale", target, origin, plan.subject)
+        record.channel = plan.env.channel or origin.channel
+        record.extra = {"service": plan.service, "desired": plan.desired, "previous": plan.previous}
+        reporter = await self.lifecycle.lease_and_open(record, front.open)
+        await self.lifecycle.audit.write(origin, "scale", target, f"started: {plan.subject}")
+        await reply(text(f"Scaling {target} {plan.subject}: ", record.permalink or ""))
+
+        async def body(emit: Emit, cancel: asyncio.Event) -> None:
+            await emit(Started("scale", target.app, target.env, origin.actor, plan.subject, record.trigger))
+            await scale_action.execute(plan, self.ecs, self.watcher, emit, cancel)
+
+        self.lifecycle.launch(record, reporter, body, origin)
+        return record
+
+    async def restart(
+        self, request: RestartRequest, origin: Origin, reply: Reply, front: Front
+    ) -> OperationRecord | None:
+        """A new deployment of the running revision, of one service or the whole release; it
+        holds the target like a rollout, so no deploy lands in the middle of it."""
+        target = request.target
+        refusal = await self._remedy_refusal(target, origin)
+        if refusal is not None:
+            await self.refuse(reply, origin, "restart", target, refusal)
+            return None
+        try:
+            plan = await restart_action.prepare(request, self.ecs, self.catalog)
+        except (restart_action.RestartRefused, AwsError) as exc:
+            await self.refuse(reply, origin, "restart", target, text(f"Not restarting {target}: {exc}"))
+            return None
+        # An approval gate for restart (the catalog's `approval.for`) belongs here, before the claim.
+        record = self.new_record("restart", target, origin, plan.subject)
+        record.previous_task_definition = plan.services[0][2]
+        record.channel = plan.env.channel or origin.channel
+        reporter = await self._claim_and_open(record, origin, reply, front)
+        if reporter is None:
+            return None
+        await reply(text(f"Restarting {target} ", code(plan.subject), ": ", record.permalink or ""))
+
+        async def body(emit: Emit, cancel: asyncio.Event) -> None:
+            await emit(Started("restart", target.app, target.env, origin.actor, plan.subject, record.trigger))
+            await restart_action.execute(plan, self.ecs, self.watcher, emit, cancel)
 
         self.lifecycle.launch(record, reporter, body, origin)
         return record
@@ -442,13 +888,13 @@ class Operations:
             log.warning("could not announce", extra={"target": str(target)})
 
     async def history(self, request: HistoryRequest, origin: Origin) -> list[OperationRecord] | Text:
-        """The last 10 deploys and rollbacks, or the refusal."""
+        """The last 10 changes to the services (deploys, rollbacks, restarts, scales), or the refusal."""
         refusal = await self.authorize(request.target, origin, write=False)
         if refusal is not None:
             return refusal
         records = await self.lifecycle.store.history(request.target.app, request.target.env, 50)
         shown = ("running", "succeeded", "failed")
-        return [r for r in records if r.action in ("deploy", "rollback") and r.state in shown][:10]
+        return [r for r in records if r.action in ROLLOUT_ACTIONS and r.state in shown][:10]
 
     async def expected_duration(self, target: Target) -> float | None:
         """The median length of the last few successful deploys of a target, if any."""
@@ -464,4 +910,23 @@ class Operations:
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop taking work; interrupt running operations, which stay recorded for resume."""
         self.accepting = False
+        await self.approvals.stop()
         await self.lifecycle.stop(timeout)
+
+
+def approved_by(confirmation: Confirmation) -> Text | None:
+    """`Approved by @a, @b` when the plan runs by approval."""
+    approval = confirmation.approval
+    if approval is None:
+        return None
+    return text("Approved by ", join((mention(user) for user in approval.approvers), ", "))
+
+
+def forced_through_freeze(timezone: str, freeze: FreezeWindow) -> Text:
+    return text(f"Forced through the freeze until {when(freeze.ends, timezone)}: ", freeze.reason)
+
+
+def expired_text(approval: Approval) -> Text:
+    seconds = max(1, round(approval.expires_at - approval.created_at))
+    took = f"{seconds} second{'s' * (seconds != 1)}" if seconds < 120 else f"{round(seconds / 60)} minutes"
+    return text(emoji("hourglass"), f" Expired: not approved within {took}. Nothing ran.")

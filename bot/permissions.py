@@ -62,6 +62,21 @@ class Permissions:
             ".",
         )
 
+    async def may_approve(
+        self, target: Target, actor: str, channel: str | None, groups: list[str]
+    ) -> Text | None:
+        """Why `actor` may not approve a request on `target`, or None: a member of one of the
+        approval `groups`, or, when it names none, anyone who may act on the target."""
+        if not groups:
+            return await self.check(target, actor, channel, write=True)
+        if await self._in_groups(actor, groups):
+            return None
+        return text(
+            f"You may not approve changes to {target}: you are in none of its approval groups (",
+            join_codes(groups),
+            ").",
+        )
+
     async def _may_act(self, env: Environment, actor: str) -> bool:
         if not env.allowed_users and not env.allowed_groups:
             return True
@@ -78,4 +93,11 @@ def join_channels(channels: list[str]) -> Text:
     out = text()
     for index, channel_id in enumerate(channels):
         out = out + text(", " if index else "", channel(channel_id))
+    return out
+
+
+def join_codes(names: list[str]) -> Text:
+    out = text()
+    for index, name in enumerate(names):
+        out = out + text(", " if index else "", code(name))
     return out

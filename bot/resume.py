@@ -11,15 +11,17 @@ import asyncio
 import logging
 import time
 
-from bot.domain.aws import ServiceRef, revision_of
-from bot.domain.events import Emit, Failed, Note, ServiceUpdated
-from bot.domain.records import OperationRecord, Phase
+from bot.domain.aws import ServiceRef, ServiceSnapshot, revision_of
+from bot.domain.events import Emit, Failed, Note, RolledBack, ServiceUpdated, Succeeded
+from bot.domain.records import OperationRecord, Phase, ServiceProgress
 from bot.lifecycle import Origin
 from bot.operations import Front, Operations
 from commands import deploy as deploy_action
 from commands import schedules as schedules_action
+from commands.rollout import Change, fail_release, first_failure, release_summary, roll_back, watch_all
 from commands.run_task import execute_stopped, plan_to_follow, wait_one_off
-from commands.wait import wait_for_rollout
+from commands.scale import wait_for_count
+from commands.wait import RolloutOutcome, wait_for_rollout
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,12 @@ async def _resume(ops: Operations, front: Front, record: OperationRecord) -> Non
         if not ops.catalog.has(record.app, record.env):
             await emit(Failed(f"{record.app} {record.env} is no longer in the catalog; stopped watching."))
             return
-        if record.action in ("deploy", "rollback"):
+        if record.services or record.action == "restart":
+            await _follow_services(ops, record, emit)
+        elif record.action in ("deploy", "rollback"):
             await _follow_service(ops, record, emit)
+        elif record.action == "scale":
+            await _follow_scale(ops, record, emit)
         elif record.action == "run-task" and record.task_arn:
             await _follow_task(ops, record, emit, cancel)
         else:
@@ -156,3 +162,157 @@ async def _follow_task(ops: Operations, record: OperationRecord, emit: Emit, can
     deadline = time.monotonic() + max(MIN_REMAINING_S, plan.spec.timeout - (time.time() - record.created_at))
     stopped = await wait_one_off(plan, record.task_arn, ops.ecs, emit, cancel, deadline)
     await execute_stopped(plan, stopped, emit)
+
+
+async def _follow_scale(ops: Operations, record: OperationRecord, emit: Emit) -> None:
+    """A scale whose count was set: watch until that many run. One interrupted before: not re-run."""
+    service, desired = record.extra.get("service"), record.extra.get("desired")
+    refs = {entry.name: ref for entry, ref in ops.catalog.release_refs(record.app, record.env)}
+    if record.phase != Phase.SCALING or not isinstance(desired, int) or service not in refs:
+        await emit(Failed(f"Tugboat restarted before the count was set (step: {record.phase}). {NOT_RERUN}"))
+        return
+    await wait_for_count(
+        refs[str(service)], str(service), desired, _remaining(ops, record), ops.watcher, emit
+    )
+
+
+async def _follow_services(ops: Operations, record: OperationRecord, emit: Emit) -> None:
+    """A release (or a restart) of several services, or a one-service restart, picked up again.
+
+    ECS decides, not the recorded phase: each service's deployment is looked for on the service.
+    A release that was going back goes on going back, service by service; one that was rolling
+    out is watched to its end and judged as a whole, or put back as a whole. A service the
+    release never reached means it cannot succeed: the ones it did change go back.
+    """
+    several = bool(record.services)
+    entries = record.services or [
+        ServiceProgress(
+            ops.catalog.service_ref(record.app, record.env).service,
+            record.previous_task_definition,
+            record.task_definition,
+            record.deployment_id,
+            "rolling out",
+        )
+    ]
+    refs = {entry.name: ref for entry, ref in ops.catalog.release_refs(record.app, record.env)}
+    _, env = ops.catalog.target(record.app, record.env)
+    missing = [entry.name for entry in entries if entry.name not in refs]
+    if missing:
+        await emit(Failed(f"{', '.join(missing)} left the catalog of {record.target}; stopped watching."))
+        return
+    snapshots = await ops.ecs.describe_services([refs[entry.name] for entry in entries])
+    if record.phase in ROLLED_BACK_PHASES and record.action == "deploy":
+        await _go_back(ops, record, entries, snapshots, emit)
+        return
+    changes: list[Change] = []
+    settled: dict[str, RolloutOutcome] = {}
+    unreached: list[str] = []
+    for entry in entries:
+        ref = refs[entry.name]
+        snapshot = snapshots.get(ref.key)
+        label = entry.name if several else None
+        if entry.state == "succeeded":
+            settled[entry.name] = RolloutOutcome(True, entry.reason or "succeeded before the restart")
+        ours = None
+        if snapshot is not None and entry.task_definition is not None:
+            ours = snapshot.deployment(entry.deployment_id or "") or next(
+                (d for d in snapshot.deployments if d.task_definition == entry.task_definition), None
+            )
+        if ours is None or entry.task_definition is None or entry.previous_task_definition is None:
+            if entry.name not in settled:
+                unreached.append(entry.name)
+            continue
+        if entry.deployment_id != ours.id:
+            await emit(
+                ServiceUpdated(ours.id, entry.task_definition, entry.previous_task_definition, service=label)
+            )
+        changes.append(
+            Change(label, ref, entry.previous_task_definition, entry.task_definition, ours.id, snapshot)
+        )
+    if not changes and not settled:
+        await emit(
+            Failed(f"Tugboat restarted before any service was changed (step: {record.phase}). {NOT_RERUN}")
+        )
+        return
+    watching = [c for c in changes if c.name not in settled]
+    watched = await watch_all(watching, ops.watcher, _remaining(ops, record), emit)
+    outcomes = [settled.get(c.name) or watched[watching.index(c)] for c in changes]
+    if unreached:
+        were = "was" if len(unreached) == 1 else "were"
+        why = f"Tugboat restarted before {', '.join(unreached)} {were} changed"
+        if record.action == "deploy":
+            await fail_release(env, changes, outcomes, ops.deploy_deps, emit, reason=f"{why}; {NOT_RERUN}")
+        else:
+            await emit(Failed(f"{why}. {NOT_RERUN}"))
+        return
+    ok = all(outcome.ok for outcome in outcomes)
+    if record.action == "deploy":
+        await deploy_action.finish_release(record.target, env, changes, outcomes, ops.deploy_deps, emit)
+    elif ok and record.action == "rollback":
+        deps = ops.deploy_deps
+        summary = release_summary(changes, outcomes, "Release is back")
+        first = changes[0].task_definition
+        await schedules_action.succeed(
+            ops.catalog, record.target, first, summary, deps.ecs, deps.schedules, emit
+        )
+    elif ok:
+        revision = revision_of(changes[0].task_definition)
+        summary = (
+            release_summary(changes, outcomes, "Restarted")
+            if several
+            else f"Restarted on revision {revision}."
+        )
+        await emit(Succeeded(summary))
+    else:
+        change, outcome = first_failure(changes, outcomes)
+        where = f"{change.label}: " if change.label else ""
+        await emit(Failed(f"The {record.action} did not complete: {where}{outcome.reason}"))
+
+
+async def _go_back(
+    ops: Operations,
+    record: OperationRecord,
+    entries: list[ServiceProgress],
+    snapshots: dict[str, ServiceSnapshot],
+    emit: Emit,
+) -> None:
+    """A failed release was going back: every service it changed ends on its previous revision."""
+    _, env = ops.catalog.target(record.app, record.env)
+    refs = {entry.name: ref for entry, ref in ops.catalog.release_refs(record.app, record.env)}
+    for entry in entries:
+        if (
+            entry.deployment_id is None
+            or entry.previous_task_definition is None
+            or entry.state == "rolled back"
+        ):
+            continue
+        ref = refs[entry.name]
+        snapshot = snapshots.get(ref.key)
+        if snapshot is not None and snapshot.task_definition != entry.previous_task_definition:
+            await roll_back(
+                env,
+                ref,
+                entry.previous_task_definition,
+                "the release failed",
+                ops.deploy_deps,
+                emit,
+                service=entry.name,
+            )
+            continue
+        primary = snapshot.primary if snapshot else None
+        if primary is not None:
+            after = await wait_for_rollout(
+                ops.watcher,
+                ref,
+                primary.id,
+                primary.task_definition,
+                _remaining(ops, record),
+                emit,
+                service=entry.name,
+            )
+            await emit(
+                RolledBack(revision_of(primary.task_definition), completed=after.ok, service=entry.name)
+            )
+    await emit(
+        Failed(record.reason or "The release failed; its services went back to their previous revisions.")
+    )

@@ -25,7 +25,10 @@ from bot.aws.schedules import EventBridgeSchedules
 from bot.aws.watched_ecs import WatchedEcs
 from bot.aws.watcher import PollTiming, RolloutWatcher
 from bot.domain.catalog import Catalog
+from bot.dora import export_forever
 from bot.github.autodeploy import AutoDeployer
+from bot.github.client import GitHubClient
+from bot.github.deployments import GitHubDeployments
 from bot.github.webhook import webhook_handler
 from bot.lifecycle import Lifecycle, TaskTracker
 from bot.operations import Operations
@@ -55,6 +58,8 @@ class Tuning:
     events_wait_s: int = 5  # long poll on TUGBOAT_EVENTS_QUEUE; a stopping process may wait one out
     ecs_calls_per_s: float = 0.0  # TUGBOAT_ECS_CALLS_PER_SECOND: an overall ceiling (0: none)
     ecs_limits: EcsLimits | None = ECS_LIMITS  # paced at TUGBOAT_AWS_SHARE of each; None: unpaced
+    github_timeout_s: float = 1.0  # each GitHub call; GitHub never holds a deploy up for longer
+    dora_interval_s: float = 300.0  # how often the DORA gauges on /metrics are recomputed
     http_host: str = "0.0.0.0"  # noqa: S104 - a container must listen beyond loopback
 
 
@@ -92,11 +97,16 @@ class Tugboat:
         bot_token, self._app_token = settings.require_slack()
         # Bolt's client retries in slack_sdk, SlackApi's in SlackApi: one layer per HTTP call.
         self.client, self.slack = slack_clients(bot_token, settings.slack_api_url)
+        self.github = self._github(settings)
+        deployments = self.github and GitHubDeployments(
+            self.github, catalog, self.ecs, self.store, self.tracker
+        )
         self.lifecycle = Lifecycle(
             store=self.store,
             owner=settings.tugboat_replica_id or os.environ.get("TUGBOAT_REPLICA_ID") or socket.gethostname(),
             lease_s=self.tuning.lease_s,
             tracker=self.tracker,
+            observe=deployments.observe if deployments else None,
         )
         self.operations = Operations(
             catalog=catalog,
@@ -105,6 +115,7 @@ class Tugboat:
             schedules=EventBridgeSchedules(self.ecs),
             lifecycle=self.lifecycle,
             authorizer=Permissions(catalog, GroupDirectory(self.slack)),
+            code=self.github,
         )
         self.front = SlackFront(self.slack, thread_interval_s=self.tuning.thread_interval_s)
         self.deployer = AutoDeployer(self.operations, self.front)
@@ -118,6 +129,13 @@ class Tugboat:
             tracker=self.tracker,
         )
         self.app = build_app(self.client, self.dispatcher)
+
+    def _github(self, settings: Settings) -> GitHubClient | None:
+        """GitHub's REST API with GITHUB_TOKEN (Deployments, commits on cards, the CI gate)."""
+        if settings.github_token is None:
+            return None
+        token, url = settings.github_token, settings.github_api_url
+        return GitHubClient(token, url, timeout_s=self.tuning.github_timeout_s)
 
     def _watchers(self, queue: str | None, region: str) -> tuple[EcsEventQueue | None, RolloutWatcher]:
         """The shared watcher, and the consumer of ECS events that wakes it when a queue is set."""
@@ -147,6 +165,9 @@ class Tugboat:
         self._background = [
             asyncio.create_task(self._watchdog(), name="socket-watchdog"),
             asyncio.create_task(self._take_over(), name="lease-takeover"),
+            asyncio.create_task(
+                export_forever(self.store, self.catalog, self.tuning.dora_interval_s), name="dora-gauges"
+            ),
         ]
         log.info(
             "tugboat started",
@@ -260,5 +281,7 @@ class Tugboat:
             if runner is not None:
                 await runner.cleanup()
         await self.store.close()
+        if self.github is not None:
+            await self.github.close()
         self.ecs.close()
         self._started = False

@@ -5,7 +5,6 @@ Tokens are SecretStr so that no repr, log line or traceback ever shows them.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -31,7 +30,12 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     github_webhook_secret: SecretStr | None = None
-    tugboat_config: Path = Path("tugboat.yml")
+    github_token: SecretStr | None = None
+    """GitHub Deployments, commits on cards and the CI gate; unset: none of that."""
+    github_api_url: str = "https://api.github.com/"
+    """GitHub's REST API base; GitHub Enterprise Server's ends in /api/v3/ (kept, never replaced)."""
+    tugboat_config: str = "tugboat.yml"
+    """A file, `ssm:///PARAMETER` or `s3://BUCKET/KEY` (bot/catalog_source.py)."""
     tugboat_state: str = "sqlite:///tugboat.db"
     port: int = Field(default=8080, ge=0, le=65535)
     metrics_port: int = Field(default=9090, ge=0, le=65535)
@@ -60,6 +64,22 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("expected an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("github_api_url")
+    @classmethod
+    def _github_api_url(cls, value: str) -> str:
+        """A trailing slash, so paths join onto it (GHES: https://HOST/api/v3/)."""
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(
+                "expected an http(s) URL such as https://api.github.com/ or https://HOST/api/v3/"
+            )
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("github_token")
+    @classmethod
+    def _github_token(cls, value: SecretStr | None) -> SecretStr | None:
+        """Empty means unset, as for a variable left blank in a task definition."""
+        return value if value is not None and value.get_secret_value().strip() else None
 
     @field_validator("tugboat_events_queue")
     @classmethod

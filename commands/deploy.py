@@ -10,31 +10,51 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from bot.domain.aws import AwsError, ServiceRef, revision_of
-from bot.domain.catalog import App, Catalog, Environment
+from bot.domain.catalog import App, Environment
+from bot.domain.commits import CommitList
 from bot.domain.events import (
     Emit,
     Failed,
     ImageVerified,
-    RolledBack,
-    RollingBack,
+    ReleasePlanned,
     ServiceUpdated,
     TaskDefinitionRegistered,
     WaitingForImage,
 )
-from bot.domain.ports import Ecs, Schedules, Watcher
 from bot.domain.records import Target
 from commands import schedules as schedules_action
 from commands.grammar import DeployRequest
+from commands.rollout import (
+    Change,
+    DeployDeps,
+    fail_release,
+    follow_ecs_rollback,
+    release_summary,
+    roll_back,
+    safely,
+    watch_all,
+)
 from commands.run_task import before_deploy_plans, failure_reason, run_one_off
-from commands.taskdef import container_image, tag_of, with_image
+from commands.taskdef import container_image, tag_of, with_images
 from commands.wait import RolloutOutcome, stopped_task_reasons, wait_for_rollout
 
-T = TypeVar("T")
+__all__ = [
+    "DeployDeps",
+    "DeployPlan",
+    "DeployRefused",
+    "Pin",
+    "ServicePlan",
+    "execute",
+    "finish",
+    "finish_release",
+    "prepare",
+    "roll_back",
+]
+
 SHORT_SHA = re.compile(r"^[0-9a-f]{7,39}$")
 ECR_IMAGE = re.compile(r"^(?:\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(.+)$")
 
@@ -51,18 +71,25 @@ class Pin:
     digest: str
     replaces: str
     """The task definition the service ran when the card was posted."""
+    also_replaces: tuple[str, ...] = ()
+    """In a release, what each of the other services ran, in catalog order."""
 
     @classmethod
     def of(cls, plan: DeployPlan) -> Pin:
-        return cls(plan.tag, plan.digest, plan.current_task_definition)
+        others = tuple(s.current_task_definition for s in plan.services[1:])
+        return cls(plan.tag, plan.digest, plan.current_task_definition, others)
 
-    def to_dict(self) -> dict[str, str]:
-        return {"tag": self.tag, "digest": self.digest, "replaces": self.replaces}
+    def to_dict(self) -> dict[str, Any]:
+        pinned: dict[str, Any] = {"tag": self.tag, "digest": self.digest, "replaces": self.replaces}
+        if self.also_replaces:
+            pinned["also_replaces"] = list(self.also_replaces)
+        return pinned
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Pin | None:
         try:
-            return cls(str(data["tag"]), str(data["digest"]), str(data["replaces"]))
+            others = tuple(str(arn) for arn in data.get("also_replaces") or ())
+            return cls(str(data["tag"]), str(data["digest"]), str(data["replaces"]), others)
         except KeyError:
             return None
 
@@ -74,6 +101,12 @@ class Pin:
                 f"{plan.target} now runs revision {plan.current_revision},"
                 f" not revision {revision_of(self.replaces)} as the card showed"
             )
+        for service, pinned in zip(plan.services[1:], self.also_replaces, strict=False):
+            if service.current_task_definition != pinned:
+                found.append(
+                    f"service {service.name} now runs revision {service.current_revision},"
+                    f" not revision {revision_of(pinned)} as the card showed"
+                )
         if plan.digest != self.digest:
             found.append(
                 f"tag `{self.tag}` now points at image {short_digest(plan.digest)},"
@@ -87,35 +120,73 @@ def short_digest(digest: str) -> str:
 
 
 @dataclass(frozen=True)
-class DeployDeps:
-    """What a deploy needs, passed in by name."""
+class ServicePlan:
+    """One service of a deploy: what it runs now, and which of its containers get the image."""
 
-    ecs: Ecs
-    watcher: Watcher
-    catalog: Catalog
-    schedules: Schedules
-
-
-@dataclass(frozen=True)
-class DeployPlan:
-    """A fully understood deploy: every name resolved and the image known to exist."""
-
-    target: Target
-    service: ServiceRef
-    app: App
-    env: Environment
-    tag: str
-    image: str
+    name: str
+    ref: ServiceRef
+    containers: tuple[str, ...]
     current_task_definition: str
     current_definition: dict[str, Any]
     current_image: str | None
-    digest: str
-    """What the tag pointed at when the plan was made: a confirmation ships exactly this."""
-    promoted_from: str | None = None
+    """The first listed container's image now."""
 
     @property
     def current_revision(self) -> int:
         return revision_of(self.current_task_definition)
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    """A fully understood deploy: every name resolved and the image known to exist.
+
+    One service, or a release of several (in catalog order); the first stands for the app
+    where one is needed (the confirmation card's revision, `before_deploy`, the schedules).
+    """
+
+    target: Target
+    app: App
+    env: Environment
+    tag: str
+    image: str
+    services: tuple[ServicePlan, ...]
+    digest: str
+    """What the tag pointed at when the plan was made: a confirmation ships exactly this."""
+    promoted_from: str | None = None
+    commits: CommitList | None = None
+    """What ships, commit by commit, when the repository could tell (shown on the cards)."""
+
+    @property
+    def first(self) -> ServicePlan:
+        return self.services[0]
+
+    @property
+    def is_release(self) -> bool:
+        return len(self.services) > 1
+
+    @property
+    def service(self) -> ServiceRef:
+        return self.first.ref
+
+    @property
+    def current_task_definition(self) -> str:
+        return self.first.current_task_definition
+
+    @property
+    def current_definition(self) -> dict[str, Any]:
+        return self.first.current_definition
+
+    @property
+    def current_image(self) -> str | None:
+        return self.first.current_image
+
+    @property
+    def current_revision(self) -> int:
+        return self.first.current_revision
+
+    def label(self, service: ServicePlan) -> str | None:
+        """How events name a service: by name in a release, not at all for one service."""
+        return service.name if self.is_release else None
 
 
 def repository_of(image: str, default_region: str) -> tuple[str, str]:
@@ -139,13 +210,12 @@ async def prepare(
     """Resolve the request against ECS and ECR without changing anything."""
     catalog = deps.catalog
     app, env = catalog.target(request.target.app, request.target.env)
-    ref = catalog.service_ref(request.target.app, request.target.env)
-    current_task_definition, current, current_image = await _running(deps, ref, app.container)
-    if current_image is None:
-        raise DeployRefused(
-            f"Container `{app.container}` is not in task definition "
-            f"{current.get('family')}:{current.get('revision')} of service {ref.service}."
+    services = await asyncio.gather(
+        *(
+            _service_plan(deps, entry.name, ref, tuple(app.containers_of(entry)))
+            for entry, ref in catalog.release_refs(request.target.app, request.target.env)
         )
+    )
     promoted_from = None
     if request.ref is None:
         promoted_from = env.promote_from
@@ -157,17 +227,30 @@ async def prepare(
     digest = await _require_image(app, env, tag, image, deps, catalog.region_of(env), image_wait_s, emit)
     return DeployPlan(
         target=request.target,
-        service=ref,
         app=app,
         env=env,
         tag=tag,
         image=image,
-        current_task_definition=current_task_definition,
-        current_definition=current,
-        current_image=current_image,
+        services=tuple(services),
         digest=digest,
         promoted_from=promoted_from,
     )
+
+
+async def _service_plan(
+    deps: DeployDeps, name: str, ref: ServiceRef, containers: tuple[str, ...]
+) -> ServicePlan:
+    """What one service runs; refused when a container the deploy replaces is not in it."""
+    current_task_definition, current, current_image = await _running(deps, ref, containers[0])
+    missing = [c for c in containers if container_image(current, c) is None]
+    if missing:
+        names = ", ".join(f"`{c}`" for c in missing)
+        verb = "are" if len(missing) > 1 else "is"
+        raise DeployRefused(
+            f"Container{'s' if len(missing) > 1 else ''} {names} {verb} not in task definition "
+            f"{current.get('family')}:{current.get('revision')} of service {ref.service}."
+        )
+    return ServicePlan(name, ref, containers, current_task_definition, current, current_image)
 
 
 async def _running(
@@ -252,52 +335,122 @@ async def execute(
 ) -> bool:
     """Ship the plan. Returns True on success; the last event emitted is Succeeded or Failed.
 
+    A release registers every service's revision, runs `before_deploy` once (from the first
+    service's), updates every service, then watches them all; it succeeds only when all did.
     `expected_s` is how long earlier rollouts took, so the watcher can look closely then.
     """
-    ecs, ref = deps.ecs, plan.service
+    ecs = deps.ecs
     await emit(ImageVerified(plan.image, plan.current_image))
+    if plan.is_release:
+        await emit(ReleasePlanned(tuple((s.name, s.current_task_definition) for s in plan.services)))
 
-    spec = with_image(plan.current_definition, plan.app.container, plan.image)
-    registered = await ecs.register_task_definition(ref, spec)
-    new_arn = str(registered["taskDefinitionArn"])
-    family, revision = str(registered["family"]), int(registered["revision"])
-    await emit(TaskDefinitionRegistered(new_arn, family, revision, plan.current_revision, plan.image))
+    new_arns: list[str] = []
+    for service in plan.services:
+        spec = with_images(service.current_definition, list(service.containers), plan.image)
+        registered = await ecs.register_task_definition(service.ref, spec)
+        new_arn = str(registered["taskDefinitionArn"])
+        family, revision = str(registered["family"]), int(registered["revision"])
+        new_arns.append(new_arn)
+        await emit(
+            TaskDefinitionRegistered(
+                new_arn, family, revision, service.current_revision, plan.image, service=plan.label(service)
+            )
+        )
 
     if plan.env.before_deploy:
-        snapshot = await deps.watcher.describe(ref)
-        tasks = before_deploy_plans(plan.app, plan.env, plan.target, ref, snapshot, new_arn, actor)
+        snapshot = await deps.watcher.describe(plan.service)
+        tasks = before_deploy_plans(
+            plan.app, plan.env, plan.target, plan.service, snapshot, new_arns[0], actor
+        )
         for task in tasks:
             stopped = await run_one_off(task, ecs, emit, cancel)
             if not stopped.succeeded:
                 reason = failure_reason(task.name, stopped)
-                await emit(Failed(f"{reason} The service was not changed."))
+                unchanged = "No service was changed." if plan.is_release else "The service was not changed."
+                await emit(Failed(f"{reason} {unchanged}"))
                 return False
     if cancel is not None and cancel.is_set():
         await emit(Failed("Cancelled before the service was changed."))
         return False
 
-    service = await ecs.update_service(ref, new_arn)
-    primary = service.primary
-    if primary is None or primary.task_definition != new_arn:
-        await emit(Failed("ECS accepted update_service but shows no PRIMARY deployment for it."))
-        return False
-    await emit(ServiceUpdated(primary.id, new_arn, plan.current_task_definition))
+    changes: list[Change] = []
+    for service, new_arn in zip(plan.services, new_arns, strict=True):
+        try:
+            snapshot = await ecs.update_service(service.ref, new_arn)
+        except AwsError as exc:
+            if not changes:
+                raise
+            return await _undo(
+                plan, changes, f"{service.name}: AWS refused {exc.operation}: {exc.code}", deps, emit
+            )
+        primary = snapshot.primary
+        if primary is None or primary.task_definition != new_arn:
+            why = "ECS accepted update_service but shows no PRIMARY deployment for it."
+            if not changes:
+                await emit(Failed(why))
+                return False
+            return await _undo(plan, changes, f"{service.name}: {why}", deps, emit)
+        label = plan.label(service)
+        await emit(ServiceUpdated(primary.id, new_arn, service.current_task_definition, service=label))
+        changes.append(
+            Change(label, service.ref, service.current_task_definition, new_arn, primary.id, snapshot)
+        )
 
+    if plan.is_release:
+        outcomes = await watch_all(
+            changes, deps.watcher, plan.env.timeout, emit, cancel=cancel, expected_s=expected_s
+        )
+        return await finish_release(plan.target, plan.env, changes, outcomes, deps, emit)
+    change = changes[0]
     outcome = await wait_for_rollout(
         deps.watcher,
-        ref,
-        primary.id,
-        new_arn,
+        change.ref,
+        change.deployment_id,
+        change.task_definition,
         plan.env.timeout,
         emit,
-        seen_events={e.id for e in service.events},
+        seen_events={e.id for e in change.known.events} if change.known else None,
         cancel=cancel,
         expected_s=expected_s,
-        known=service,
+        known=change.known,
     )
     return await finish(
-        plan.target, plan.env, plan.current_task_definition, primary.id, new_arn, outcome, deps, emit
+        plan.target,
+        plan.env,
+        plan.current_task_definition,
+        change.deployment_id,
+        new_arns[0],
+        outcome,
+        deps,
+        emit,
     )
+
+
+async def _undo(plan: DeployPlan, changes: list[Change], reason: str, deps: DeployDeps, emit: Emit) -> bool:
+    """A release could not update every service: the ones it did update go back, and it fails."""
+    updated = [RolloutOutcome(True, "updated") for _ in changes]
+    await fail_release(plan.env, changes, updated, deps, emit, reason=reason)
+    return False
+
+
+async def finish_release(
+    target: Target,
+    env: Environment,
+    changes: list[Change],
+    outcomes: list[RolloutOutcome],
+    deps: DeployDeps,
+    emit: Emit,
+) -> bool:
+    """Every service succeeded: the schedules follow (the first service's revision, which runs
+    the app's image), then Succeeded. Otherwise the whole release goes back."""
+    if all(outcome.ok for outcome in outcomes):
+        summary = release_summary(changes, outcomes, "Release is live")
+        await schedules_action.succeed(
+            deps.catalog, target, changes[0].task_definition, summary, deps.ecs, deps.schedules, emit
+        )
+        return True
+    await fail_release(env, changes, outcomes, deps, emit)
+    return False
 
 
 async def finish(
@@ -320,77 +473,13 @@ async def finish(
     ref = outcome.snapshot.ref if outcome.snapshot else None
     details: tuple[str, ...] = ()
     if ref is not None:
-        stopped = await _safely(stopped_task_reasons(deps.ecs, ref, deployment_id))
+        stopped = await safely(stopped_task_reasons(deps.ecs, ref, deployment_id))
         if stopped is not None and stopped.reasons:
             await emit(stopped)
             details = stopped.reasons
     if ref is not None and outcome.ecs_rollback is not None:
-        await _follow_ecs_rollback(env, ref, outcome, deps, emit)
+        await follow_ecs_rollback(env, ref, outcome, deps, emit)
     elif ref is not None and env.rollback_on_failure:
         await roll_back(env, ref, previous_task_definition, outcome.reason, deps, emit)
     await emit(Failed(outcome.reason, details))
     return False
-
-
-async def _follow_ecs_rollback(
-    env: Environment, ref: ServiceRef, outcome: RolloutOutcome, deps: DeployDeps, emit: Emit
-) -> None:
-    rollback = outcome.ecs_rollback
-    assert rollback is not None
-    revision = revision_of(rollback.task_definition)
-    await emit(
-        RollingBack(revision, "ECS's deployment circuit breaker rolled the deployment back", by_ecs=True)
-    )
-    seen = {e.id for e in outcome.snapshot.events} if outcome.snapshot else set()
-    after = await wait_for_rollout(
-        deps.watcher,
-        ref,
-        rollback.id,
-        rollback.task_definition,
-        env.timeout,
-        emit,
-        seen_events=seen,
-    )
-    await emit(RolledBack(revision, completed=after.ok, by_ecs=True))
-
-
-async def roll_back(
-    env: Environment,
-    ref: ServiceRef,
-    task_definition: str,
-    reason: str,
-    deps: DeployDeps,
-    emit: Emit,
-) -> bool:
-    """Put the service back on an earlier revision and watch that too."""
-    revision = revision_of(task_definition)
-    await emit(RollingBack(revision, reason))
-    try:
-        service = await deps.ecs.update_service(ref, task_definition)
-    except AwsError as exc:
-        await emit(RolledBack(revision, completed=False))
-        raise exc from None
-    primary = service.primary
-    if primary is None:
-        await emit(RolledBack(revision, completed=False))
-        return False
-    after = await wait_for_rollout(
-        deps.watcher,
-        ref,
-        primary.id,
-        task_definition,
-        env.timeout,
-        emit,
-        seen_events={e.id for e in service.events},
-        known=service,
-    )
-    await emit(RolledBack(revision, completed=after.ok))
-    return after.ok
-
-
-async def _safely(awaitable: Awaitable[T]) -> T | None:
-    """Extra detail for a failure report must not turn into a second failure."""
-    try:
-        return await awaitable
-    except AwsError:
-        return None

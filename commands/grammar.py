@@ -7,6 +7,7 @@ catalog, so nothing downstream can act on something the bot did not fully unders
 
 from __future__ import annotations
 
+import io
 import re
 import shlex
 from collections.abc import Mapping
@@ -26,13 +27,22 @@ SLACK_ENTITY = re.compile(r"&(amp|lt|gt);")
 SLACK_LINK = re.compile(r"<((?:https?|mailto|ftp|tel):[^<>|]*)(?:\|([^<>]*))?>")
 """A link Slack made of what was typed (`example.com` → `<http://example.com|example.com>`)."""
 CURLY_QUOTES = "\u201c\u201d\u201e\u2018\u2019\u201a"
+FORCE = re.compile(r"(?<!\S)--force(?!\S)")
+FORCE_REASON_MAX = 300
+FORCE_NEEDS_REASON = (
+    '`--force` needs a reason in quotes, like `--force "INC-42: checkout is down"`: '
+    "it is shown in the thread and kept in the audit trail."
+)
 
 USAGE = {
-    "deploy": "/deploy APP ENV [REF] [--force]",
+    "deploy": '/deploy APP ENV [REF] [--force "REASON"]',
     "rollback": "/rollback APP ENV [REVISION]",
     "run-task": "/run-task APP ENV TASK [ARGS…]",
     "status": "/ecs-status [APP [ENV]]",
-    "tugboat": "/tugboat help | lock APP ENV [for 2h] REASON… | unlock APP ENV | history APP ENV",
+    "scale": "/ecs-scale APP ENV COUNT [SERVICE]",
+    "restart": "/ecs-restart APP ENV [SERVICE]",
+    "tugboat": "/tugboat help | lock APP ENV [for 2h] REASON… | unlock APP ENV | history APP ENV"
+    " | freezes [APP [ENV]] | stats APP ENV [DAYS]",
 }
 
 
@@ -49,8 +59,13 @@ class UsageError(Exception):
 class DeployRequest:
     target: Target
     ref: str | None = None
-    force: bool = False
+    force_reason: str | None = None
+    """`--force "REASON"`: passes a lock, a freeze (and a red CI); never an approval."""
     verb: str = field(default="deploy", init=False)
+
+    @property
+    def force(self) -> bool:
+        return self.force_reason is not None
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,26 @@ class RunTaskRequest:
     schedule: bool = False
     """`task` names one of the environment's schedules: run its ECS target once."""
     verb: str = field(default="run-task", init=False)
+
+
+@dataclass(frozen=True)
+class ScaleRequest:
+    """Set one service's desired count (0 to the environment's `max_tasks`)."""
+
+    target: Target
+    count: int
+    service: str
+    """Always named: the environment's only service, or the one the user typed."""
+    verb: str = field(default="scale", init=False)
+
+
+@dataclass(frozen=True)
+class RestartRequest:
+    """A new deployment of the same revision: one service, or (None) every one of the release."""
+
+    target: Target
+    service: str | None = None
+    verb: str = field(default="restart", init=False)
 
 
 @dataclass(frozen=True)
@@ -102,15 +137,37 @@ class HistoryRequest:
     verb: str = field(default="history", init=False)
 
 
+@dataclass(frozen=True)
+class StatsRequest:
+    """`/tugboat stats APP ENV [DAYS]`: the DORA figures of a target over DAYS days (30)."""
+
+    target: Target
+    days: int = 30
+    verb: str = field(default="stats", init=False)
+
+
+@dataclass(frozen=True)
+class FreezesRequest:
+    """`/tugboat freezes [APP [ENV]]`: the freeze windows holding now and the next ones."""
+
+    app: str | None = None
+    env: str | None = None
+    verb: str = field(default="freezes", init=False)
+
+
 Request = (
     DeployRequest
     | RollbackRequest
     | RunTaskRequest
+    | ScaleRequest
+    | RestartRequest
     | StatusRequest
     | HelpRequest
     | LockRequest
     | UnlockRequest
     | HistoryRequest
+    | FreezesRequest
+    | StatsRequest
 )
 
 SLASH_VERBS = {
@@ -118,6 +175,8 @@ SLASH_VERBS = {
     "/rollback": "rollback",
     "/run-task": "run-task",
     "/ecs-status": "status",
+    "/ecs-scale": "scale",
+    "/ecs-restart": "restart",
     "/tugboat": "tugboat",
 }
 MENTION_VERBS = {
@@ -126,10 +185,16 @@ MENTION_VERBS = {
     "run-task": "run-task",
     "status": "status",
     "ecs-status": "status",
+    "scale": "scale",
+    "ecs-scale": "scale",
+    "restart": "restart",
+    "ecs-restart": "restart",
     "help": "tugboat",
     "lock": "tugboat",
     "unlock": "tugboat",
     "history": "tugboat",
+    "freezes": "tugboat",
+    "stats": "tugboat",
 }
 
 
@@ -166,13 +231,17 @@ def unescape(text: str) -> str:
 def _parse(verb: str, text: str, catalog: Catalog) -> Request:
     if verb == "run-task":
         return _run_task(text, catalog)
-    words = [unescape(word) for word in text.split()]
     if verb == "deploy":
-        return _deploy(words, catalog)
+        return _deploy(text, catalog)
+    words = [unescape(word) for word in text.split()]
     if verb == "rollback":
         return _rollback(words, catalog)
     if verb == "status":
         return _status(words, catalog)
+    if verb == "scale":
+        return _scale(words, catalog)
+    if verb == "restart":
+        return _restart(words, catalog)
     return _tugboat(words, catalog)
 
 
@@ -182,17 +251,14 @@ def _checked(text: str) -> str:
     return text
 
 
-def _deploy(words: list[str], catalog: Catalog) -> DeployRequest:
+def _deploy(text: str, catalog: Catalog) -> DeployRequest:
     usage = USAGE["deploy"]
-    force = False
+    words, force_reason = _force_reason(text, usage)
     positional: list[str] = []
     for word in words:
-        if word == "--force":
-            force = True
-        elif word.startswith("-"):
-            raise UsageError(f"Unknown option `{_show(word)}`; the only option is `--force`.", usage)
-        else:
-            positional.append(word)
+        if word.startswith("-"):
+            raise UsageError(f'Unknown option `{_show(word)}`; the only option is `--force "REASON"`.', usage)
+        positional.append(word)
     target = _target(positional, catalog, usage)
     rest = positional[2:]
     if len(rest) > 1:
@@ -204,7 +270,40 @@ def _deploy(words: list[str], catalog: Catalog) -> DeployRequest:
         raise UsageError(
             f"`{target}` needs a REF (an image tag or git sha): it has no `promote_from`.", usage
         )
-    return DeployRequest(target, ref, force)
+    return DeployRequest(target, ref, force_reason)
+
+
+def _force_reason(text: str, usage: str) -> tuple[list[str], str | None]:
+    """The words without `--force "REASON"`, and the reason (the characters typed, one line).
+
+    The reason must be quoted (straight or curly double quotes, or single quotes), so a word
+    after a bare `--force` is never mistaken for one: `--force api staging v2` is refused.
+    """
+    found = list(FORCE.finditer(text))
+    if not found:
+        return [unescape(word) for word in text.split()], None
+    if len(found) > 1:
+        raise UsageError("`--force` is given twice: give it once, with one reason.", usage)
+    after = text[found[0].end() :].lstrip().replace("\u201c", '"').replace("\u201d", '"')
+    if not after or after[0] not in "\"'":
+        raise UsageError(FORCE_NEEDS_REASON, usage)
+    stream = io.StringIO(after)
+    lexer = shlex.shlex(stream, posix=True)
+    lexer.whitespace_split, lexer.commenters = True, ""
+    try:
+        quoted = lexer.get_token() or ""
+    except ValueError:
+        raise UsageError("The reason after `--force` has no closing quote.", usage) from None
+    rest = stream.read()  # what follows the reason's closing quote
+    reason = " ".join(unescape(quoted).split())
+    if not reason:
+        raise UsageError(FORCE_NEEDS_REASON, usage)
+    if len(reason) > FORCE_REASON_MAX:
+        raise UsageError(
+            f"That reason is {len(reason)} characters long; keep it under {FORCE_REASON_MAX}.", usage
+        )
+    words = f"{text[: found[0].start()]} {rest}".split()
+    return [unescape(word) for word in words], reason
 
 
 def _rollback(words: list[str], catalog: Catalog) -> RollbackRequest:
@@ -245,7 +344,8 @@ def _run_task(text: str, catalog: Catalog) -> RunTaskRequest:
             )
         return RunTaskRequest(target, task, schedule=True)
     if task not in app.tasks:
-        raise UsageError(f"`{_show(task)}` is not a task of {target}. {runnable}")
+        hint = _case_hint(task, {**app.tasks, **schedules})
+        raise UsageError(f"`{_show(task)}` is not a task of {target}.{hint} {runnable}")
     if len(parts) < 4:
         return RunTaskRequest(target, task)
     if not app.tasks[task].args:
@@ -294,6 +394,58 @@ def split_args(text: str, usage: str = USAGE["run-task"]) -> tuple[str, ...]:
     return args
 
 
+def _scale(words: list[str], catalog: Catalog) -> ScaleRequest:
+    usage = USAGE["scale"]
+    _no_options(words, usage)
+    target = _target(words, catalog, usage)
+    env = catalog.apps[target.app].environments[target.env]
+    rest = words[2:]
+    limit = f"a number from 0 to {env.max_tasks} (`max_tasks` of {target})"
+    if not rest:
+        raise UsageError(f"How many tasks? Give COUNT, {limit}.", usage)
+    if len(rest) > 2:
+        raise UsageError(f"Too many words after `{target}`: expected COUNT and at most a SERVICE.", usage)
+    word = rest[0]
+    if not word.isascii() or not word.isdigit() or len(word) > 6:
+        raise UsageError(f"`{_show(word)}` is not a task count: expected {limit}.", usage)
+    count = int(word)
+    if count > env.max_tasks:
+        raise UsageError(
+            f"{count} tasks is more than {target} allows: expected {limit}. Nothing was changed.", usage
+        )
+    if len(rest) == 2:
+        return ScaleRequest(target, count, _service(rest[1], env.service_names(), target, usage))
+    if env.is_release:
+        names = ", ".join(f"`{n}`" for n in env.service_names())
+        raise UsageError(
+            f"{target} has several services ({names}), and one count rarely fits them all:"
+            f" name the SERVICE, like `/ecs-scale {target} {count} {env.service_names()[-1]}`.",
+            usage,
+        )
+    return ScaleRequest(target, count, env.service)
+
+
+def _restart(words: list[str], catalog: Catalog) -> RestartRequest:
+    usage = USAGE["restart"]
+    _no_options(words, usage)
+    target = _target(words, catalog, usage)
+    rest = words[2:]
+    if len(rest) > 1:
+        raise UsageError(f"Too many words after `{target}`: expected at most a SERVICE.", usage)
+    if not rest:
+        return RestartRequest(target)
+    env = catalog.apps[target.app].environments[target.env]
+    return RestartRequest(target, _service(rest[0], env.service_names(), target, usage))
+
+
+def _service(word: str, names: list[str], target: Target, usage: str) -> str:
+    if word in names:
+        return word
+    known = _known("services", dict.fromkeys(names))
+    hint = _case_hint(word, dict.fromkeys(names))
+    raise UsageError(f"`{_show(word)}` is not a service of {target}.{hint} {known}", usage)
+
+
 def _status(words: list[str], catalog: Catalog) -> StatusRequest:
     usage = USAGE["status"]
     _no_options(words, usage)
@@ -322,6 +474,15 @@ def _tugboat(words: list[str], catalog: Catalog) -> Request:
         if not tail:
             raise UsageError("A lock needs a REASON, so others know why they are blocked.", usage)
         return LockRequest(target, " ".join(tail)[:500], seconds)
+    if sub == "freezes":
+        _no_options(rest, usage)
+        if len(rest) > 2:
+            raise UsageError("Too many words: expected at most APP and ENV.", usage)
+        app = _app(rest[0], catalog, usage) if rest else None
+        env = _env(rest[1], catalog.apps[app], app, usage) if app is not None and len(rest) > 1 else None
+        return FreezesRequest(app, env)
+    if sub == "stats":
+        return _stats(rest, catalog, usage)
     if sub in ("unlock", "history"):
         _no_options(rest, usage)
         target = _target(rest, catalog, usage)
@@ -329,6 +490,20 @@ def _tugboat(words: list[str], catalog: Catalog) -> Request:
             raise UsageError(f"Too many words after `{target}`.", usage)
         return UnlockRequest(target) if sub == "unlock" else HistoryRequest(target)
     raise UsageError(f"Unknown /tugboat command `{_show(words[0])}`.", usage)
+
+
+def _stats(words: list[str], catalog: Catalog, usage: str) -> StatsRequest:
+    _no_options(words, usage)
+    target = _target(words, catalog, usage)
+    rest = words[2:]
+    if len(rest) > 1:
+        raise UsageError(f"Too many words after `{target}`: expected at most DAYS.", usage)
+    if not rest:
+        return StatsRequest(target)
+    days = rest[0]
+    if not (days.isascii() and days.isdigit() and len(days) <= 3 and 1 <= int(days) <= 365):
+        raise UsageError(f"`{_show(days)}` is not a number of days: expected 1 to 365, like 30.", usage)
+    return StatsRequest(target, int(days))
 
 
 def _target(words: list[str], catalog: Catalog, usage: str) -> Target:
@@ -384,10 +559,29 @@ def _no_options(words: list[str], usage: str) -> None:
 
 
 def _case_hint(word: str, names: Mapping[str, object]) -> str:
+    """` Did you mean `production`?` for a case slip, a prefix (`prod`) or a typo or two."""
+    folded = word.lower()
     for name in names:
-        if name.lower() == word.lower():
+        if name.lower() == folded:
             return f" Did you mean `{name}`? Names are case-sensitive."
-    return ""
+    close = [
+        name
+        for name in sorted(names)
+        if (len(folded) >= 3 and name.lower().startswith(folded))
+        or _edits(folded, name.lower()) <= max(1, len(name) // 4)
+    ]
+    return f" Did you mean `{close[0]}`?" if len(close) == 1 else ""
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance: how many letters to add, drop or change to turn `a` into `b`."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
 
 
 def _known(kind: str, names: Mapping[str, object]) -> str:
@@ -414,8 +608,14 @@ def help_text() -> str:
             "• `/rollback APP ENV [REVISION]` back to the last good deploy, or a revision",
             "• `/run-task APP ENV TASK [ARGS…]` run a catalog task as a one-off ECS task",
             "• `/ecs-status [APP [ENV]]` service status",
+            "• `/ecs-scale APP ENV COUNT [SERVICE]` set how many tasks run",
+            "• `/ecs-restart APP ENV [SERVICE]` fresh tasks of the same revision",
             "• `/tugboat lock APP ENV [for 2h] REASON…`, `/tugboat unlock APP ENV`",
             "• `/tugboat history APP ENV` recent deploys",
+            "• `/tugboat freezes [APP [ENV]]` freeze windows now and next",
+            "• `/tugboat stats APP ENV [DAYS]` DORA figures: deploy frequency, lead time,"
+            " change failure rate, time to restore (30 days)",
+            '• `--force "REASON"` on a deploy passes a lock or a freeze, and says why in the thread',
             "Mention me with the same words in a thread: `@Tugboat status api staging`.",
         ]
     )

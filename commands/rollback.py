@@ -3,6 +3,9 @@
 Registers nothing new (SPEC). With no REVISION the target is the last successful deploy
 before the current one, from Tugboat's own history; without history, the previous ACTIVE
 revision of the family. Watched like a deploy.
+
+An environment of several services rolls back as one release: every service goes back to its
+revision in the last successful release, and a REVISION (one family's number) is refused.
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ from dataclasses import dataclass
 
 from bot.domain.aws import AwsError, ServiceRef, family_of, revision_of
 from bot.domain.catalog import Catalog, Environment
-from bot.domain.events import Emit, Failed, RollingBack, ServiceUpdated
+from bot.domain.events import Emit, Failed, ReleasePlanned, RollingBack, ServiceUpdated
 from bot.domain.ports import Ecs
 from bot.domain.records import OperationRecord, Target
 from commands import schedules as schedules_action
-from commands.deploy import DeployDeps
 from commands.grammar import RollbackRequest
+from commands.rollout import Change, DeployDeps, first_failure, release_summary, watch_all
 from commands.wait import wait_for_rollout
 
 
@@ -27,17 +30,51 @@ class RollbackRefused(Exception):
 
 
 @dataclass(frozen=True)
-class RollbackPlan:
-    target: Target
-    service: ServiceRef
-    env: Environment
+class ServiceRollback:
+    """One service going back: from what it runs to the revision it returns to."""
+
+    name: str
+    ref: ServiceRef
     current_task_definition: str
     task_definition: str
-    why: str
 
     @property
     def revision(self) -> int:
         return revision_of(self.task_definition)
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    target: Target
+    env: Environment
+    why: str
+    services: tuple[ServiceRollback, ...]
+    """The services that go back (in a release, those not already on their revision)."""
+    release: bool = False
+    """The environment deploys several services as one release: events name each."""
+
+    @property
+    def service(self) -> ServiceRef:
+        return self.services[0].ref
+
+    @property
+    def current_task_definition(self) -> str:
+        return self.services[0].current_task_definition
+
+    @property
+    def task_definition(self) -> str:
+        return self.services[0].task_definition
+
+    @property
+    def revision(self) -> int:
+        return revision_of(self.task_definition)
+
+    @property
+    def subject(self) -> str:
+        """`rev 3`, or for a release `api rev 3, api-worker rev 7`."""
+        if not self.release:
+            return f"rev {self.revision}"
+        return ", ".join(f"{s.name} rev {s.revision}" for s in self.services)
 
 
 # -- describe and decide -----------------------------------------------------------------
@@ -50,9 +87,15 @@ async def prepare(
     history: Sequence[OperationRecord],
     *,
     to_task_definition: str | None = None,
+    to_services: dict[str, str] | None = None,
 ) -> RollbackPlan:
-    """Find the revision to go back to; refuse when there is none."""
+    """Find the revision to go back to; refuse when there is none.
+
+    `to_services`: for a release, each service's revision before a given release (the button).
+    """
     _, env = catalog.target(request.target.app, request.target.env)
+    if env.is_release:
+        return await _prepare_release(request, ecs, catalog, history, to_services)
     ref = catalog.service_ref(request.target.app, request.target.env)
     service = await ecs.describe_service(ref)
     current = service.task_definition
@@ -71,7 +114,94 @@ async def prepare(
         raise RollbackRefused(
             f"Task definition `{chosen.rsplit('/', 1)[-1]}` cannot be used: {exc.aws_message}"
         ) from None
-    return RollbackPlan(request.target, ref, env, current, str(described["taskDefinitionArn"]), why)
+    chosen = str(described["taskDefinitionArn"])
+    return RollbackPlan(request.target, env, why, (ServiceRollback(ref.service, ref, current, chosen),))
+
+
+async def _prepare_release(
+    request: RollbackRequest,
+    ecs: Ecs,
+    catalog: Catalog,
+    history: Sequence[OperationRecord],
+    to_services: dict[str, str] | None,
+) -> RollbackPlan:
+    """Every service back to its revision in the last successful release (or the one given)."""
+    target = request.target
+    _, env = catalog.target(target.app, target.env)
+    names = ", ".join(env.service_names())
+    if request.revision is not None:
+        raise RollbackRefused(
+            f"{target} deploys {len(env.services)} services as one release ({names}), and a "
+            f"revision number belongs to one service's task definition family. `/rollback "
+            f"{target.app} {target.env}` puts every service back on its revision of the last "
+            "successful release."
+        )
+    refs = [ref for _, ref in catalog.release_refs(target.app, target.env)]
+    snapshots = await ecs.describe_services(refs)
+    current: dict[str, str] = {}
+    for ref in refs:
+        snapshot = snapshots.get(ref.key)
+        if snapshot is None:
+            raise RollbackRefused(f"Service {ref.service} is not active in cluster {ref.cluster}.")
+        current[ref.service] = snapshot.task_definition
+    if to_services:
+        wanted, why = dict(to_services), "the revisions before that release"
+    else:
+        wanted, why = await _last_good_release(ecs, refs, current, history)
+    going: list[ServiceRollback] = []
+    for ref in refs:
+        chosen = wanted.get(ref.service)
+        if chosen is None or chosen == current[ref.service]:
+            continue
+        try:
+            described = await ecs.describe_task_definition(ref, chosen)
+        except AwsError as exc:
+            raise RollbackRefused(
+                f"Task definition `{chosen.rsplit('/', 1)[-1]}` of {ref.service} cannot be used:"
+                f" {exc.aws_message}"
+            ) from None
+        going.append(
+            ServiceRollback(ref.service, ref, current[ref.service], str(described["taskDefinitionArn"]))
+        )
+    if not going:
+        raise RollbackRefused(f"Every service of {target} already runs the revision it would go back to.")
+    return RollbackPlan(target, env, why, tuple(going), release=True)
+
+
+def _released(record: OperationRecord, first: str) -> dict[str, str]:
+    """What a successful operation left each service on (a one-service record: the first)."""
+    if record.services:
+        return {s.name: s.task_definition for s in record.services if s.task_definition}
+    return {first: record.task_definition} if record.task_definition else {}
+
+
+async def _last_good_release(
+    ecs: Ecs, refs: list[ServiceRef], current: dict[str, str], history: Sequence[OperationRecord]
+) -> tuple[dict[str, str], str]:
+    """The last successful release that left the services elsewhere than they are now; without
+    one, each family's previous ACTIVE revision."""
+    for record in history:
+        if record.action not in ("deploy", "rollback") or record.state != "succeeded":
+            continue
+        left = _released(record, refs[0].service)
+        if left and any(current.get(name) != arn for name, arn in left.items()):
+            return left, f"the last good release (`{record.subject}`)"
+    wanted: dict[str, str] = {}
+    for ref in refs:
+        family = family_of(current[ref.service])
+        earlier = [
+            arn
+            for arn in await ecs.list_revisions(ref, family, limit=20)
+            if revision_of(arn) < revision_of(current[ref.service])
+        ]
+        if earlier:
+            wanted[ref.service] = earlier[0]
+    if not wanted:
+        raise RollbackRefused(
+            "Nothing to roll back to: no earlier successful release is recorded and no service"
+            " has an active revision before the current one."
+        )
+    return wanted, "the previous active revisions (no earlier good release is recorded)"
 
 
 async def _last_good(
@@ -102,6 +232,8 @@ async def _last_good(
 async def execute(
     plan: RollbackPlan, deps: DeployDeps, emit: Emit, cancel: asyncio.Event | None = None
 ) -> bool:
+    if plan.release:
+        return await _execute_release(plan, deps, emit, cancel)
     await emit(RollingBack(plan.revision, plan.why))
     service = await deps.ecs.update_service(plan.service, plan.task_definition)
     primary = service.primary
@@ -127,4 +259,46 @@ async def execute(
         )
         return True
     await emit(Failed(f"The rollback to revision {plan.revision} did not complete: {outcome.reason}"))
+    return False
+
+
+async def _execute_release(
+    plan: RollbackPlan, deps: DeployDeps, emit: Emit, cancel: asyncio.Event | None
+) -> bool:
+    """Every service of the release back at once, watched together; succeeded only when all are."""
+    await emit(ReleasePlanned(tuple((s.name, s.current_task_definition) for s in plan.services)))
+    changes: list[Change] = []
+    for service in plan.services:
+        await emit(RollingBack(service.revision, plan.why, service=service.name))
+        snapshot = await deps.ecs.update_service(service.ref, service.task_definition)
+        primary = snapshot.primary
+        if primary is None:
+            await emit(
+                Failed(f"{service.name}: ECS accepted update_service but shows no PRIMARY deployment.")
+            )
+            return False
+        await emit(
+            ServiceUpdated(
+                primary.id, service.task_definition, service.current_task_definition, service=service.name
+            )
+        )
+        changes.append(
+            Change(
+                service.name,
+                service.ref,
+                service.current_task_definition,
+                service.task_definition,
+                primary.id,
+                snapshot,
+            )
+        )
+    outcomes = await watch_all(changes, deps.watcher, plan.env.timeout, emit, cancel=cancel)
+    if all(outcome.ok for outcome in outcomes):
+        summary = release_summary(changes, outcomes, "Release is back")
+        await schedules_action.succeed(
+            deps.catalog, plan.target, plan.task_definition, summary, deps.ecs, deps.schedules, emit
+        )
+        return True
+    change, outcome = first_failure(changes, outcomes)
+    await emit(Failed(f"The rollback did not complete: {change.name}: {outcome.reason}"))
     return False

@@ -16,12 +16,16 @@ from typing import Any
 
 from bot.domain.aws import AwsError, ServiceRef, ServiceSnapshot, revision_of
 from bot.domain.catalog import Catalog
+from bot.domain.freezes import FreezeWindow, active
 from bot.domain.ports import Ecs, Records, Schedules
 from bot.domain.records import Lock, OperationRecord, Target
 from bot.domain.schedules import ScheduleMissing, next_run
 from commands.taskdef import container_image, tag_of
 
 STOPPED_WINDOW_S = 3600
+SERVICE_CHANGES = ("deploy", "rollback", "restart", "scale")
+"""What "Last:" on a status card means: the last change to the service, not a one-off task."""
+LAST_LOOKBACK = 20
 MAX_STOPPED = 3
 
 
@@ -42,16 +46,52 @@ class ScheduleStatus:
     """Why it could not be read (deleted, no access)."""
 
 
+STATES = ("failed", "missing", "degraded", "deploying", "steady")
+"""Worst first: a release is as well as its worst service."""
+
+
+def state_of(snap: ServiceSnapshot | None) -> str:
+    """One word for one service: steady, deploying, degraded, failed or missing."""
+    if snap is None:
+        return "missing"
+    if any(d.rollout_state == "FAILED" for d in snap.deployments):
+        return "failed"
+    if len(snap.deployments) > 1 or any(d.rollout_state == "IN_PROGRESS" for d in snap.deployments):
+        return "deploying"
+    if snap.running < snap.desired:
+        return "degraded"
+    return "steady"
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    """One service of a release, on its environment's card."""
+
+    name: str
+    snapshot: ServiceSnapshot | None
+
+    @property
+    def state(self) -> str:
+        return state_of(self.snapshot)
+
+
 @dataclass(frozen=True)
 class ServiceStatus:
     target: Target
     snapshot: ServiceSnapshot | None
+    """The first (or only) service's."""
     problem: str | None = None
     image_tag: str | None = None
     stopped: tuple[str, ...] = ()
     lock: Lock | None = None
     last: OperationRecord | None = None
     schedules: tuple[ScheduleStatus, ...] = ()
+    freeze: FreezeWindow | None = None
+    """The freeze window holding now, if any (shown as `❄ frozen until …`)."""
+    timezone: str = "UTC"
+    """The environment's, for the times a card shows."""
+    members: tuple[MemberStatus, ...] = ()
+    """Every service of a release, the first included; empty for one service."""
 
     @property
     def revision(self) -> int | None:
@@ -59,17 +99,15 @@ class ServiceStatus:
 
     @property
     def state(self) -> str:
-        """One word: steady, deploying, degraded, failed or missing."""
-        snap = self.snapshot
-        if snap is None:
-            return "missing"
-        if any(d.rollout_state == "FAILED" for d in snap.deployments):
-            return "failed"
-        if len(snap.deployments) > 1 or any(d.rollout_state == "IN_PROGRESS" for d in snap.deployments):
-            return "deploying"
-        if snap.running < snap.desired:
-            return "degraded"
-        return "steady"
+        """One word: steady, deploying, degraded, failed or missing (a release: its worst service's)."""
+        if self.members:
+            return min((m.state for m in self.members), key=STATES.index)
+        return state_of(self.snapshot)
+
+
+def frozen_now(catalog: Catalog, target: Target) -> FreezeWindow | None:
+    _, env = catalog.target(target.app, target.env)
+    return active(env.freeze, env.timezone) if env.freeze else None
 
 
 def targets_for(catalog: Catalog, app: str | None, env: str | None) -> list[Target]:
@@ -91,8 +129,12 @@ async def describe(
     """Status of each target, in order. `detail` adds the image tag and stopped tasks;
     `fresh_within_s` lets an overview use snapshots described that recently."""
     refs = {t: catalog.service_ref(t.app, t.env) for t in targets}
+    releases = {
+        t: catalog.release_refs(t.app, t.env) for t in targets if catalog.target(t.app, t.env)[1].is_release
+    }
+    every = list(refs.values()) + [ref for found in releases.values() for _, ref in found[1:]]
     try:
-        snapshots = await ecs.describe_services(list(refs.values()), fresh_within_s=fresh_within_s)
+        snapshots = await ecs.describe_services(every, fresh_within_s=fresh_within_s)
         problem = None
     except AwsError as exc:
         snapshots, problem = {}, f"{exc.code}: {exc.aws_message}"
@@ -100,14 +142,20 @@ async def describe(
     async def one(target: Target, ref: ServiceRef) -> ServiceStatus:
         snapshot = snapshots.get(ref.key)
         lock, history = await asyncio.gather(
-            store.get_lock(target.app, target.env), store.history(target.app, target.env, 1)
+            store.get_lock(target.app, target.env), store.history(target.app, target.env, LAST_LOOKBACK)
         )
         status = ServiceStatus(
             target,
             snapshot,
             problem or (None if snapshot else f"service {ref.service} not found in cluster {ref.cluster}"),
             lock=lock,
-            last=history[0] if history else None,
+            freeze=frozen_now(catalog, target),
+            timezone=catalog.target(target.app, target.env)[1].timezone,
+            last=next((r for r in history if r.action in SERVICE_CHANGES), None),
+            members=tuple(
+                MemberStatus(entry.name, snapshots.get(member.key))
+                for entry, member in releases.get(target, [])
+            ),
         )
         if detail and snapshot is not None:
             status = await _detailed(status, snapshot, ecs, catalog, schedules)

@@ -30,3 +30,13 @@ def with_image(task_definition: dict[str, Any], container: str, image: str) -> d
         for c in task_definition.get("containerDefinitions", [])
     ]
     return spec
+
+
+def with_images(task_definition: dict[str, Any], containers: list[str], image: str) -> dict[str, Any]:
+    """The same task definition with every container in `containers` on `image`, the rest as is."""
+    spec = registrable(task_definition)
+    spec["containerDefinitions"] = [
+        {**c, "image": image} if c.get("name") in containers else c
+        for c in task_definition.get("containerDefinitions", [])
+    ]
+    return spec

@@ -54,7 +54,7 @@ def judge(snapshot: ServiceSnapshot, deployment_id: str, task_definition: str) -
         return Verdict(False, ours.rollout_reason or f"deployment {deployment_id} FAILED")
     settled = ours.rollout_state in ("COMPLETED", None) and len(snapshot.deployments) == 1
     if settled and ours.running == ours.desired and snapshot.running == snapshot.desired:
-        return Verdict(True, f"{ours.running}/{ours.desired} tasks running on the new revision")
+        return Verdict(True, f"{ours.running}/{ours.desired} tasks running")
     return None
 
 
@@ -70,10 +70,12 @@ async def wait_for_rollout(
     cancel: asyncio.Event | None = None,
     expected_s: float | None = None,
     known: ServiceSnapshot | None = None,
+    service: str | None = None,
 ) -> RolloutOutcome:
     """Follow one deployment until the rule above decides, emitting progress as it moves.
 
     `known` is update_service's answer: it paces the first look, which then needs no hurry.
+    `service` labels the progress when the operation watches several services.
     """
     deadline = time.monotonic() + timeout_s
     seen = set(seen_events or ())
@@ -99,7 +101,7 @@ async def wait_for_rollout(
             )
             if counts != last or new_events:
                 last = counts
-                await emit(RolloutProgress(*counts, new_events=new_events))
+                await emit(RolloutProgress(*counts, new_events=new_events, service=service))
             verdict = judge(snapshot, deployment_id, task_definition)
             if verdict is not None:
                 return RolloutOutcome(verdict.ok, verdict.reason, verdict.ecs_rollback, snapshot)

@@ -18,7 +18,7 @@ from bot.aws.watcher import PollTiming
 from bot.domain.catalog import Catalog, load_catalog, parse_catalog
 from bot.runtime import Tugboat, Tuning
 from bot.sandbox.fake_slack import FakeSlack, wait_for
-from bot.sandbox.terminal import sandbox_settings
+from bot.sandbox.terminal import sandbox_settings, seed_example_people
 from bot.sandbox.world import SandboxWorld
 
 EXAMPLE = Path(__file__).parent.parent / "bot" / "sandbox" / "example.yml"
@@ -103,6 +103,7 @@ def shared_fake() -> Iterator[FakeSlack]:
 def fake(shared_fake: FakeSlack) -> FakeSlack:
     """The session's fake Slack, as fresh as a new one: no messages, faults, limits or counters."""
     shared_fake.reset()
+    seed_example_people(shared_fake)
     return shared_fake
 
 

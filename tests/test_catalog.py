@@ -75,7 +75,7 @@ def test_defaults_match_the_spec() -> None:
         ),
         (
             ("service: api}", "service: api, schedules: [{scheduler: 'a b'}]}"),
-            "apps.api.environments.staging.schedules.0.scheduler: string should match pattern",
+            "apps.api.environments.staging.schedules.0.scheduler: expected a name matching",
         ),
     ],
 )
@@ -85,6 +85,28 @@ def test_each_mistake_names_file_path_and_expectation(change: tuple[str, str], e
         parse_catalog(text, "tugboat.yml")
     assert str(caught.value).startswith("tugboat.yml: ")
     assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            "auto_deploy: main",
+            "auto_deploy: expected a mapping of keys (KEY: VALUE, or {KEY: VALUE}) (got 'main')",
+        ),
+        ("timeout: soon", "timeout: expected a whole number (got 'soon')"),
+        ("confirm: maybe", "confirm: expected true or false (got 'maybe')"),
+        ("allowed_users: U0A", "allowed_users: expected a list, like [a, b] or one `- item` per line"),
+        ("timeout: -5", "timeout: expected a number more than 0 (got -5)"),
+    ],
+)
+def test_mistakes_are_said_in_the_catalogs_words_not_pythons(extra: str, expected: str) -> None:
+    """No class names or parser jargon: a YAML author reads these."""
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(MINIMAL.replace("service: api}", f"service: api, {extra}}}"), "tugboat.yml")
+    said = str(caught.value)
+    assert f"apps.api.environments.staging.{expected}" in said
+    assert "instance of" not in said and "valid dictionary" not in said and "unable to" not in said
 
 
 def test_unreadable_and_invalid_yaml_are_named(tmp_path: Path) -> None:

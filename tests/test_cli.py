@@ -115,15 +115,16 @@ def test_locks_and_running_deploys_are_respected(world: SandboxWorld, tmp_path: 
 
     running = OperationRecord("deploy", "api", "staging", "U0BOB", "v3", trigger="slash command")
     in_store(tmp_path, lambda store: store.claim_target(running, 600))
-    busy = tugboat(env, "deploy", "api", "staging", "v2", "--force")
+    busy = tugboat(env, "deploy", "api", "staging", "v2", "--force", "the migration is stuck")
     assert busy.returncode == 1
     assert "api staging is busy: a deploy of `v3` by @U0BOB" in busy.stderr
     assert len(revisions(world, "api-staging")) == 1
 
     in_store(tmp_path, lambda store: store.release_target(running))
-    forced = tugboat(env, "deploy", "--force", "api", "staging", "v2")
+    forced = tugboat(env, "deploy", "--force", "it's INC-42", "api", "staging", "v2")
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert "🚨 Forced through the lock held by @U0ADMIN: database migration" in forced.stdout
+    assert "Forced by" in forced.stdout and "it's INC-42" in forced.stdout
 
 
 def test_usage_errors_exit_2_with_the_grammar_message(world: SandboxWorld, tmp_path: Path) -> None:
@@ -131,7 +132,7 @@ def test_usage_errors_exit_2_with_the_grammar_message(world: SandboxWorld, tmp_p
 
     assert done.returncode == 2
     assert "Unknown environment `qa` for api. Known environments: `production`, `staging`." in done.stderr
-    assert "usage: tugboat deploy APP ENV [REF] [--force]" in done.stderr
+    assert 'usage: tugboat deploy APP ENV [REF] [--force "REASON"]' in done.stderr
     assert done.stdout == ""
     assert len(revisions(world, "api-staging")) == 1
 

@@ -37,7 +37,7 @@ SOURCES = (ROOT / "bot", ROOT / "commands")
 NOT_PRODUCTION = (ROOT / "bot" / "sandbox",)
 STORE = ROOT / "bot" / "state"
 ASSUME_ROLE = ROOT / "bot" / "aws" / "assume_role.py"
-POLICED_SERVICES = ("ecs", "ecr", "logs", "dynamodb", "sts", "scheduler", "events", "sqs")
+POLICED_SERVICES = ("ecs", "ecr", "logs", "dynamodb", "sts", "scheduler", "events", "sqs", "ssm", "s3")
 
 # Granted although no call in the code names them: AWS requires them for a call that does.
 IMPLICIT = {
@@ -49,8 +49,9 @@ IMPLICIT = {
 # IAM has no action of its own for these batch calls: the single-item action allows them.
 BATCH_ACTIONS = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage"}
 # Functions whose calls an operator makes with their own credentials, never the service:
-# `tugboat init-state` creates the table, which this stack already owns.
-OPERATOR_ONLY_FUNCTIONS = {"create_table"}
+# `tugboat init-state` creates the table, which this stack already owns; `tugboat init` lists
+# a cluster's services to write a first catalog.
+OPERATOR_ONLY_FUNCTIONS = {"create_table", "discover_services"}
 
 Operations = dict[str, set[str]]
 """IAM action → where in the code it is called (path:line)."""
@@ -332,14 +333,26 @@ def test_container_gets_settings_the_code_reads_and_secrets_from_secrets_manager
     resources = template["Resources"]
     (container,) = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"]
     environment = {e["Name"]: e["Value"] for e in container["Environment"]}
-    secrets = {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
+    optional = [s["Fn::If"] for s in container["Secrets"] if "Fn::If" in s]
+    assert optional == [
+        [
+            "HasGitHubToken",
+            {"Name": "GITHUB_TOKEN", "ValueFrom": {"Ref": "GitHubTokenSecretArn"}},
+            {"Ref": "AWS::NoValue"},
+        ]
+    ]
+    secrets = {s["Name"]: s["ValueFrom"] for s in container["Secrets"] if "Name" in s}
     assert set(secrets) == {"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "GITHUB_WEBHOOK_SECRET"}
-    for value in secrets.values():
-        assert resources[value["Ref"]]["Type"] == "AWS::SecretsManager::Secret"
+    for name, value in secrets.items():
+        # The secret the stack creates, or the one the operator gave: never a plain value.
+        condition, created, given = value["Fn::If"]
+        assert resources[created["Ref"]]["Type"] == "AWS::SecretsManager::Secret", name
+        assert resources[created["Ref"]]["Condition"] == condition
+        assert template["Parameters"][given["Ref"]]["Default"] == ""
     assert not set(environment) & set(secrets), "a secret must not also be plain text"
     assert environment["TUGBOAT_STATE"] == {"Fn::Sub": "dynamodb://${StateTable}"}
     settings = {name.upper() for name in Settings.model_fields}
-    for name in {*environment, *secrets}:
+    for name in {*environment, *secrets, "GITHUB_TOKEN"}:
         assert name in settings or name.startswith("AWS_"), f"{name} is not a Tugboat setting"
 
 
@@ -532,3 +545,40 @@ def test_task_role_denies_services_and_task_definitions_outside_the_catalog(
     assert not allowed(
         "ecs:TagResource", neighbour["task-definition"], {"ecs:CreateAction": "RegisterTaskDefinition"}
     )
+
+
+def test_one_deploy_gets_a_working_bot_when_the_secrets_are_given(template: dict[str, Any]) -> None:
+    """With existing secret ARNs, nothing is a placeholder: no second deploy is needed."""
+    parameters, conditions = template["Parameters"], template["Conditions"]
+    for name in ("SlackBotTokenSecretArn", "SlackAppTokenSecretArn", "GitHubWebhookSecretArn"):
+        assert parameters[name]["Default"] == ""
+    assert conditions["CreateSlackBotTokenSecret"] == {"Fn::Equals": [{"Ref": "SlackBotTokenSecretArn"}, ""]}
+    assert parameters["DesiredCount"]["Default"] >= 1
+
+
+def test_the_catalog_can_live_in_ssm_or_s3_and_only_that_one_is_readable(template: dict[str, Any]) -> None:
+    (container,) = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    config = next(e["Value"] for e in container["Environment"] if e["Name"] == "TUGBOAT_CONFIG")
+    condition, ssm, rest = config["Fn::If"]
+    assert condition == "HasCatalogParameter" and ssm == {"Fn::Sub": "ssm:///${CatalogParameterName}"}
+    assert rest["Fn::If"][1] == {"Fn::Sub": "s3://${CatalogS3Object}"}
+    assert (
+        "parameter/${CatalogParameterName}"
+        in statement_for(template, "ssm:GetParameter")["Resource"]["Fn::Sub"]
+    )
+    assert statement_for(template, "s3:GetObject")["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:s3:::${CatalogS3Object}"
+    }
+
+
+def test_the_load_balancer_forwards_only_post_github_webhook(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    rule = resources["WebhookListenerRule"]["Properties"]
+    fields = {c["Field"]: c for c in rule["Conditions"]}
+    assert fields["path-pattern"]["PathPatternConfig"]["Values"] == ["/github/webhook"]
+    assert fields["http-request-method"]["HttpRequestMethodConfig"]["Values"] == ["POST"]
+    listener = resources["WebhookListener"]["Properties"]
+    assert listener["Protocol"] == "HTTPS" and listener["DefaultActions"][0]["Type"] == "fixed-response"
+    assert resources["WebhookTargetGroup"]["Properties"]["Port"] == 8080, "never /metrics on 9090"
+    for name in ("WebhookLoadBalancer", "WebhookListener", "WebhookListenerRule", "WebhookTargetGroup"):
+        assert resources[name]["Condition"] == "HasWebhookLoadBalancer", name

@@ -115,7 +115,7 @@ async def test_bad_input_gets_usage_and_changes_nothing(
     bot: Tugboat, fake: FakeSlack, world: SandboxWorld, text: str, expected: str
 ) -> None:
     message = await view.answer_to(fake, "/deploy", text, containing=expected, user=DEV)
-    assert "Usage: `/deploy APP ENV [REF] [--force]`" in message
+    assert 'Usage: `/deploy APP ENV [REF] [--force "REASON"]`' in message
     assert len(view.revisions(world, "api-staging")) == 1
     assert view.parents(fake, "C0STAGING") == []
     assert world.calls()["ecs:UpdateService"] == 0

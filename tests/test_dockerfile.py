@@ -175,6 +175,22 @@ def test_runs_as_a_user_that_is_not_root() -> None:
     assert user not in ("", "root", "0"), f"USER {user} is root"
 
 
+def test_the_documented_docker_run_gives_credentials_the_image_user_can_read() -> None:
+    """The image runs as a uid of its own: a mounted ~/.aws (0600, the host user's) is unreadable
+    to it, so the docs' `docker run` passes credentials as variables, or runs as the host user."""
+    user = only("USER").split(":")[0]
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    runs = [b for b in re.findall(r"```sh\n(.*?)```", operations, re.S) if "docker run" in b]
+    assert runs, "docs/operations.md shows how to run the image"
+    for block in runs:
+        command = " ".join(line.rstrip("\\") for line in block.splitlines())
+        if ".aws:" in command:
+            assert "--user" in command, f"a ~/.aws mount is unreadable to uid {user}: {command}"
+        else:
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+                assert f"-e {name}" in command, f"{name} does not reach the container: {command}"
+
+
 def test_healthcheck_asks_healthz_with_python() -> None:
     healthcheck = only("HEALTHCHECK")
     assert "CMD" in healthcheck

@@ -93,11 +93,11 @@ EFFECTS: list[tuple[ProgressEvent, dict[str, Any], bool]] = [
     ),
     (Note("skipped before_deploy: no tasks", loud=True), {}, False),
     (
-        Succeeded("3/3 tasks running on the new revision"),
+        Succeeded("3/3 tasks running"),
         {
             "state": "succeeded",
             "phase": Phase.DONE,
-            "reason": "3/3 tasks running on the new revision",
+            "reason": "3/3 tasks running",
             "ended_at": NOW,
         },
         True,

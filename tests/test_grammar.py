@@ -28,8 +28,29 @@ CATALOG = load_catalog(EXAMPLE)
 
 def test_deploy_with_ref_and_force() -> None:
     assert parse_slash("/deploy", "api staging v2", CATALOG) == DeployRequest(Target("api", "staging"), "v2")
-    forced = parse_slash("/deploy", "--force api staging v2", CATALOG)
+    forced = parse_slash("/deploy", '--force "db &amp; cache down" api staging v2', CATALOG)
     assert isinstance(forced, DeployRequest) and forced.force
+    assert forced == DeployRequest(Target("api", "staging"), "v2", "db & cache down")
+    quoted = parse_slash("/deploy", "api staging v2 --force \u201cit's on fire\u201d", CATALOG)
+    assert isinstance(quoted, DeployRequest) and quoted.force_reason == "it's on fire"
+    mentioned = parse_mention("<@U0TUGBOAT> deploy api staging --force 'INC-42' v2", CATALOG)
+    assert isinstance(mentioned, DeployRequest) and mentioned.force_reason == "INC-42"
+
+
+@pytest.mark.parametrize(
+    ("typed", "problem"),
+    [
+        ("api staging v2 --force", "needs a reason in quotes"),
+        ("--force api staging v2", "needs a reason in quotes"),  # never `api` as the reason
+        ('api staging v2 --force ""', "needs a reason in quotes"),
+        ('api staging v2 --force "unclosed', "no closing quote"),
+        ('api staging v2 --force "a" --force "b"', "given twice"),
+        ("api staging v2 --force " + '"' + "x" * 301 + '"', "keep it under 300"),
+    ],
+)
+def test_force_needs_one_quoted_reason(typed: str, problem: str) -> None:
+    with pytest.raises(UsageError, match=problem):
+        parse_slash("/deploy", typed, CATALOG)
 
 
 def test_deploy_without_ref_promotes_only_where_promote_from_is_set() -> None:
@@ -63,6 +84,26 @@ def test_run_task_names_a_schedule_of_that_environment_only() -> None:
         parse_slash("/run-task", "api staging hourly-cleanup", CATALOG)
     assert "is not a task of api staging" in str(refused.value)
     assert "Known schedules: `nightly-report`." in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "suggestion"),
+    [
+        ("api prod v2", "Did you mean `production`?"),
+        ("api stagin v2", "Did you mean `staging`?"),
+        ("api Staging v2", "Did you mean `staging`? Names are case-sensitive."),
+        ("apo staging v2", "Did you mean `api`?"),
+    ],
+)
+def test_a_near_miss_gets_a_did_you_mean(text: str, suggestion: str) -> None:
+    with pytest.raises(UsageError, match=suggestion.replace("?", r"\?")):
+        parse_slash("/deploy", text, CATALOG)
+
+
+def test_a_far_miss_gets_no_guess() -> None:
+    with pytest.raises(UsageError) as refused:
+        parse_slash("/deploy", "api qa v2", CATALOG)
+    assert "Did you mean" not in str(refused.value)
 
 
 def test_mentions_share_the_grammar() -> None:
@@ -131,6 +172,7 @@ WORDS = st.sampled_from(
         "console",
         "v2",
         "--force",
+        '"hot fix"',
         "for",
         "2h",
         "lock",

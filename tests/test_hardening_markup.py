@@ -183,7 +183,7 @@ async def test_what_slack_escaped_is_shown_as_typed_not_escaped_twice(bot: Tugbo
     assert announcement.text.endswith(": db &lt;-&gt; cache &amp; queue")
     fake.slash_command("/deploy", "api staging v2", user=DEV)
     refusal = await ephemeral_to(fake, DEV, containing="is locked by")
-    assert refusal.endswith(": db &lt;-&gt; cache &amp; queue (`--force` deploys anyway.)")
+    assert refusal.endswith(': db &lt;-&gt; cache &amp; queue (`--force "REASON"` deploys anyway.)')
 
 
 async def test_a_confirmation_card_shows_the_lock_reason_as_text(
@@ -191,7 +191,7 @@ async def test_a_confirmation_card_shows_the_lock_reason_as_text(
 ) -> None:
     fake.mention(f"lock api production {EVIL}", user=ADMIN, channel="C0DEV")
     await ephemeral_to(fake, ADMIN, containing="Locked api production.")
-    fake.slash_command("/deploy", "api production v2 --force", user=ADMIN, channel="C0DEPLOY")
+    fake.slash_command("/deploy", 'api production v2 --force "past the lock"', user=ADMIN, channel="C0DEPLOY")
     card = await confirmation_in(fake)
     assert "&lt;!channel&gt;" in card.flat
     _assert_no_live_markup(fake)

@@ -57,15 +57,13 @@ def test_in_progress_is_undecided() -> None:
 
 def test_completed_alone_and_fully_running_succeeds() -> None:
     verdict = judge(snapshot(deployment()), OURS, NEW)
-    assert verdict == Verdict(True, "3/3 tasks running on the new revision")
+    assert verdict == Verdict(True, "3/3 tasks running")
     assert verdict.ecs_rollback is None
 
 
 def test_no_rollout_state_counts_as_completed_when_alone_and_running() -> None:
     """Services without the circuit breaker report no rolloutState: the counts decide."""
-    assert judge(snapshot(deployment(state=None)), OURS, NEW) == Verdict(
-        True, "3/3 tasks running on the new revision"
-    )
+    assert judge(snapshot(deployment(state=None)), OURS, NEW) == Verdict(True, "3/3 tasks running")
 
 
 def test_completed_while_another_deployment_is_still_listed_is_undecided() -> None:

@@ -35,9 +35,9 @@ def guarded_catalog() -> Catalog:
     return example_catalog(
         (
             "        allowed_users: [U0ADMIN]\n",
-            "        allowed_users: [U0ADMIN]\n        allowed_groups: [S0OPS]\n"
-            "        allowed_channels: [C0PROD, C0DEPLOY]\n",
-        )
+            "        allowed_users: [U0ADMIN]\n        allowed_channels: [C0PROD, C0DEPLOY]\n",
+        ),
+        ("allowed_groups: [S0ONCALL]", "allowed_groups: [S0OPS]"),
     )
 
 
@@ -160,10 +160,13 @@ async def test_locks_block_deploy_and_rollback_force_passes_unlock_restores(
     assert service(world, "staging", "api")["taskDefinition"].endswith("api-staging:2")
 
     fake.slash_command("/deploy", "api staging v3 --force", user=DEV)
+    await ephemeral_to(fake, DEV, containing="`--force` needs a reason in quotes")
+    fake.slash_command("/deploy", 'api staging v3 --force "hotfix for INC-7"', user=DEV)
     forced = await final_parent(fake, "C0STAGING", 2)
     assert "*Succeeded*" in forced.flat
     thread = "\n".join(m.flat for m in fake.thread("C0STAGING", forced.ts))
     assert "Forced through the lock held by <@U0OPS>" in thread
+    assert "Forced by <@U0DEV>: hotfix for INC-7" in thread
 
     fake.slash_command("/tugboat", "unlock api staging", user=OPS)
     await wait_for(lambda: any("unlocked api staging" in m.flat for m in parents(fake, "C0STAGING")))
@@ -205,7 +208,9 @@ BAD_INPUTS = [
     ("/deploy", "api staging registry:v2", "has a colon"),
     ("/deploy", "api Staging v2", "Did you mean `staging`?"),
     ("/run-task", "api staging db/migrate", "is not a task of api"),
-    ("/deploy", "api production v2 --force", "You may not act on api production"),
+    ("/deploy", 'api production v2 --force "x"', "You may not act on api production"),
+    ("/deploy", "api staging v2 --force", "`--force` needs a reason in quotes"),
+    ("/deploy", "--force api staging v2", "`--force` needs a reason in quotes"),
 ]
 
 

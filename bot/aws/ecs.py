@@ -280,6 +280,24 @@ class EcsGateway:
         )
         return ServiceSnapshot.parse(ref, answer["service"])
 
+    async def scale_service(self, ref: ServiceRef, desired: int) -> ServiceSnapshot:
+        answer = await self.ecs(
+            ref, "update_service", cluster=ref.cluster, service=ref.service, desiredCount=desired
+        )
+        return ServiceSnapshot.parse(ref, answer["service"])
+
+    async def force_new_deployment(self, ref: ServiceRef) -> ServiceSnapshot:
+        # Not idempotent: a retry after an unanswered call would start a second deployment.
+        answer = await self.ecs(
+            ref,
+            "update_service",
+            idempotent=False,
+            cluster=ref.cluster,
+            service=ref.service,
+            forceNewDeployment=True,
+        )
+        return ServiceSnapshot.parse(ref, answer["service"])
+
     # -- task definitions ------------------------------------------------------------------
 
     async def describe_task_definition(self, ref: ServiceRef, arn: str) -> dict[str, Any]:

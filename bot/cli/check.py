@@ -18,8 +18,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.aws.ecs import EcsGateway
 from bot.aws.schedules import EventBridgeSchedules
+from bot.catalog_source import read_catalog
 from bot.domain.aws import AwsError, awslogs_of
-from bot.domain.catalog import App, Catalog, CatalogError, Environment, load_catalog
+from bot.domain.catalog import App, Catalog, CatalogError, Environment
 from bot.domain.schedules import ScheduleMissing, ScheduleRef
 from bot.domain.text import paint
 from bot.report.terminal import wants_color
@@ -68,7 +69,7 @@ def run_check(*, slack: bool = False, out: TextIO | None = None) -> int:
         return EXIT_BAD_CONFIG
     show(Finding(True, "settings", "read from the environment"))
     try:
-        catalog = load_catalog(settings.tugboat_config)
+        catalog = read_catalog(settings.tugboat_config)
     except CatalogError as exc:
         show(Finding(False, "catalog", str(exc)))
         return EXIT_BAD_CONFIG

@@ -7,15 +7,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot import logs
+from bot.catalog_source import read_catalog
 from bot.cli.check import run_check
 from bot.cli.twins import TWINS, run_verb
-from bot.domain.catalog import CatalogError, load_catalog
+from bot.domain.catalog import CatalogError
 from bot.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,39 +36,79 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox.add_argument(
         "--no-events", action="store_true", help="watch by polling only, without ECS events (SQS)"
     )
+    sandbox.add_argument(
+        "--script", type=Path, metavar="FILE", help="replay the commands in FILE, one after another"
+    )
     check = sub.add_parser(
         "check", help="say whether settings, catalog and each service's AWS parts are right"
     )
     check.add_argument("--slack", action="store_true", help="also try the Slack tokens")
+    check.add_argument("--sandbox", action="store_true", help="check against the sandbox's simulated world")
+    init = sub.add_parser("init", help="write a starting tugboat.yml from the services a cluster runs")
+    init.add_argument("--cluster", action="append", required=True, help="a cluster to read (repeatable)")
+    init.add_argument("--service", action="append", default=[], help="only this service (repeatable)")
+    init.add_argument("--region", default=None, help="AWS region (default: AWS_REGION, else us-east-1)")
+    init.add_argument("--output", type=Path, default=Path("tugboat.yml"), help="where to write; - for stdout")
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+    init.add_argument("--sandbox", action="store_true", help="read the sandbox's simulated world")
     _add_twins(sub)
     args = parser.parse_args(argv)
     verb = args.verb or "serve"
     if verb == "check":
+        if args.sandbox:
+            from bot.sandbox.terminal import in_sandbox_world
+
+            return in_sandbox_world(lambda: run_check(slack=args.slack))
         return run_check(slack=args.slack)
+    if verb == "init":
+        return _init(args)
     if verb in TWINS:
-        return run_verb(verb, [*args.words, *(["--force"] if getattr(args, "force", False) else [])])
+        force = getattr(args, "force", None)
+        return run_verb(verb, [*args.words, *(["--force", force] if force is not None else [])])
     if verb == "init-state":
         return init_state()
     if verb == "sandbox":
         from bot.sandbox.terminal import run_sandbox
 
-        return run_sandbox(rollout_seconds=args.rollout_seconds, events=not args.no_events)
+        return run_sandbox(
+            rollout_seconds=args.rollout_seconds, events=not args.no_events, script=args.script
+        )
     return serve()
 
 
 def _add_twins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """deploy, rollback, run-task, status: the slash commands' words, parsed by their grammar."""
     twins = {
-        "deploy": ("APP ENV [REF] [--force]", "deploy an image tag or git sha, printing the thread"),
+        "deploy": ('APP ENV [REF] [--force "REASON"]', "deploy an image tag or git sha, printing the thread"),
         "rollback": ("APP ENV [REVISION]", "roll back to the last good deploy, or to a revision"),
         "run-task": ("APP ENV TASK [ARGS...]", "run a catalog task as a one-off ECS task"),
         "status": ("[APP [ENV]]", "service status: one line per environment, or one card"),
+        "scale": ("APP ENV COUNT [SERVICE]", "set a service's desired count, watched until that many run"),
+        "restart": ("APP ENV [SERVICE]", "fresh tasks of the running revision, watched like a rollout"),
     }
     for verb, (words, summary) in twins.items():
         twin = sub.add_parser(verb, help=summary, usage=f"tugboat {verb} {words}")
         if verb == "deploy":
-            twin.add_argument("--force", action="store_true", help="deploy through a lock")
+            twin.add_argument(
+                "--force", metavar="REASON", help="deploy through a lock or a freeze, saying why (required)"
+            )
         twin.add_argument("words", nargs=argparse.REMAINDER, metavar=words)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from bot.cli.init import run_init
+
+    def run() -> int:
+        region = (
+            args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        )
+        return run_init(args.cluster, args.service, region, args.output, force=args.force)
+
+    if args.sandbox:
+        from bot.sandbox.terminal import in_sandbox_world
+
+        return in_sandbox_world(run)
+    return run()
 
 
 def init_state() -> int:
@@ -95,7 +141,7 @@ def serve() -> int:
     try:
         settings = load_settings()
         settings.require_slack()
-        catalog = load_catalog(settings.tugboat_config)
+        catalog = read_catalog(settings.tugboat_config)
     except (SettingsError, CatalogError) as exc:
         print(f"tugboat: {exc}", file=sys.stderr)
         return 2
@@ -105,6 +151,7 @@ def serve() -> int:
             settings.slack_bot_token,
             settings.slack_app_token,
             settings.github_webhook_secret,
+            settings.github_token,
         )
         if s is not None
     ]
@@ -122,10 +169,11 @@ async def _serve(settings: Settings, catalog: object) -> int:
         lease_s=settings.tugboat_lease_seconds, ecs_calls_per_s=settings.tugboat_ecs_calls_per_second
     )
     bot = Tugboat(settings, catalog, tuning=tuning)
-    stop = asyncio.Event()
+    stop, reload = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload.set)
     try:
         await bot.start()
     except (TokenRejected, SettingsError) as exc:
@@ -133,9 +181,51 @@ async def _serve(settings: Settings, catalog: object) -> int:
         await bot.stop()
         print(f"tugboat: {exc}", file=sys.stderr)
         return 2
-    await stop.wait()
+    while not stop.is_set():
+        await first_of(stop, reload)
+        if reload.is_set() and not stop.is_set():
+            reload.clear()
+            if await catalog_changed(settings.tugboat_config, catalog, bot):
+                await bot.stop()
+                restart_in_place()
     await bot.stop()
     return 0
+
+
+async def first_of(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
+async def catalog_changed(source: str, running: object, bot: object) -> bool:
+    """SIGHUP: read the catalog again. A catalog that does not load changes nothing (logged)."""
+    from bot.aws.ecs import EcsGateway
+    from bot.catalog_source import fetch_catalog
+
+    gateway = EcsGateway(budget_s=10.0)
+    try:
+        fresh = await fetch_catalog(source, gateway)
+    except CatalogError as exc:
+        log.error("catalog reload refused; the running catalog stays", extra={"reason": str(exc)})
+        return False
+    finally:
+        gateway.close()
+    if fresh == running:
+        log.info("catalog reload: nothing changed")
+        return False
+    log.info("catalog changed: handing over and restarting to apply it", extra={"source": source})
+    return True
+
+
+def restart_in_place() -> None:
+    """The same command again, in this process: it reads the new catalog and resumes what ran."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606 - our own command line
 
 
 if __name__ == "__main__":

@@ -19,9 +19,11 @@ from bot.aws.ecs import EcsGateway
 from bot.aws.ecs_limits import ECS_LIMITS
 from bot.aws.schedules import EventBridgeSchedules
 from bot.aws.watcher import RolloutWatcher
-from bot.domain.catalog import Catalog, CatalogError, load_catalog
+from bot.catalog_source import read_catalog
+from bot.domain.approvals import Approval
+from bot.domain.catalog import Catalog, CatalogError
 from bot.domain.records import Lock, OperationRecord, Target
-from bot.domain.text import Text, escape, plain
+from bot.domain.text import Text, escape, plain, text
 from bot.lifecycle import Lifecycle, Origin, Reporter
 from bot.operations import Operations, Reply
 from bot.report.terminal import TerminalReporter, status_lines, wants_color
@@ -33,8 +35,10 @@ from commands.deploy import DeployPlan
 from commands.grammar import (
     DeployRequest,
     Request,
+    RestartRequest,
     RollbackRequest,
     RunTaskRequest,
+    ScaleRequest,
     StatusRequest,
     UsageError,
     parse_slash,
@@ -47,6 +51,8 @@ TWINS = {
     "rollback": "/rollback",
     "run-task": "/run-task",
     "status": "/ecs-status",
+    "scale": "/ecs-scale",
+    "restart": "/ecs-restart",
 }
 """The CLI verb and the slash command whose grammar it shares."""
 
@@ -65,13 +71,13 @@ def run_verb(verb: str, words: Sequence[str], *, out: TextIO | None = None, err:
     out, err = out or sys.stdout, err or sys.stderr
     try:
         settings = load_settings()
-        catalog = load_catalog(settings.tugboat_config)
+        catalog = read_catalog(settings.tugboat_config)
     except (SettingsError, CatalogError) as exc:
         _say(err, f"tugboat: {exc}")
         return EXIT_USAGE
     try:
         # The grammar reads text as Slack sends it: quoted like a shell, with &, < and > escaped.
-        request = parse_slash(TWINS[verb], escape(shlex.join(words)), catalog)
+        request = parse_slash(TWINS[verb], escape(shell_words(words)), catalog)
     except UsageError as exc:
         _say(err, usage_text(exc))
         return EXIT_USAGE
@@ -81,11 +87,23 @@ def run_verb(verb: str, words: Sequence[str], *, out: TextIO | None = None, err:
         return EXIT_INTERRUPTED
 
 
+def shell_words(words: Sequence[str]) -> str:
+    """The words as one command line, quoted like a shell's; the word after `--force` always
+    quoted, since the grammar takes only a quoted reason (the shell took the user's quotes off)."""
+    quoted = [
+        "'" + word.replace("'", "'\"'\"'") + "'"
+        if index and words[index - 1] == "--force"
+        else shlex.quote(word)
+        for index, word in enumerate(words)
+    ]
+    return " ".join(quoted)
+
+
 def usage_text(exc: UsageError) -> str:
     """The grammar's own words, with its slash-command usage written as the CLI's."""
     line = f"tugboat: {exc.problem}"
     if exc.usage:
-        line += "\nusage: tugboat " + exc.usage.removeprefix("/").replace("ecs-status", "status")
+        line += "\nusage: tugboat " + exc.usage.removeprefix("/").removeprefix("ecs-")
     return line
 
 
@@ -112,12 +130,23 @@ class TerminalFront:
     async def settle_confirmation(self, pending: OperationRecord, outcome: Text) -> None:
         return None
 
+    async def ask_to_approve(self, approval: Approval, lines: list[Text], reply: Reply) -> str | None:
+        return None  # nobody here to approve: the request is refused
+
+    async def show_approval(self, approval: Approval, lines: list[Text], outcome: Text | None) -> None:
+        return None
+
 
 class TrustTheShell:
     """The CLI's rights are the AWS credentials it runs with; Slack's allow-lists do not apply."""
 
     async def check(self, target: Target, actor: str, channel: str | None, *, write: bool) -> Text | None:
         return None
+
+    async def may_approve(
+        self, target: Target, actor: str, channel: str | None, groups: list[str]
+    ) -> Text | None:
+        return text("Approvals are given in Slack, by someone other than the requester.")
 
 
 def _owner() -> str:
@@ -172,6 +201,10 @@ async def _run(request: Request, settings: Settings, catalog: Catalog, out: Text
                 record = await ops.rollback(request, origin, reply, front)
             case RunTaskRequest():
                 record = await ops.run_task(request, origin, reply, front)
+            case ScaleRequest():
+                record = await ops.scale(request, origin, reply, front)
+            case RestartRequest():
+                record = await ops.restart(request, origin, reply, front)
             case StatusRequest():
                 return await status(ops, request, out)
             case _:

@@ -13,7 +13,9 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot.domain.approvals import ApprovalRule
 from bot.domain.aws import ServiceRef
+from bot.domain.freezes import FreezeEntry, zone
 from bot.domain.schedules import ScheduleRef
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -101,11 +103,59 @@ def _ids(pattern: re.Pattern[str], kind: str, values: list[str]) -> list[str]:
     return values
 
 
+class ServiceEntry(_Strict):
+    """One service of a release: its name, and the containers a deploy replaces in it."""
+
+    name: str = Field(min_length=1, max_length=255)
+    containers: list[str] | None = Field(default=None, min_length=1)
+    """None: the app's `container`/`containers`."""
+
+    @field_validator("containers")
+    @classmethod
+    def _distinct(cls, value: list[str] | None) -> list[str] | None:
+        return _distinct_names(value, "container") if value is not None else None
+
+
+def _distinct_names(values: list[str], kind: str) -> list[str]:
+    twice = sorted({value for value in values if values.count(value) > 1})
+    if twice:
+        raise ValueError(f"{kind} names must differ: {', '.join(twice)} appears more than once")
+    if any(not value for value in values):
+        raise ValueError(f"a {kind} name cannot be empty")
+    return values
+
+
+def _one_of(data: object, single: str, several: str, example: str) -> object:
+    """`single: X` or `several: [X, …]`, exactly one; both are set afterwards, so every reader
+    of the single key (the first) and of the list keeps working."""
+    if not isinstance(data, dict) or several not in data:
+        if isinstance(data, dict) and single in data:
+            first = data[single]
+            return {**data, several: [first if single == "container" else {"name": first}]}
+        return data
+    if single in data:
+        raise ValueError(f"give exactly one of `{single}` or `{several}`, not both")
+    listed = data[several]
+    if not isinstance(listed, list) or not listed:
+        raise ValueError(f"`{several}` must be a non-empty list, like {example}")
+    first = listed[0]
+    name = first.get("name") if isinstance(first, dict) else first
+    if not isinstance(name, str):
+        raise ValueError(f"`{several}` must be a list like {example}")
+    return {**data, single: name}
+
+
 class Environment(_Strict):
-    """One deploy target: an ECS service in a cluster, plus its safety rules."""
+    """One deploy target: one ECS service in a cluster (or several, deployed as one release),
+    plus its safety rules."""
 
     cluster: str = Field(min_length=1)
     service: str = Field(min_length=1)
+    """The first (or only) service: the one run-task, schedules and status read first."""
+    services: list[ServiceEntry] = Field(default_factory=list, min_length=1)
+    """Every service of a release, in catalog order (one entry for `service: NAME`)."""
+    max_tasks: int = Field(default=50, ge=0, le=5000)
+    """The most `/ecs-scale` may ask for."""
     region: str | None = None
     channel: str | None = None
     auto_deploy: AutoDeploy | None = None
@@ -113,6 +163,8 @@ class Environment(_Strict):
     before_deploy: list[str] = Field(default_factory=list)
     rollback_on_failure: bool = True
     confirm: bool = False
+    require_ci: bool = False
+    """A manual deploy ships only a commit whose GitHub checks and statuses are all green."""
     allowed_users: list[str] = Field(default_factory=list)
     allowed_groups: list[str] = Field(default_factory=list)
     allowed_channels: list[str] = Field(default_factory=list)
@@ -121,6 +173,42 @@ class Environment(_Strict):
     role_arn: str | None = None
     timeout: int = Field(default=900, gt=0, le=86_400)
     schedules: list[ScheduleEntry] = Field(default_factory=list)
+    approval: ApprovalRule | None = None
+    freeze: list[FreezeEntry] = Field(default_factory=list)
+    timezone: str = "UTC"
+    """Where recurring freeze windows are read, and how their times are shown."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    @field_validator("approval")
+    @classmethod
+    def _approval_groups(cls, value: ApprovalRule | None) -> ApprovalRule | None:
+        if value is not None:
+            _ids(GROUP_ID, "user group", value.groups)
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _service_or_services(cls, data: object) -> object:
+        return _one_of(data, "service", "services", "[{name: api}, {name: api-worker}]")
+
+    @field_validator("services")
+    @classmethod
+    def _distinct_services(cls, value: list[ServiceEntry]) -> list[ServiceEntry]:
+        _distinct_names([entry.name for entry in value], "service")
+        return value
+
+    @property
+    def is_release(self) -> bool:
+        """Several services deployed as one release."""
+        return len(self.services) > 1
+
+    def service_names(self) -> list[str]:
+        return [entry.name for entry in self.services]
 
     @field_validator("schedules")
     @classmethod
@@ -172,10 +260,27 @@ class App(_Strict):
 
     repository: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
     container: str = Field(min_length=1)
+    """The first (or only) container a deploy replaces: whose image status and schedules read."""
+    containers: list[str] = Field(default_factory=list, min_length=1)
+    """Every container whose image a deploy replaces (one entry for `container: NAME`)."""
     image: str = Field(min_length=1)
     tag_format: Literal["{sha}", "{short_sha}"] = "{sha}"
     tasks: dict[AppName, TaskSpec] = Field(default_factory=dict)
     environments: dict[AppName, Environment] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _container_or_containers(cls, data: object) -> object:
+        return _one_of(data, "container", "containers", "[web, cron]")
+
+    @field_validator("containers")
+    @classmethod
+    def _distinct_containers(cls, value: list[str]) -> list[str]:
+        return _distinct_names(value, "container")
+
+    def containers_of(self, service: ServiceEntry) -> list[str]:
+        """The containers a deploy replaces in `service`: its own list, else the app's."""
+        return service.containers if service.containers is not None else self.containers
 
     @field_validator("image")
     @classmethod
@@ -207,6 +312,11 @@ class App(_Strict):
                         f"environments.{env_name}.schedules: {entry.name!r} is both a task and a "
                         "schedule, so `/run-task` could not tell which to run: rename one"
                     )
+            if env.require_ci and self.repository is None:
+                raise ValueError(
+                    f"environments.{env_name}.require_ci: needs the app's `repository` (owner/name), "
+                    "where GitHub keeps the commits' checks"
+                )
             if env.auto_deploy is not None and env.channel is None:
                 raise ValueError(
                     f"environments.{env_name}.channel: required when auto_deploy is set, "
@@ -238,6 +348,14 @@ class Catalog(_Strict):
         _, spec = self.target(app, env)
         return ServiceRef(self.region_of(spec), spec.cluster, spec.service, spec.role_arn)
 
+    def release_refs(self, app: str, env: str) -> list[tuple[ServiceEntry, ServiceRef]]:
+        """Every service of the environment's release, in catalog order, with where it lives."""
+        _, spec = self.target(app, env)
+        region = self.region_of(spec)
+        return [
+            (entry, ServiceRef(region, spec.cluster, entry.name, spec.role_arn)) for entry in spec.services
+        ]
+
     def schedule_refs(self, app: str, env: str) -> list[tuple[ScheduleEntry, ScheduleRef]]:
         """The environment's schedules with where each lives (its region, Tugboat's role there)."""
         _, spec = self.target(app, env)
@@ -252,6 +370,23 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc if part not in ("function-after", "function-plain"))
 
 
+EXPECTED = {
+    "model_type": "expected a mapping of keys (KEY: VALUE, or {KEY: VALUE})",
+    "model_attributes_type": "expected a mapping of keys (KEY: VALUE, or {KEY: VALUE})",
+    "dict_type": "expected a mapping (KEY: VALUE)",
+    "list_type": "expected a list, like [a, b] or one `- item` per line",
+    "int_parsing": "expected a whole number",
+    "int_type": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected text",
+    "float_parsing": "expected a number",
+    "literal_error": "",
+}
+"""Pydantic's error types, said in the catalog's own words (YAML, not Python classes)."""
+
+
 def _describe(error: dict[str, object]) -> str:
     kind = str(error.get("type", ""))
     msg = str(error.get("msg", ""))
@@ -261,8 +396,22 @@ def _describe(error: dict[str, object]) -> str:
         return "required key is missing"
     if msg.startswith("Value error, "):
         return msg.removeprefix("Value error, ")
+    context = error.get("ctx")
+    ctx = context if isinstance(context, dict) else {}
+    if kind == "string_pattern_mismatch":
+        msg = f"expected a name matching {ctx.get('pattern')}"
+    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        words = {
+            "greater_than": "more than",
+            "greater_than_equal": "at least",
+            "less_than": "less than",
+            "less_than_equal": "at most",
+        }
+        msg = f"expected a number {words[kind]} {next(iter(ctx.values()), '?')}"
+    elif EXPECTED.get(kind):
+        msg = EXPECTED[kind]
     got = error.get("input")
-    if isinstance(got, str | int | float | bool) and kind != "model_type":
+    if isinstance(got, str | int | float | bool):
         return f"{msg[0].lower()}{msg[1:]} (got {got!r})"
     return f"{msg[0].lower()}{msg[1:]}"
 

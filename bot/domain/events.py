@@ -44,6 +44,8 @@ class TaskDefinitionRegistered:
     revision: int
     previous_revision: int
     image: str
+    service: str | None = None
+    """The service this is about, in an operation over several services; None for one."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class ServiceUpdated:
     deployment_id: str
     task_definition: str
     previous_task_definition: str
+    service: str | None = None
+    """The service this is about, in an operation over several services; None for one."""
 
     @property
     def revision(self) -> int:
@@ -94,6 +98,8 @@ class RolloutProgress:
     pending: int
     failed_tasks: int = 0
     new_events: tuple[str, ...] = ()
+    service: str | None = None
+    """The service this is about, in an operation over several services; None for one."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,8 @@ class StoppedTasks:
     """Why the new deployment's tasks died: what on-call needs first when a rollout fails."""
 
     reasons: tuple[str, ...]
+    service: str | None = None
+    """The service this is about, in an operation over several services; None for one."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,8 @@ class RollingBack:
     to_revision: int
     reason: str
     by_ecs: bool = False
+    service: str | None = None
+    """The service this is about, in an operation over several services; None for one."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,35 @@ class RolledBack:
     to_revision: int
     completed: bool = True
     by_ecs: bool = False
+    service: str | None = None
+    """The service this is about, in an operation over several services; None for one."""
+
+
+@dataclass(frozen=True)
+class ReleasePlanned:
+    """An operation over several services starts: each one's name and current task definition.
+
+    Folded into the record before the first ECS write, so a resume knows every service."""
+
+    services: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ServiceSettled:
+    """One service of a release reached its verdict; the release is judged once all have."""
+
+    service: str
+    ok: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class ScaleRequested:
+    """update_service set a new desired count; from here on, running = desired is awaited."""
+
+    service: str
+    previous: int
+    desired: int
 
 
 @dataclass(frozen=True)
@@ -180,6 +219,9 @@ ProgressEvent = (
     | StoppedTasks
     | RollingBack
     | RolledBack
+    | ReleasePlanned
+    | ServiceSettled
+    | ScaleRequested
     | MovingSchedules
     | ScheduleMoved
     | ScheduleNotMoved

@@ -9,12 +9,37 @@ from __future__ import annotations
 import time
 
 from bot.domain import events
-from bot.domain.records import OperationRecord, Phase
+from bot.domain.records import OperationRecord, Phase, ServiceProgress
+
+LABELLED = (
+    events.TaskDefinitionRegistered,
+    events.ServiceUpdated,
+    events.RolloutProgress,
+    events.RollingBack,
+    events.RolledBack,
+)
 
 
 def fold(record: OperationRecord, event: events.ProgressEvent, *, now: float | None = None) -> bool:
     """Apply `event` to `record`; True when something a resume needs changed (save it then)."""
+    if isinstance(event, LABELLED) and event.service is not None:
+        entry = record.service(event.service)
+        if entry is not None:
+            return _fold_service(record, entry, event)
     match event:
+        case events.ReleasePlanned(services=planned):
+            record.services = [ServiceProgress(name, previous_task_definition=arn) for name, arn in planned]
+            if planned:
+                record.previous_task_definition = record.previous_task_definition or planned[0][1]
+            return True
+        case events.ServiceSettled(service=name, ok=ok, reason=reason):
+            settled = record.service(name)
+            if settled is not None:
+                settled.state, settled.reason = ("succeeded" if ok else "failed"), reason
+            return True
+        case events.ScaleRequested(desired=desired):
+            record.phase, record.desired = Phase.SCALING, desired
+            return True
         case events.Started():
             record.phase = Phase.CHECKING
         case events.WaitingForImage():
@@ -69,4 +94,43 @@ def phase_text(record: OperationRecord) -> str:
             return f"rolling back to rev {record.rollback_to}"
         case Phase.ROLLED_BACK if record.rollback_to is not None:
             return f"rolled back to rev {record.rollback_to}"
+        case Phase.SCALING if record.desired is not None:
+            return f"scaling to {record.desired}"
     return str(record.phase)
+
+
+def _fold_service(record: OperationRecord, entry: ServiceProgress, event: events.ProgressEvent) -> bool:
+    """An event about one service of several: its entry moves; the record's phase follows.
+
+    The first service stands for the release in the record's own fields (history's `rev a→b`,
+    the schedules, which follow the app's image); `deployment_id` is set once any service changed.
+    """
+    first = record.services[0] is entry
+    match event:
+        case events.TaskDefinitionRegistered(arn=arn):
+            entry.task_definition, entry.state, record.phase = arn, "registered", Phase.REGISTERED
+            if first:
+                record.task_definition = arn
+        case events.ServiceUpdated(
+            deployment_id=deployment, task_definition=arn, previous_task_definition=prev
+        ):
+            entry.deployment_id, entry.task_definition, entry.state = deployment, arn, "rolling out"
+            entry.previous_task_definition = entry.previous_task_definition or prev
+            record.deployment_id = record.deployment_id or deployment
+            if first:
+                record.task_definition = arn
+                record.previous_task_definition = record.previous_task_definition or prev
+            record.phase = Phase.ROLLING_OUT
+        case events.RolloutProgress(running=running, desired=desired):
+            entry.running, entry.desired = running, desired
+            return False
+        case events.RollingBack(to_revision=revision):
+            entry.state, entry.rollback_to, record.phase = "rolling back", revision, Phase.ROLLING_BACK
+        case events.RolledBack(to_revision=revision, completed=completed):
+            entry.rollback_to = revision
+            entry.state = "rolled back" if completed else "rollback incomplete"
+            states = {e.state for e in record.services}
+            if "rolling back" not in states:
+                incomplete = "rollback incomplete" in states
+                record.phase = Phase.ROLLBACK_INCOMPLETE if incomplete else Phase.ROLLED_BACK
+    return True

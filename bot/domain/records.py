@@ -14,8 +14,11 @@ from enum import StrEnum
 from typing import Any
 
 ACTIVE_STATES = ("running",)
-CLAIMING_ACTIONS = ("deploy", "rollback")
-"""Actions that hold their target: one at a time per app and environment."""
+CLAIMING_ACTIONS = ("deploy", "rollback", "restart")
+"""Actions that hold their target: one at a time per app and environment (a restart is a
+rollout too, so a deploy never lands in the middle of one)."""
+ROLLOUT_ACTIONS = ("deploy", "rollback", "restart", "scale")
+"""Actions that change a service: history lists them; resume watches them to their end."""
 
 
 def new_id() -> str:
@@ -34,6 +37,7 @@ class Phase(StrEnum):
     REGISTERED = "registered"
     RUNNING_TASK = "running task"
     ROLLING_OUT = "rolling out"
+    SCALING = "scaling"
     MOVING_SCHEDULES = "moving schedules"
     ROLLING_BACK = "rolling back"
     ROLLED_BACK = "rolled back"
@@ -62,6 +66,34 @@ class Target:
 
     def __str__(self) -> str:
         return f"{self.app} {self.env}"
+
+
+@dataclass
+class ServiceProgress:
+    """One service of a release (or a restart of several): what a resume needs to finish it,
+    and what the thread's parent shows of it (`api-worker ⏳ 1/3`)."""
+
+    name: str
+    previous_task_definition: str | None = None
+    task_definition: str | None = None
+    deployment_id: str | None = None
+    state: str = "waiting"
+    """waiting · registered · rolling out · succeeded · failed · rolling back · rolled back ·
+    rollback incomplete"""
+    running: int | None = None
+    desired: int | None = None
+    rollback_to: int | None = None
+    reason: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        """ECS accepted an update of this service for the operation."""
+        return self.deployment_id is not None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServiceProgress:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
@@ -101,6 +133,12 @@ class OperationRecord:
     """The revision a rollback after a failed rollout goes (or went) back to."""
     warnings: list[str] = field(default_factory=list)
     """Why a success is only a success with warnings (a schedule that could not be moved)."""
+    services: list[ServiceProgress] = field(default_factory=list)
+    """Per service, for an operation over several services (a release); empty for one service,
+    whose state is the fields above."""
+
+    def service(self, name: str) -> ServiceProgress | None:
+        return next((entry for entry in self.services if entry.name == name), None)
 
     @property
     def target(self) -> Target:
@@ -123,6 +161,7 @@ class OperationRecord:
         known = {f.name for f in dataclasses.fields(cls)}
         record = cls(**{k: v for k, v in data.items() if k in known})
         record.phase = Phase.parse(str(record.phase))
+        record.services = [ServiceProgress.from_dict(dict(entry)) for entry in data.get("services") or []]
         return record
 
 

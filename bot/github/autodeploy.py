@@ -13,6 +13,9 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from bot.change_control import freeze_of, frozen_text
+from bot.domain.approvals import ApprovalRule
+from bot.domain.aws import AwsError
 from bot.domain.events import Emit, Failed, Started
 from bot.domain.records import Lock, OperationRecord, Phase, Target
 from bot.domain.text import Text, bold, code, emoji, italic, link, mention, text
@@ -143,6 +146,14 @@ class AutoDeployer:
             if lock is not None:
                 await self._report_locked(job, lock)
                 return
+            freeze = freeze_of(self.ops.catalog, job.target)
+            if freeze is not None:
+                await self._report_skipped(job, frozen_text(self.ops.catalog, job.target, freeze))
+                return
+            rule = self.ops.approvals.rule(job.target, "deploy")
+            if rule is not None:
+                await self._ask_for_approval(job, rule)
+                return
             reporter = await self.lifecycle.lease_and_open(job.record, self.front.open)
             for line in intro_lines(job.push):
                 reporter.say(line)
@@ -194,6 +205,35 @@ class AutoDeployer:
         job.record.previous_task_definition = plan.current_task_definition
         await self.lifecycle.save(job.record)
         return plan
+
+    async def _ask_for_approval(self, job: _Job, rule: ApprovalRule) -> None:
+        """An environment with `approval`: once the image exists, an approval card, no deploy."""
+        request = DeployRequest(job.target, job.record.subject)
+        waiting = asyncio.ensure_future(
+            deploy_action.prepare(request, self.ops.deploy_deps, image_wait_s=job.image_wait_s)
+        )
+        try:
+            if not await first(waiting, unless=job.superseded):
+                return  # a newer push asks instead
+        except (deploy_action.DeployRefused, AwsError) as exc:
+            await self._report_skipped(job, text(str(exc)))
+            return
+        plan = waiting.result()
+        origin = Origin(job.push.pusher, job.record.channel or "", job.push.trigger)
+
+        async def reply(line: Text) -> None:
+            log.info("auto-deploy approval", extra={"target": str(job.target), "said": str(line)})
+
+        plan = await self.ops.with_commits(plan)
+        await self.ops.ask_to_approve_deploy(rule, request, plan, origin, reply, self.front, None)
+
+    async def _report_skipped(self, job: _Job, why: Text) -> None:
+        """One line in the environment's channel: this push was not deployed, and why."""
+        push = job.push
+        assert job.record.channel is not None
+        line = text("Not auto-deploying ", code(push.short_sha), f" ({push.trigger} by {push.pusher}): ", why)
+        log.info("auto-deploy skipped", extra={"app": job.target.app, "env": job.target.env, "sha": push.sha})
+        await self.front.announce(job.record.channel, line)
 
     async def _report_locked(self, job: _Job, lock: Lock) -> None:
         """One line in the environment's channel; no thread, nothing recorded as a deploy."""

@@ -9,10 +9,11 @@ from __future__ import annotations
 import time
 
 from bot.domain.aws import revision_of
+from bot.domain.freezes import when
 from bot.domain.records import OperationRecord
 from bot.domain.text import Text, bold, code, date, emoji, join, link, mention, text
 from bot.report.view import STATE_EMOJI as RESULT_EMOJI
-from commands.status import ScheduleStatus, ServiceStatus
+from commands.status import MemberStatus, ScheduleStatus, ServiceStatus
 
 STATE_EMOJI = {
     "steady": "large_green_circle",
@@ -34,11 +35,13 @@ def card_lines(status: ServiceStatus, now: float | None = None) -> list[Text]:
     else:
         tag = text(" · ", code(status.image_tag)) if status.image_tag else text()
         counts = f"{snap.running}/{snap.desired} running · {snap.pending} pending · rev {status.revision}"
-        lines.append(text(counts, tag))
+        lines.append(text(_member_head(status.members[0]) if status.members else "", counts, tag))
         for dep in snap.deployments:
             rollout = f" {dep.rollout_state}" if dep.rollout_state else ""
             revision = revision_of(dep.task_definition)
             lines.append(text(f"• {dep.status}{rollout}: rev {revision} {dep.running}/{dep.desired}"))
+        for member in status.members[1:]:
+            lines.extend(member_lines(member))
         events = [e.message for e in snap.events[:MAX_EVENTS]]
         if events:
             lines.append(bold("Recent events:"))
@@ -52,9 +55,33 @@ def card_lines(status: ServiceStatus, now: float | None = None) -> list[Text]:
     if status.lock is not None:
         lock = status.lock
         lines.append(text(emoji("lock"), " locked by ", mention(lock.holder), ": ", _short(lock.reason, 80)))
+    if status.freeze is not None:
+        lines.append(text(frozen_until(status), ": ", _short(status.freeze.reason, 80)))
     if status.last is not None:
         lines.append(text("Last: ", last_deploy(status.last, now)))
     return lines
+
+
+def member_lines(member: MemberStatus) -> list[Text]:
+    """Another service of a release on the card: its counts and revision, and its deployments
+    while there is more than one."""
+    head = _member_head(member)
+    snap = member.snapshot
+    if snap is None:
+        return [text(head, emoji("warning"), f" service {member.name} not found")]
+    revision = revision_of(snap.task_definition)
+    lines = [text(head, f"{snap.running}/{snap.desired} running · {snap.pending} pending · rev {revision}")]
+    if len(snap.deployments) > 1:
+        for dep in snap.deployments:
+            rollout = f" {dep.rollout_state}" if dep.rollout_state else ""
+            revision = revision_of(dep.task_definition)
+            lines.append(text(f"• {dep.status}{rollout}: rev {revision} {dep.running}/{dep.desired}"))
+    return lines
+
+
+def _member_head(member: MemberStatus) -> Text:
+    """`*api-worker* 🟢 `: a service of a release, named, with its own state."""
+    return text(bold(member.name), " ", emoji(STATE_EMOJI[member.state]), " ")
 
 
 def schedule_line(schedule: ScheduleStatus) -> Text:
@@ -78,9 +105,22 @@ def overview_line(status: ServiceStatus, now: float | None = None) -> Text:
     """`🟢 *api staging* 🔒 · 2/2 · rev 3 · last deploy `v3` by @dev 5m ago ✅ thread`."""
     snap = status.snapshot
     counts = f"{snap.running}/{snap.desired} · rev {status.revision}" if snap else str(status.problem)
+    if status.members:
+        found = [m.snapshot for m in status.members if m.snapshot is not None]
+        running, desired = sum(s.running for s in found), sum(s.desired for s in found)
+        counts = f"{running}/{desired} · {len(status.members)} services"
     lock = text(" ", emoji("lock")) if status.lock else text()
     last = text(" · last ", last_deploy(status.last, now)) if status.last else text()
-    return text(emoji(STATE_EMOJI[status.state]), " ", bold(str(status.target)), lock, f" · {counts}", last)
+    frozen = text(" · ", frozen_until(status)) if status.freeze else text()
+    return text(
+        emoji(STATE_EMOJI[status.state]), " ", bold(str(status.target)), lock, f" · {counts}", frozen, last
+    )
+
+
+def frozen_until(status: ServiceStatus) -> Text:
+    """`❄ frozen until Mon 5 Jan 2027 09:00 Europe/Berlin`, in the environment's timezone."""
+    ends = status.freeze.ends if status.freeze else None
+    return text(emoji("snowflake"), f" frozen until {when(ends, status.timezone)}")
 
 
 def last_deploy(record: OperationRecord, now: float | None = None) -> Text:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from bot.domain import events
+from bot.domain import events, progress
 from bot.domain.aws import family_of, revision_of
 from bot.domain.progress import phase_text
-from bot.domain.records import OperationRecord
+from bot.domain.records import OperationRecord, ServiceProgress
 from bot.domain.text import Text, bold, code, emoji, join, mention, text
 
 STATE_EMOJI = {
@@ -24,8 +24,27 @@ STATE_EMOJI = {
 }
 """An operation's state as an emoji name (`text.emoji`)."""
 STATE_WORDS = {"running": "In progress", "succeeded": "Succeeded", "failed": "Failed"}
-VERBS = {"deploy": "Deploy", "rollback": "Rollback", "run-task": "Run task"}
+VERBS = {
+    "deploy": "Deploy",
+    "rollback": "Rollback",
+    "run-task": "Run task",
+    "scale": "Scale",
+    "restart": "Restart",
+}
+SERVICE_EMOJI = {
+    "waiting": "white_circle",
+    "registered": "white_circle",
+    "rolling out": "hourglass_flowing_sand",
+    "succeeded": "white_check_mark",
+    "failed": "x",
+    "rolling back": "rewind",
+    "rolled back": "leftwards_arrow_with_hook",
+    "rollback incomplete": "warning",
+}
+"""One service's state in a release, at a glance on the parent (`api ✅ 2/2`)."""
 MAX_EVENT_LINES = 8
+LABELLED = (*progress.LABELLED, events.StoppedTasks)
+"""Events that may be about one service of several: their lines then start with its name."""
 
 
 @dataclass(frozen=True)
@@ -85,11 +104,14 @@ class ThreadView:
             text(emoji(state) if state else "", " ", bold(self.state_word())),
             text(phase_text(record)),
         ]
-        revisions = self.revisions()
-        if revisions is not None:
-            parts.append(text(f"rev {revisions[0]} → {revisions[1]}"))
-        if record.running is not None and record.desired is not None and not self.finished:
-            parts.append(text(f"{record.running}/{record.desired} running"))
+        if record.services:
+            parts.extend(_glance(entry) for entry in record.services)
+        else:
+            revisions = self.revisions()
+            if revisions is not None and record.action != "restart":
+                parts.append(text(f"rev {revisions[0]} → {revisions[1]}"))
+            if record.running is not None and record.desired is not None and not self.finished:
+                parts.append(text(f"{record.running}/{record.desired} running"))
         parts.append(text("by ", mention(record.actor)))
         parts.append(text(self.elapsed(now)))
         return join((p for p in parts if p), " · ")
@@ -106,7 +128,16 @@ class ThreadView:
         return self.record.deployment_id is not None
 
     def details(self, event: events.ProgressEvent) -> list[Detail]:
-        """The thread replies `event` calls for. The record is already folded; nothing changes here."""
+        """The thread replies `event` calls for. The record is already folded; nothing changes here.
+
+        In an operation over several services, each line about one service starts with its name.
+        """
+        found = self._details(event)
+        if not isinstance(event, LABELLED) or event.service is None:
+            return found
+        return [Detail(text(bold(event.service), ": ", detail.text), detail.code) for detail in found]
+
+    def _details(self, event: events.ProgressEvent) -> list[Detail]:
         match event:
             case events.WaitingForImage(image=image, timeout_s=timeout):
                 return [
@@ -141,6 +172,16 @@ class ThreadView:
                 ]
             case events.TaskStopped():
                 return [_task_stopped(event)]
+            case events.ServiceUpdated(deployment_id=deployment) if self.record.action == "restart":
+                return [
+                    Detail(
+                        text(
+                            f"New deployment of revision {event.revision}: deployment ",
+                            code(deployment),
+                            ".",
+                        )
+                    )
+                ]
             case events.ServiceUpdated(deployment_id=deployment):
                 return [
                     Detail(
@@ -175,14 +216,22 @@ class ThreadView:
                         )
                     )
                 ]
+            case events.ReleasePlanned(services=planned):
+                listed = join((text(code(name), f" (rev {revision_of(arn)})") for name, arn in planned), ", ")
+                return [Detail(text(f"{len(planned)} services, as one operation: ", listed, "."))]
+            case events.ServiceSettled(service=name, ok=True, reason=reason):
+                return [Detail(text(emoji("white_check_mark"), " ", bold(name), ": ", reason, "."))]
+            case events.ServiceSettled(service=name, ok=False, reason=reason):
+                return [Detail(text(emoji("x"), " ", bold(name), ": ", reason))]
+            case events.ScaleRequested(service=name, previous=previous, desired=desired):
+                return [Detail(text("Desired count of ", code(name), f": {previous} → {desired}."))]
             case events.Note(text=note, loud=loud):
                 return [
                     Detail(text(emoji("rotating_light"), " ", bold(words(note))) if loud else words(note))
                 ]
-            case events.MovingSchedules(count=count):
-                return [
-                    Detail(text(f"Moving {count} schedule{'s' if count != 1 else ''} to the new revision."))
-                ]
+            case events.MovingSchedules(task_definition=arn, count=count):
+                plural = "s" if count != 1 else ""
+                return [Detail(text(f"Moving {count} schedule{plural} to revision {revision_of(arn)}."))]
             case events.ScheduleMoved(name=name, previous_task_definition=before, task_definition=after):
                 return [Detail(_schedule_moved(name, before, after))]
             case events.ScheduleNotMoved(name=name, reason=reason):
@@ -226,3 +275,13 @@ def _task_stopped(event: events.TaskStopped) -> Detail:
         lines.append(text("Logs: ", code(event.log_location)))
     log_tail = "\n".join(event.log_tail) if event.log_tail else None
     return Detail(join(lines, "\n"), log_tail)
+
+
+def _glance(entry: ServiceProgress) -> Text:
+    """`api ✅ 2/2`, `api-worker ⏳ 1/3`, `api ↩ rev 3`: one service of a release on the parent."""
+    mark = emoji(SERVICE_EMOJI.get(entry.state, "white_circle"))
+    if entry.state in ("rolled back", "rollback incomplete") and entry.rollback_to is not None:
+        return text(entry.name, " ", mark, f" rev {entry.rollback_to}")
+    if entry.running is not None and entry.desired is not None:
+        return text(entry.name, " ", mark, f" {entry.running}/{entry.desired}")
+    return text(entry.name, " ", mark)

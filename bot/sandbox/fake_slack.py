@@ -724,6 +724,34 @@ class FakeSlack:
             envelope = self._click_envelope(message, action_id, recipient, value, block_id)
         return self._deliver(envelope)
 
+    def submit_view(
+        self, view_id: str, values: dict[str, dict[str, JSON]], *, user: str | None = None
+    ) -> str:
+        """The user presses a modal's submit button; `values` is `state.values` as Slack sends it
+        ({block_id: {action_id: {"type": …, "value": …}}}). Returns the envelope_id (see `ack_for`)."""
+        with self._lock:
+            self._require_socket()
+            shown = next((v for v in self._views if v.id == view_id and v.type == "modal"), None)
+            if shown is None:
+                raise LookupError(f"no modal {view_id}")
+            view = {**self._view_json(shown), "state": {"values": copy.deepcopy(values)}}
+            who = user or shown.user
+            payload: JSON = {
+                "type": "view_submission",
+                "team": {"id": TEAM_ID, "domain": self.team_domain},
+                "user": {"id": who, "name": self._user_name(who), "team_id": TEAM_ID},
+                "api_app_id": APP_ID,
+                "token": VERIFICATION_TOKEN,
+                "trigger_id": self._new_trigger(who),
+                "view": view,
+                "response_urls": [],
+                "is_enterprise_install": False,
+                "enterprise": None,
+            }
+            envelope = self._envelope("interactive", payload, accepts_response_payload=True)
+            self._deliveries[envelope["envelope_id"]] = _Delivery(envelope)
+        return self._deliver(envelope)
+
     def app_home_opened(self, user: str = DEFAULT_USER) -> str:
         """A user opens the app's Home tab."""
         with self._lock:

@@ -177,6 +177,11 @@ def _task_id(task: _Task) -> str:
     return str(task.task_arn).rsplit("/", 1)[-1]
 
 
+def _broken(tag: str, _container: str | None = None) -> bool:
+    """The default rule: images tagged `broken…` cannot start."""
+    return tag.startswith("broken")
+
+
 class RolloutSimulator:
     """Background ticker that gives moto's ECS rolling deployments, circuit breakers and tasks."""
 
@@ -207,7 +212,7 @@ class RolloutSimulator:
         self._oneoffs: dict[str, _OneOff] = {}
         self._stops: dict[str, tuple[str, float]] = {}  # task arn -> (cluster, due)
         self._scripts: list[TaskScript] = []
-        self._unstartable: list[Callable[[str], bool]] = [lambda tag: tag.startswith("broken")]
+        self._unstartable: list[Callable[[str, str | None], bool]] = [_broken]
         self._installed_on: _Backend | None = None
         self._tick_index: _Index | None = None  # set while a tick runs, under the lock
         self._sink: EventSink | None = None
@@ -273,7 +278,7 @@ class RolloutSimulator:
             self._oneoffs.clear()
             self._stops.clear()
             self._scripts.clear()
-            self._unstartable = [lambda tag: tag.startswith("broken")]
+            self._unstartable = [_broken]
             self._sink = None
             self._outbox = []
             self._published = []
@@ -335,9 +340,15 @@ class RolloutSimulator:
         with self._lock:
             self._scripts.insert(0, TaskScript(match, exit_code, tuple(log_lines), seconds))
 
-    def mark_unstartable(self, rule: UnstartableRule) -> None:
-        """An image tag (exact) or a predicate on the tag whose containers cannot start."""
-        predicate = rule if callable(rule) else (lambda tag, wanted=rule: tag == wanted)
+    def mark_unstartable(self, rule: UnstartableRule, *, container: str | None = None) -> None:
+        """An image tag (exact) or a predicate on the tag whose containers cannot start;
+        with `container`, only containers of that name (one service of a release fails)."""
+        matches = rule if callable(rule) else (lambda tag, wanted=rule: tag == wanted)
+        named = container
+
+        def predicate(tag: str, name: str | None = None) -> bool:
+            return matches(tag) and (named is None or name == named)
+
         with self._lock:
             self._unstartable.append(predicate)
 
@@ -982,7 +993,8 @@ class RolloutSimulator:
         if not getattr(container, "essential", True):
             return False
         tag = _image_tag(str(container.image or ""))
-        return any(rule(tag) for rule in self._unstartable)
+        name = getattr(container, "name", None)
+        return any(rule(tag, name) for rule in self._unstartable)
 
     def _cannot_start(self, b: _Backend, task: _Task) -> bool:
         return any(self._container_unstartable(c) for c in task.containers)

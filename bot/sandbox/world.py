@@ -632,9 +632,10 @@ class SandboxWorld:
 
     # -- seeding ---------------------------------------------------------------------------
 
-    def mark_unstartable(self, rule: UnstartableRule) -> None:
-        """Make tasks whose essential image tag matches fail to start (default: ``broken*``)."""
-        self.simulator.mark_unstartable(rule)
+    def mark_unstartable(self, rule: UnstartableRule, *, container: str | None = None) -> None:
+        """Make tasks whose essential image tag matches fail to start (default: ``broken*``);
+        with `container`, only containers of that name."""
+        self.simulator.mark_unstartable(rule, container=container)
 
     def push_image(self, repository: str, tag: str, *, built_from: str | None = None) -> str:
         """Put an image as CI would (creating the repository if needed); returns its digest.
@@ -808,6 +809,20 @@ class SandboxWorld:
             seeded[environment] = self.seed_service(environment, "api", f"api-{environment}", f"{image}:v1")
         seed_example_schedules(self, seeded["staging"], seeded["production"])
         return seeded
+
+    def seed_worker(self, environment: str, *, desired: int = 1) -> SeededService:
+        """The example app's second service, ``api-worker`` in `environment`'s cluster: the same
+        image as ``api``, run as a ``worker`` container beside a log-router sidecar."""
+        image = f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com/{self.EXAMPLE_REPOSITORY}:v1"
+        family = f"api-worker-{environment}"
+        containers = self.default_containers(
+            image, log_group=f"/ecs/{family}", stream_prefix="api-worker", environment=environment
+        )
+        worker = {**containers[0], "name": "worker", "command": ["bin/worker"]}
+        worker.pop("portMappings", None)
+        return self.seed_service(
+            environment, "api-worker", family, image, desired=desired, containers=[worker, containers[1]]
+        )
 
     def internal_client(self, service_name: str) -> Any:
         """A client for seeding the world: its calls are not counted as the bot's."""

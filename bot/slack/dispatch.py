@@ -7,6 +7,7 @@ point gets the same parsing, the same permission checks and the same tracking.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,21 +19,27 @@ from bot.domain.records import Target
 from bot.domain.text import Text, bold, code, join, text
 from bot.lifecycle import Origin, TaskTracker
 from bot.operations import Operations, Reply
+from bot.report.freezes import freeze_lines
 from bot.report.status import action_by, thread_link
 from bot.slack import status_cards as status_view
 from bot.slack.api import SlackApi
 from bot.slack.front import SlackFront
 from bot.slack.replies import SlackReply
 from bot.state import StateStore
+from commands import stats as stats_action
 from commands import status as status_action
 from commands.grammar import (
     DeployRequest,
+    FreezesRequest,
     HelpRequest,
     HistoryRequest,
     LockRequest,
     Request,
+    RestartRequest,
     RollbackRequest,
     RunTaskRequest,
+    ScaleRequest,
+    StatsRequest,
     StatusRequest,
     UnlockRequest,
     UsageError,
@@ -120,16 +127,29 @@ class Dispatcher:
                 await ops.rollback(request, origin, reply, front)
             case RunTaskRequest():
                 await ops.run_task(request, origin, reply, front)
+            case ScaleRequest():
+                await ops.scale(request, origin, reply, front)
+            case RestartRequest():
+                await ops.restart(request, origin, reply, front)
             case StatusRequest():
                 await self.status(request, origin, reply, post)
             case LockRequest():
                 await ops.lock(request, origin, reply, front)
             case UnlockRequest():
                 await ops.unlock(request, origin, reply, front)
+            case FreezesRequest():
+                await self.freezes(request, origin, reply)
             case HistoryRequest():
                 await self.history(request, origin, reply)
+            case StatsRequest():
+                await self.stats(request, origin, reply)
             case HelpRequest():
                 await reply(text(help_text()))
+
+    async def may_act(self, target: Target, origin: Origin) -> bool:
+        """Whether the card shows Restart and Scale: only to people who may act (each press is
+        checked again, like every action)."""
+        return await self.operations.authorize(target, origin, audit=False) is None
 
     async def readable(self, targets: list[Target], origin: Origin) -> list[Target]:
         """The targets `origin` may read: every status and overview goes through this one check.
@@ -158,12 +178,23 @@ class Dispatcher:
             fresh_within_s=0.0 if single else OVERVIEW_FRESH_S,
         )
         if single:
-            await post(f"{statuses[0].target}: {statuses[0].state}", status_view.card_blocks(statuses[0]))
+            may_act = await self.may_act(statuses[0].target, origin)
+            blocks = status_view.card_blocks(statuses[0], may_act=may_act)
+            await post(f"{statuses[0].target}: {statuses[0].state}", blocks)
         else:
             messages = status_view.overview_messages(statuses)
             for number, blocks in enumerate(messages, start=1):
                 part = f" ({number}/{len(messages)})" if len(messages) > 1 else ""
                 await post(f"Service status{part}", blocks)
+
+    async def freezes(self, request: FreezesRequest, origin: Origin, reply: Reply) -> None:
+        """`/tugboat freezes [APP [ENV]]`: current and next windows of each environment one may read."""
+        targets = status_action.targets_for(self.catalog, request.app, request.env)
+        allowed = await self.readable(targets, origin)
+        if not allowed:
+            await reply(text("You may not read " + ", ".join(map(str, targets)) + "."))
+            return
+        await reply(join([bold("Freeze windows"), *freeze_lines(self.catalog, allowed)], "\n"))
 
     async def history(self, request: HistoryRequest, origin: Origin, reply: Reply) -> None:
         records = await self.operations.history(request, origin)
@@ -183,6 +214,17 @@ class Dispatcher:
             lines.append(text("• ", action_by(record), f"{revs}: {record.state}{took}", thread_link(record)))
         await reply(join(lines, "\n"))
 
+    async def stats(self, request: StatsRequest, origin: Origin, reply: Reply) -> None:
+        """The DORA figures of one target, from its recorded history (for whoever may read it)."""
+        refusal = await self.operations.authorize(request.target, origin, write=False)
+        if refusal is not None:
+            await reply(refusal)
+            return
+        target = request.target
+        history = await self.store.history(target.app, target.env, stats_action.HISTORY_LIMIT)
+        found = stats_action.figures(history, now=time.time(), days=request.days)
+        await reply(join(stats_action.lines(target, found), "\n"))
+
     async def refresh_status(self, target: Target, origin: Origin, channel: str, ts: str) -> None:
         """The Refresh button: the same card, updated in place."""
         if await self.operations.authorize(target, origin, write=False) is not None:
@@ -190,8 +232,12 @@ class Dispatcher:
         statuses = await status_action.describe(
             [target], self.ecs, self.catalog, self.store, detail=True, schedules=self.operations.schedules
         )
+        may_act = await self.may_act(target, origin)
         await self.slack.update(
-            channel, ts, f"{target}: {statuses[0].state}", status_view.card_blocks(statuses[0])
+            channel,
+            ts,
+            f"{target}: {statuses[0].state}",
+            status_view.card_blocks(statuses[0], may_act=may_act),
         )
 
     async def home(self, user: str) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from dataclasses import KW_ONLY, dataclass
 
+from bot.domain.approvals import Approval
 from bot.domain.records import Lock, OperationRecord
 from bot.domain.text import Text, code, mention, mrkdwn, text
 from bot.lifecycle import Reporter
 from bot.operations import CONFIRM_TTL_S, Reply
 from bot.report.view import ThreadView
 from bot.slack.api import SlackApi
-from bot.slack.confirm import confirmation_blocks
+from bot.slack.confirm import approval_blocks, confirmation_blocks
 from bot.slack.replies import SlackReply
 from bot.slack.thread import ThreadReporter
 from commands.deploy import DeployPlan
@@ -66,6 +67,25 @@ class SlackFront:
             if isinstance(reply, SlackReply):
                 await reply.with_blocks(summary, blocks)
             return None
+
+    async def ask_to_approve(self, approval: Approval, lines: list[Text], reply: Reply) -> str | None:
+        """The approval card, where the environment's people look (they approve, not the requester)."""
+        summary, blocks = approval_blocks(approval, lines)
+        try:
+            return await self.slack.post(approval.channel, summary, blocks)
+        except Exception:
+            log.warning("could not post an approval card", extra={"channel": approval.channel})
+            return None
+
+    async def show_approval(self, approval: Approval, lines: list[Text], outcome: Text | None) -> None:
+        """Draw the approval card again: approvers so far, or what became of the request."""
+        if approval.ts is None:
+            return
+        summary, blocks = approval_blocks(approval, lines, outcome)
+        try:
+            await self.slack.update(approval.channel, approval.ts, summary, blocks)
+        except Exception:
+            log.warning("could not update an approval card", extra={"approval": approval.id})
 
     async def settle_confirmation(self, pending: OperationRecord, outcome: Text) -> None:
         """Replace the confirmation's buttons with what became of it."""

@@ -11,19 +11,30 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    ConfirmObject,
     ContextBlock,
     HeaderBlock,
+    InputBlock,
     MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
     SectionBlock,
+    StaticSelectElement,
 )
 from slack_sdk.models.views import View
 
+from bot.domain.records import Target
 from bot.domain.text import Text, bold, code, mrkdwn, text
 from bot.report.status import card_lines, overview_line
 from bot.slack.blocks import MAX_BLOCKS, SECTION_LIMIT
 from commands.status import ServiceStatus
 
 REFRESH_ACTION = "tugboat_status_refresh"
+RESTART_ACTION = "tugboat_restart"
+SCALE_ACTION = "tugboat_scale"
+SCALE_VIEW = "tugboat_scale_view"
+"""The modal that asks how many tasks; its private_metadata is `APP ENV CHANNEL`."""
+COUNT_INPUT, SERVICE_INPUT = "count", "service"
 MESSAGE_CHARS = 11_000
 """Serialized blocks per overview message: Slack refuses a message past about 12,000."""
 HOME_BLOCKS = 100
@@ -37,22 +48,69 @@ NOTHING_READABLE = text(
 )
 
 
-def card_blocks(status: ServiceStatus, now: float | None = None) -> list[dict[str, Any]]:
-    """One service, at most ~15 short lines, with a Refresh button."""
+def card_blocks(
+    status: ServiceStatus, now: float | None = None, *, may_act: bool = False
+) -> list[dict[str, Any]]:
+    """One service, at most ~15 short lines, with a Refresh button; for people who may act on
+    it, Restart and Scale too (the on-call remedies, each press checked again)."""
     lines = [mrkdwn(line) for line in card_lines(status, now)]
+    where = f"{status.target.app} {status.target.env}"
+    buttons = [ButtonElement(text="Refresh", action_id=REFRESH_ACTION, value=where)]
+    if may_act:
+        buttons.append(
+            ButtonElement(
+                text="Restart",
+                action_id=RESTART_ACTION,
+                value=where,
+                confirm=ConfirmObject(
+                    title="Restart?",
+                    text=f"Start fresh tasks of the revision {status.target} runs now (every service)?",
+                    confirm="Restart",
+                    deny="Keep them",
+                    style="danger",
+                ),
+            )
+        )
+        buttons.append(ButtonElement(text="Scale", action_id=SCALE_ACTION, value=where))
     blocks: list[Block] = [
         SectionBlock(text=MarkdownTextObject(text="\n".join(lines))),
-        ActionsBlock(
-            elements=[
-                ButtonElement(
-                    text="Refresh",
-                    action_id=REFRESH_ACTION,
-                    value=f"{status.target.app} {status.target.env}",
-                )
-            ]
-        ),
+        ActionsBlock(elements=buttons),
     ]
     return [b.to_dict() for b in blocks]
+
+
+def scale_modal(target: Target, services: list[str], max_tasks: int, channel: str) -> dict[str, Any]:
+    """The small modal behind Scale: how many tasks (and, in a release, of which service)."""
+    blocks: list[Block] = [
+        SectionBlock(
+            text=MarkdownTextObject(text=mrkdwn(text("How many tasks should ", bold(str(target)), " run?")))
+        ),
+        InputBlock(
+            block_id=COUNT_INPUT,
+            label=f"Tasks (0 to {max_tasks})",
+            element=PlainTextInputElement(action_id=COUNT_INPUT, placeholder="3"),
+        ),
+    ]
+    if len(services) > 1:
+        options = [Option(text=name, value=name) for name in services]
+        blocks.append(
+            InputBlock(
+                block_id=SERVICE_INPUT,
+                label="Service",
+                element=StaticSelectElement(
+                    action_id=SERVICE_INPUT, options=options, initial_option=options[0]
+                ),
+            )
+        )
+    return View(
+        type="modal",
+        callback_id=SCALE_VIEW,
+        title="Scale",
+        submit="Scale",
+        close="Cancel",
+        private_metadata=f"{target.app} {target.env} {channel}",
+        blocks=blocks,
+    ).to_dict()
 
 
 def overview_blocks(statuses: list[ServiceStatus], now: float | None = None) -> list[dict[str, Any]]:

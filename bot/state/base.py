@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from bot.domain.approvals import Approval
 from bot.domain.records import Lock, OperationRecord
 
 
@@ -90,3 +91,14 @@ class StateStore(Protocol):
         ...
 
     async def audit(self, entry: dict[str, Any]) -> None: ...
+
+    async def create_approval(self, approval: Approval) -> None:
+        """Store a new approval request (at its version, 0)."""
+        ...
+
+    async def get_approval(self, approval_id: str) -> Approval | None: ...
+
+    async def update_approval(self, approval: Approval) -> bool:
+        """Write `approval` if the stored one is still at `approval.version`, bumping it; False
+        when another press (another replica) wrote first: read again and judge again."""
+        ...

@@ -10,6 +10,7 @@ check-and-set is atomic on DynamoDB itself. Single-table layout, keys `pk`/`sk` 
     delivery#<id>      / delivery  expires_at
     audit#<yyyy-mm-dd> / <at>#<id> body (JSON), at   (UTC day; sk sorts by time)
     audit#meta         / first     first_day (where audit_entries stops walking back)
+    approval#<id>      / approval  body (JSON), version, expires_at (a week after the request's)
 
 GSI `by_target` (op_target S, op_created N, projection ALL) serves history(); unfinished()
 is a filtered scan of the whole table, run at start and by each replica's takeover loop
@@ -39,6 +40,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bot.domain.approvals import Approval
 from bot.domain.records import Lock, OperationRecord, new_id
 from bot.state.base import Fenced
 
@@ -47,6 +49,8 @@ from bot.state.base import Fenced
 BOTO_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 6})
 INDEX = "by_target"
 TTL_ATTRIBUTE = "expires_at"
+APPROVAL_KEPT_S = 7 * 86_400
+"""How long a settled or expired approval request stays readable (its card may still be pressed)."""
 # Each retry of a check-and-set loop follows a change someone else made; this many in a row
 # means something is wrong rather than busy.
 MAX_RACES = 20
@@ -592,6 +596,42 @@ class DynamoStore:
                 "at": _n(at),
             },
         )
+
+    # -- approvals -------------------------------------------------------------------------
+
+    def _approval_item(self, approval: Approval) -> Item:
+        return {
+            **_key(f"approval#{approval.id}", "approval"),
+            "body": _s(approval.to_json()),
+            "version": _gen(approval.version),
+            TTL_ATTRIBUTE: _n(approval.expires_at + APPROVAL_KEPT_S),
+        }
+
+    async def create_approval(self, approval: Approval) -> None:
+        await self._call(
+            "put_item",
+            Item=self._approval_item(approval),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    async def get_approval(self, approval_id: str) -> Approval | None:
+        item = await self._get_item(_key(f"approval#{approval_id}", "approval"))
+        body = _str(item, "body") if item else None
+        return Approval.from_json(body) if body is not None else None
+
+    async def update_approval(self, approval: Approval) -> bool:
+        """One conditional put on the version read: a press another replica counted first wins."""
+        written = dataclasses.replace(approval, version=approval.version + 1)
+        done = await self._try(
+            "put_item",
+            Item=self._approval_item(written),
+            ConditionExpression="version = :read",
+            ExpressionAttributeValues={":read": _gen(approval.version)},
+        )
+        if done is None:
+            return False
+        approval.version = written.version
+        return True
 
     async def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]:
         """Newest first: one query per UTC day, back to the first day anything was audited."""

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bot.domain.approvals import Approval
 from bot.domain.records import CLAIMING_ACTIONS, Lock, OperationRecord
 from bot.state.base import Fenced
 
@@ -52,6 +53,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE TABLE IF NOT EXISTS audit (
     at REAL NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS approvals (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
     body TEXT NOT NULL
 );
 """
@@ -288,6 +294,38 @@ class SqliteStore:
             lambda db: db.execute("SELECT body FROM audit ORDER BY at DESC LIMIT ?", (limit,)).fetchall()
         )
         return [json.loads(r[0]) for r in rows]
+
+    # -- approvals -------------------------------------------------------------------------
+
+    async def create_approval(self, approval: Approval) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO approvals (id, version, body) VALUES (?, ?, ?)",
+                (approval.id, approval.version, approval.to_json()),
+            )
+        )
+
+    async def get_approval(self, approval_id: str) -> Approval | None:
+        row = await self._run(
+            lambda db: db.execute("SELECT body FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+        )
+        return Approval.from_json(row[0]) if row else None
+
+    async def update_approval(self, approval: Approval) -> bool:
+        read = approval.version
+        written = dataclasses.replace(approval, version=read + 1)
+
+        def write(db: sqlite3.Connection) -> bool:
+            cur = db.execute(
+                "UPDATE approvals SET version = ?, body = ? WHERE id = ? AND version = ?",
+                (written.version, written.to_json(), approval.id, read),
+            )
+            return cur.rowcount == 1
+
+        if not await self._run(write):
+            return False
+        approval.version = written.version
+        return True
 
 
 def _live_holder(db: sqlite3.Connection, record: OperationRecord, now: float) -> OperationRecord | None:

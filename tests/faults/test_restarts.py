@@ -80,6 +80,8 @@ async def test_sigterm_exits_0_quickly_and_the_next_start_finishes(
     lines = (tmp_path / "bot.log").read_text().splitlines()
     entries = [json.loads(line) for line in lines if line.strip()]
     assert any(e["message"] == "operation finished" and e["result"] == "succeeded" for e in entries)
+    bolt = [e["message"] for e in entries if e["logger"].startswith("slack_bolt") and e["level"] != "INFO"]
+    assert not bolt, f"a first start says nothing the operator need not act on: {bolt}"
     assert fake.bot_token not in "".join(lines) and fake.app_token not in "".join(lines)
 
 

@@ -1,0 +1,114 @@
+"""The README's sandbox capture is a real run of docs/tour.sandbox, and stays one.
+
+The capture keeps what every run prints the same way (commands, threads' lines, final states)
+and leaves out what timing changes: ECS's event batches and in-progress edits of a parent.
+Ids, timestamps and digests differ per run and are compared as shapes. To rewrite it after a
+deliberate change: `.venv/bin/python -m tests.test_readme_capture`.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+TOUR = ROOT / "docs" / "tour.sandbox"
+START, END = "<!-- tour:start -->", "<!-- tour:end -->"
+COMMAND = "$ tugboat sandbox --script docs/tour.sandbox"
+VOLATILE = (
+    re.compile(r"│ ECS:$"),
+    re.compile(r"│ • \(service "),
+    re.compile(r"│ • task "),
+    re.compile(r"│ Stopped tasks:$"),
+    re.compile(r"^   ⏳ In progress"),
+)
+CHECKED = re.compile(r"^(\$ |   │ |   ✅ |   ❌ )")
+"""The lines whose order every run keeps: commands, each thread's replies, final states.
+(A parent's post and the requester's ephemeral may come either side of the first reply.)"""
+SHAPES = (
+    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<task>"),
+    (re.compile(r"ecs-svc/\d+"), "ecs-svc/<id>"),
+    (re.compile(r"/p\d+"), "/p<ts>"),
+    (re.compile(r"sha256:[0-9a-f]+…?"), "sha256:<digest>"),
+    (re.compile(r"\[\d+ "), "["),
+    (re.compile(r"\d+(\.\d+)?s\b"), "<s>"),
+    (re.compile(r"next \d\d:\d\d UTC"), "next <time>"),
+)
+
+
+def run_tour() -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "sandbox", "--script", str(TOUR), "--rollout-seconds", "2"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def stable(output: str) -> list[str]:
+    """The lines every run prints alike; a parent's in-progress edit drops its buttons line too."""
+    kept: list[str] = []
+    skipping_parent = False
+    for line in output.splitlines():
+        if line.startswith("#"):
+            continue
+        if skipping_parent and line.startswith("   [") and line.endswith("]"):
+            continue
+        skipping_parent = False
+        if any(p.search(line) for p in VOLATILE):
+            skipping_parent = line.startswith("   ⏳")
+            if skipping_parent and kept and kept[-1].startswith("↻"):
+                kept.pop()
+            continue
+        kept.append(line.rstrip())
+    return kept
+
+
+def shape(line: str) -> str:
+    for pattern, replacement in SHAPES:
+        line = pattern.sub(replacement, line)
+    return line
+
+
+def captured() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    block = text.split(START, 1)[1].split(END, 1)[0]
+    lines = block.strip().removeprefix("```").removesuffix("```").strip("\n").splitlines()
+    assert lines and lines[0] == COMMAND, "the capture starts with the command that made it"
+    return lines[1:]
+
+
+def test_the_readme_capture_is_what_the_tour_prints() -> None:
+    ran = [shape(line) for line in stable(run_tour())]
+    missing = []
+    at = 0
+    for line in (line for line in captured() if CHECKED.match(line)):
+        want = shape(line)
+        try:
+            at = ran.index(want, at) + 1
+        except ValueError:
+            missing.append(line)
+    assert not missing, "README capture lines the tour no longer prints (in this order):\n" + "\n".join(
+        missing[:10]
+    )
+
+
+def write() -> None:
+    """Rewrite the README's capture from a fresh run of the tour."""
+    lines = stable(run_tour())
+    text = README.read_text(encoding="utf-8")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    block = "\n".join(["```", COMMAND, *lines, "```"])
+    README.write_text(f"{head}{START}\n{block}\n{END}{tail}", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write()
