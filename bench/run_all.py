@@ -184,6 +184,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ratio_to_bound <= 1.25,
         f"{1.25 - ratio_to_bound:.2f}{TIMES} to spare" if ratio_to_bound <= 1.25 else "over",
     )
+    release = results["release"]["figures"]
+    slack_ratio = release["slack_ratio_to_one_deploy"]
+    add(
+        f"Slack messages, a {release['services']}-service release vs a one-service deploy",
+        f"≤ 1.5{TIMES}",
+        f"{release['release']['slack_messages']}"
+        f" vs {release['separate']['slack_messages'] / release['services']:.1f}: {slack_ratio:.2f}{TIMES}",
+        slack_ratio <= 1.5,
+        f"{1.5 - slack_ratio:.2f}{TIMES} to spare" if slack_ratio <= 1.5 else "over",
+    )
     rows.extend(event_rows(results["events"]["figures"]))
     rows.extend(estate_rows(results["estate"]["figures"]))
     p99 = ack_at(results, 100)["p99_ms"]
@@ -360,6 +370,22 @@ def part_two(results: dict[str, Any]) -> list[str]:
                 f"| {label} | {f['failed']} | {f['throttled_total']} | {f['last_update_s']:.1f} s"
                 f" | {f['last_update_s'] / throttling['lower_bound_s']:.2f}{TIMES} |"
             )
+    w("")
+    release = results["release"]["figures"]
+    together, apart = release["release"], release["separate"]
+    w(
+        f"**Releases** (`bench/release.py`): {release['services']} services of one app with"
+        f" {release['rollout_seconds']:.0f} s rollouts, as one release and as {release['services']} separate"
+        f" deploys one after the other, with production pacing."
+    )
+    w("")
+    w("| how | ECS calls | of them `DescribeServices` | Slack messages | seconds |")
+    w("|---|---:|---:|---:|---:|")
+    for label, f in (("one release", together), (f"{release['services']} deploys", apart)):
+        w(
+            f"| {label} | {f['ecs_calls']} | {f['describe_services']} | {f['slack_messages']}"
+            f" | {f['seconds']:.1f} |"
+        )
     w("")
     estate = results["estate"]["figures"]
     w(
