@@ -145,6 +145,8 @@ class Operations:
             "deploy": self._run_approved_deploy,
             "rollback": self._run_approved_rollback,
             "run-task": self._run_approved_task,
+            "scale": self._run_approved_scale,
+            "restart": self._run_approved_restart,
         }
 
     @property
@@ -598,6 +600,22 @@ class Operations:
         )
         await self.run_task(request, self._requester(approval, approver), reply, front, approval=approval)
 
+    async def _run_approved_scale(
+        self, approval: Approval, approver: Origin, reply: Reply, front: Front
+    ) -> None:
+        count = approval.plan.get("count")
+        request = ScaleRequest(
+            approval.target, int(count) if isinstance(count, int) else -1, str(approval.plan.get("service"))
+        )
+        await self.scale(request, self._requester(approval, approver), reply, front, approval=approval)
+
+    async def _run_approved_restart(
+        self, approval: Approval, approver: Origin, reply: Reply, front: Front
+    ) -> None:
+        service = approval.plan.get("service")
+        request = RestartRequest(approval.target, str(service) if service is not None else None)
+        await self.restart(request, self._requester(approval, approver), reply, front, approval=approval)
+
     # -- rollback --------------------------------------------------------------------------
 
     async def rollback(
@@ -752,34 +770,69 @@ class Operations:
 
     # -- on-call: scale and restart ---------------------------------------------------------
 
-    async def _remedy_refusal(self, target: Target, origin: Origin) -> Text | None:
-        """Why `origin` may not scale or restart `target` now: the right to act, and no deploy or
-        rollback running there. A lock does not stop a remedy (SPEC, like `/run-task`)."""
-        refusal = await self.authorize(target, origin)
+    async def _remedy_refusal(
+        self, target: Target, origin: Origin, approval: Approval | None = None
+    ) -> Text | None:
+        """Why `origin` may not scale or restart `target` now: the right to act (an approved
+        request was judged when it was asked), and no deploy or rollback running there. A lock
+        or a freeze does not stop a remedy (SPEC, like `/run-task`)."""
+        refusal = await self.authorize(target, origin) if approval is None else None
         if refusal is not None:
             return refusal
         running = await self.lifecycle.store.active_on(target.app, target.env)
         return busy_text(target, running) if running is not None else None
 
     async def scale(
-        self, request: ScaleRequest, origin: Origin, reply: Reply, front: Front
+        self,
+        request: ScaleRequest,
+        origin: Origin,
+        reply: Reply,
+        front: Front,
+        *,
+        approval: Approval | None = None,
     ) -> OperationRecord | None:
         """Set one service's desired count, in its own thread, watched until that many run."""
         target = request.target
-        refusal = await self._remedy_refusal(target, origin)
+        refusal = await self._remedy_refusal(target, origin, approval)
+        if refusal is None:
+            try:
+                plan = await scale_action.prepare(request, self.watcher, self.catalog)
+            except AwsError as exc:
+                refusal = text(f"Not scaling {target}: {exc}")
+        if refusal is None and approval is not None and plan.previous != approval.plan.get("previous"):
+            refusal = text(
+                f"Not scaling {target}: {plan.service} runs {plan.previous} tasks now, not"
+                f" {approval.plan.get('previous')} as the card showed. Nothing changed; ask again."
+            )
         if refusal is not None:
+            if approval is not None:
+                await self.settle_approval(front, approval, text("not run: ", refusal))
             await self.refuse(reply, origin, "scale", target, refusal)
             return None
-        try:
-            plan = await scale_action.prepare(request, self.watcher, self.catalog)
-        except AwsError as exc:
-            await self.refuse(reply, origin, "scale", target, text(f"Not scaling {target}: {exc}"))
+        pinned: dict[str, object] = {
+            "service": plan.service,
+            "count": plan.desired,
+            "previous": plan.previous,
+        }
+        lines = [text("Scale ", code(plan.service), f" from {plan.previous} to {plan.desired} tasks.")]
+        if await self.held_for_approval(
+            "scale",
+            target,
+            origin,
+            reply,
+            front,
+            subject=plan.subject,
+            plan=pinned,
+            lines=lines,
+            approval=approval,
+        ):
             return None
-        # An approval gate for scale (the catalog's `approval.for`) belongs here, before the record.
         record = self.new_record("scale", target, origin, plan.subject)
         record.channel = plan.env.channel or origin.channel
         record.extra = {"service": plan.service, "desired": plan.desired, "previous": plan.previous}
         reporter = await self.lifecycle.lease_and_open(record, front.open)
+        if approval is not None:
+            await self._approved_and_started(front, approval, record, reporter)
         await self.lifecycle.audit.write(origin, "scale", target, f"started: {plan.subject}")
         await reply(text(f"Scaling {target} {plan.subject}: ", record.permalink or ""))
 
@@ -791,25 +844,54 @@ class Operations:
         return record
 
     async def restart(
-        self, request: RestartRequest, origin: Origin, reply: Reply, front: Front
+        self,
+        request: RestartRequest,
+        origin: Origin,
+        reply: Reply,
+        front: Front,
+        *,
+        approval: Approval | None = None,
     ) -> OperationRecord | None:
         """A new deployment of the running revision, of one service or the whole release; it
         holds the target like a rollout, so no deploy lands in the middle of it."""
         target = request.target
-        refusal = await self._remedy_refusal(target, origin)
+        refusal = await self._remedy_refusal(target, origin, approval)
+        if refusal is None:
+            try:
+                plan = await restart_action.prepare(request, self.ecs, self.catalog)
+            except (restart_action.RestartRefused, AwsError) as exc:
+                refusal = text(f"Not restarting {target}: {exc}")
+        running = [str(service[2]) for service in plan.services] if refusal is None else []
+        if refusal is None and approval is not None and running != approval.plan.get("running"):
+            refusal = text(
+                f"Not restarting {target}: it runs other revisions than the card showed."
+                " Nothing changed; ask again."
+            )
         if refusal is not None:
+            if approval is not None:
+                await self.settle_approval(front, approval, text("not run: ", refusal))
             await self.refuse(reply, origin, "restart", target, refusal)
             return None
-        try:
-            plan = await restart_action.prepare(request, self.ecs, self.catalog)
-        except (restart_action.RestartRefused, AwsError) as exc:
-            await self.refuse(reply, origin, "restart", target, text(f"Not restarting {target}: {exc}"))
+        pinned: dict[str, object] = {"service": request.service, "running": running}
+        lines = [text("Restart ", code(plan.subject), ": a new deployment of the revision it runs now.")]
+        if await self.held_for_approval(
+            "restart",
+            target,
+            origin,
+            reply,
+            front,
+            subject=plan.subject,
+            plan=pinned,
+            lines=lines,
+            approval=approval,
+        ):
             return None
-        # An approval gate for restart (the catalog's `approval.for`) belongs here, before the claim.
         record = self.new_record("restart", target, origin, plan.subject)
         record.previous_task_definition = plan.services[0][2]
         record.channel = plan.env.channel or origin.channel
         reporter = await self._claim_and_open(record, origin, reply, front)
+        if approval is not None:
+            await self._approved_and_started(front, approval, record, reporter)
         if reporter is None:
             return None
         await reply(text(f"Restarting {target} ", code(plan.subject), ": ", record.permalink or ""))

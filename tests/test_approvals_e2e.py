@@ -269,3 +269,37 @@ async def test_an_auto_deploy_to_an_environment_with_approval_posts_a_card_inste
 async def _placed(bot: Tugboat, approval_id: str, ts: str) -> Approval | None:
     stored = await bot.store.get_approval(approval_id)
     return stored if stored is not None and stored.ts == ts else None
+
+
+async def test_scale_and_restart_need_approval_when_for_names_them(
+    world: SandboxWorld, fake: FakeSlack, tmp_path: Path
+) -> None:
+    fake.set_usergroup("S0SRE", [SRE])
+    catalog = approval_catalog("{required: 1, groups: [S0SRE], for: [scale, restart]}")
+    async with running(fake, catalog, tmp_path / "remedies.db"):
+        fake.slash_command("/ecs-scale", "api production 3", user=ADMIN, channel="C0DEPLOY")
+        card = await card_in(fake)
+        assert "Scale `api` from 2 to 3 tasks." in card.flat
+        assert service(world, "production", "api")["desiredCount"] == 2
+        fake.click("C0PROD", card.ts, APPROVE_ACTION, user=SRE)
+        await card_saying(fake, card, "Approved by <@U0SRE1>")
+        await wait_for(lambda: service(world, "production", "api")["runningCount"] == 3, timeout=30)
+
+        before = service(world, "production", "api")["deployments"][0]["id"]
+        fake.slash_command("/ecs-restart", "api production", user=ADMIN, channel="C0DEPLOY")
+        restart = await wait_for(
+            lambda: (found := cards(fake, "C0PROD"))[1:] and found[1], what="the restart's approval card"
+        )
+        assert "a new deployment of the revision it runs now" in restart.flat
+        assert service(world, "production", "api")["deployments"][0]["id"] == before
+        fake.click("C0PROD", restart.ts, APPROVE_ACTION, user=SRE)
+        await card_saying(fake, restart, "Approved by <@U0SRE1>")
+        done = await wait_for(
+            lambda: (
+                (t := [m for m in threads(fake) if "Restart" in m.flat and "*Succeeded*" in m.flat]) and t[0]
+            ),
+            timeout=40,
+            what="the approved restart's thread",
+        )
+        assert "<@U0ADMIN>" in done.flat
+        assert service(world, "production", "api")["taskDefinition"].endswith("api-production:1")
