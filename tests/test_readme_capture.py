@@ -85,16 +85,38 @@ def captured() -> list[str]:
     return lines[1:]
 
 
+def segments(lines: list[str]) -> list[tuple[str, list[str]]]:
+    """The lines after each command, up to the next: one command's story each."""
+    found: list[tuple[str, list[str]]] = []
+    for line in lines:
+        if line.startswith("$ "):
+            found.append((line, []))
+        elif found and CHECKED.match(line):
+            found[-1][1].append(line)
+    return found
+
+
 def test_the_readme_capture_is_what_the_tour_prints() -> None:
-    ran = [shape(line) for line in stable(run_tour())]
+    """Each command's thread replies come in the README's order; its final states appear.
+
+    A parent's final edit and its thread's last reply may land either way round, so final
+    states are looked for anywhere in their command's story, replies in order.
+    """
+    ran = segments([shape(line) for line in stable(run_tour())])
+    wanted = segments([shape(line) for line in captured()])
+    assert [command for command, _ in ran] == [command for command, _ in wanted], "the tour's commands"
     missing = []
-    at = 0
-    for line in (line for line in captured() if CHECKED.match(line)):
-        want = shape(line)
-        try:
-            at = ran.index(want, at) + 1
-        except ValueError:
-            missing.append(line)
+    for (command, got), (_, want) in zip(ran, wanted, strict=True):
+        at = 0
+        for line in want:
+            if not line.startswith("   │ "):
+                if line not in got:
+                    missing.append(f"{command}: {line}")
+                continue
+            try:
+                at = got.index(line, at) + 1
+            except ValueError:
+                missing.append(f"{command}: {line}")
     assert not missing, "README capture lines the tour no longer prints (in this order):\n" + "\n".join(
         missing[:10]
     )
