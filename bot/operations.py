@@ -193,6 +193,21 @@ class Operations:
         await reply(why)
         await self.lifecycle.audit.write(origin, what, target, text("refused: ", why))
 
+    async def refuse_approved(
+        self,
+        reply: Reply,
+        origin: Origin,
+        what: str,
+        target: Target,
+        why: Text,
+        front: Front,
+        approval: Approval | None,
+    ) -> None:
+        """`refuse`, and when an approved request was being run, its card says it did not run."""
+        if approval is not None:
+            await self.settle_approval(front, approval, text("not run: ", why))
+        await self.refuse(reply, origin, what, target, why)
+
     # -- deploy ----------------------------------------------------------------------------
 
     async def deploy(
@@ -637,9 +652,7 @@ class Operations:
         rights = None if approval is not None else await self.authorize(target, origin)
         refusal = rights or (await self.lifecycle.obstacle(target))[0]
         if refusal is not None:
-            if approval is not None:
-                await self.settle_approval(front, approval, text("not run: ", refusal))
-            await self.refuse(reply, origin, "rollback", target, refusal)
+            await self.refuse_approved(reply, origin, "rollback", target, refusal, front, approval)
             return None
         history = await self.lifecycle.store.history(target.app, target.env, 50)
         try:
@@ -653,17 +666,14 @@ class Operations:
             )
         except (rollback_action.RollbackRefused, AwsError) as exc:
             why = text(f"Not rolling back {target}: {exc}")
-            if approval is not None:
-                await self.settle_approval(front, approval, text("not run: ", why))
-            await self.refuse(reply, origin, "rollback", target, why)
+            await self.refuse_approved(reply, origin, "rollback", target, why, front, approval)
             return None
         if approval is not None and plan.current_task_definition != approval.plan.get("replaces"):
             why = text(
                 f"Not rolling back {target}: the target changed since the card was posted (it now runs",
                 f" revision {revision_of(plan.current_task_definition)}). Nothing ran; ask again.",
             )
-            await self.settle_approval(front, approval, text("not run: ", why))
-            await self.refuse(reply, origin, "rollback", target, why)
+            await self.refuse_approved(reply, origin, "rollback", target, why, front, approval)
             return None
         pinned: dict[str, object] = {"to": plan.task_definition, "replaces": plan.current_task_definition}
         if await self.held_for_approval(
@@ -731,8 +741,7 @@ class Operations:
                 f"Not running {subject} on {target}: the service changed since the card was posted",
                 f" (it now runs revision {revision_of(plan.task_definition)}). Nothing ran; ask again.",
             )
-            await self.settle_approval(front, approval, text("not run: ", why))
-            await self.refuse(reply, origin, "run-task", target, why)
+            await self.refuse_approved(reply, origin, "run-task", target, why, front, approval)
             return None
         pinned: dict[str, object] = {
             "task": request.task,
@@ -805,9 +814,7 @@ class Operations:
                 f" {approval.plan.get('previous')} as the card showed. Nothing changed; ask again."
             )
         if refusal is not None:
-            if approval is not None:
-                await self.settle_approval(front, approval, text("not run: ", refusal))
-            await self.refuse(reply, origin, "scale", target, refusal)
+            await self.refuse_approved(reply, origin, "scale", target, refusal, front, approval)
             return None
         pinned: dict[str, object] = {
             "service": plan.service,
@@ -868,9 +875,7 @@ class Operations:
                 " Nothing changed; ask again."
             )
         if refusal is not None:
-            if approval is not None:
-                await self.settle_approval(front, approval, text("not run: ", refusal))
-            await self.refuse(reply, origin, "restart", target, refusal)
+            await self.refuse_approved(reply, origin, "restart", target, refusal, front, approval)
             return None
         pinned: dict[str, object] = {"service": request.service, "running": running}
         lines = [text("Restart ", code(plan.subject), ": a new deployment of the revision it runs now.")]

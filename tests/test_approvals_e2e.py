@@ -44,7 +44,8 @@ def cards(fake: FakeSlack, channel: str) -> list[Message]:
 
 async def card_in(fake: FakeSlack, channel: str = "C0PROD", index: int = -1) -> Message:
     return await wait_for(
-        lambda: (found := cards(fake, channel)) and found[index], what=f"an approval card in {channel}"
+        lambda: len(found := cards(fake, channel)) > (index if index >= 0 else -index - 1) and found[index],
+        what=f"an approval card in {channel}",
     )
 
 
@@ -287,9 +288,7 @@ async def test_scale_and_restart_need_approval_when_for_names_them(
 
         before = service(world, "production", "api")["deployments"][0]["id"]
         fake.slash_command("/ecs-restart", "api production", user=ADMIN, channel="C0DEPLOY")
-        restart = await wait_for(
-            lambda: (found := cards(fake, "C0PROD"))[1:] and found[1], what="the restart's approval card"
-        )
+        restart = await card_in(fake, index=1)
         assert "a new deployment of the revision it runs now" in restart.flat
         assert service(world, "production", "api")["deployments"][0]["id"] == before
         fake.click("C0PROD", restart.ts, APPROVE_ACTION, user=SRE)

@@ -6,8 +6,6 @@ the fake Slack.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from bot.domain.catalog import load_catalog
@@ -16,6 +14,7 @@ from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
 from tests.slackview import deployed, final_parent, parents
 from tests.test_cli import cli_env, tugboat
+from tests.test_readme_capture import replay
 
 SCRIPT = """\
 /deploy api staging v2
@@ -30,15 +29,7 @@ SCRIPT = """\
 def sandbox(tmp_path: Path, script: str) -> str:
     path = tmp_path / "scenario.sandbox"
     path.write_text(script)
-    done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "sandbox", "--script", str(path), "--rollout-seconds", "1"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    return replay(path, 1)
 
 
 def test_the_sandbox_lets_you_be_someone_else_and_press_buttons(tmp_path: Path) -> None:

@@ -39,9 +39,11 @@ SHAPES = (
 )
 
 
-def run_tour() -> str:
+def replay(script: Path, rollout_seconds: float) -> str:
+    """What `tugboat sandbox --script` prints for `script`; it must exit 0."""
+    command = ["sandbox", "--script", str(script), "--rollout-seconds", str(rollout_seconds)]
     done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "sandbox", "--script", str(TOUR), "--rollout-seconds", "2"],
+        [sys.executable, "-m", "bot.cli", *command],
         capture_output=True,
         text=True,
         timeout=240,
@@ -50,6 +52,10 @@ def run_tour() -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+def run_tour() -> str:
+    return replay(TOUR, 2)
 
 
 def stable(output: str) -> list[str]:

@@ -7,6 +7,7 @@ changed. Leaving a field out would silently reset it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import functools
@@ -42,7 +43,7 @@ class EventBridgeSchedules:
     async def point(self, task: ScheduledTask, task_definition: str) -> None:
         ref = task.ref
         if ref.kind == "scheduler":
-            fields = _update_schedule_fields()
+            fields = await asyncio.to_thread(_update_schedule_fields)  # reads a model file once
             sent = {k: copy.deepcopy(v) for k, v in task.raw.items() if k in fields and v is not None}
             sent["Target"]["EcsParameters"]["TaskDefinitionArn"] = task_definition
             with _missing(ref):

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot import logs
-from bot.catalog_source import read_catalog
+from bot.aws.ecs import EcsGateway
+from bot.catalog_source import fetch_catalog, read_catalog
+from bot.catalog_source import region as aws_region
 from bot.cli.check import run_check
 from bot.cli.twins import TWINS, run_verb
 from bot.domain.catalog import CatalogError
@@ -99,10 +101,8 @@ def _init(args: argparse.Namespace) -> int:
     from bot.cli.init import run_init
 
     def run() -> int:
-        region = (
-            args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        )
-        return run_init(args.cluster, args.service, region, args.output, force=args.force)
+        where = args.region or aws_region()
+        return run_init(args.cluster, args.service, where, args.output, force=args.force)
 
     if args.sandbox:
         from bot.sandbox.terminal import in_sandbox_world
@@ -203,9 +203,6 @@ async def first_of(*events: asyncio.Event) -> None:
 
 async def catalog_changed(source: str, running: object, bot: object) -> bool:
     """SIGHUP: read the catalog again. A catalog that does not load changes nothing (logged)."""
-    from bot.aws.ecs import EcsGateway
-    from bot.catalog_source import fetch_catalog
-
     gateway = EcsGateway(budget_s=10.0)
     try:
         fresh = await fetch_catalog(source, gateway)
