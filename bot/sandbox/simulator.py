@@ -13,17 +13,35 @@ import json
 import logging
 import math
 import random
+import string
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from moto.backends import get_backend
 from moto.ecs import models as _ecs_models
+from moto.ecs.exceptions import InvalidParameterException
 from moto.logs import models as _logs_models
+
+from bot.sandbox.service_deployments import (
+    STAGE_MINUTES,
+    STOPPABLE,
+    TIMEOUT_ACTION,
+    TIMEOUT_MINUTES,
+    Hook,
+    ServiceDeployment,
+    ServiceDeploymentError,
+    ServiceRevision,
+    Shares,
+    Step,
+    hook_error,
+    plan,
+    uses_strategy,
+)
 
 __all__ = ["EventSink", "PublishedEvent", "RolloutSimulator", "TaskScript", "UnstartableRule"]
 
@@ -45,6 +63,8 @@ _EVENTS_KEPT = 100
 _PUBLISHED_KEPT = 5000
 _STOPPED_TASK_TTL = 3600.0
 _FAILED_REASON = "Essential container in task exited"
+_BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start."
+_ID_LETTERS = string.ascii_letters + string.digits
 _CANNOT_START = "CannotStartContainerError: exec /app/server: exec format error"
 _MIGRATION_LINES = (
     "I, [2026-11-01T12:00:00.000000 #1]  INFO -- : Migrating to CreateWidgets (20261101120000)",
@@ -182,6 +202,15 @@ def _broken(tag: str, _container: str | None = None) -> bool:
     return tag.startswith("broken")
 
 
+def _breaker_threshold(svc: _Service) -> int:
+    """Failed tasks that trip ECS's circuit breaker: half the desired count, within [3, 200]."""
+    return max(3, min(200, math.ceil(0.5 * int(svc.desired_count))))
+
+
+def _key(svc: _Service) -> str:
+    return f"{svc.cluster_name}:{svc.name}"
+
+
 class RolloutSimulator:
     """Background ticker that gives moto's ECS rolling deployments, circuit breakers and tasks."""
 
@@ -193,6 +222,7 @@ class RolloutSimulator:
         rollout_seconds: float = 2.0,
         tick: float = 0.1,
         task_seconds: float = 1.0,
+        minute_seconds: float = 6.0,
         seed: int | None = None,
     ) -> None:
         self.account_id = account_id
@@ -200,6 +230,8 @@ class RolloutSimulator:
         self.rollout_seconds = rollout_seconds
         self.tick = tick
         self.task_seconds = task_seconds
+        self.minute_seconds = minute_seconds
+        """Seconds per ECS minute, for service deployments' bake times, steps and hook timeouts."""
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -218,6 +250,9 @@ class RolloutSimulator:
         self._sink: EventSink | None = None
         self._outbox: list[dict[str, Any]] = []  # PutEvents entries not yet sent, under the lock
         self._published: list[PublishedEvent] = []
+        self._service_deployments: dict[str, ServiceDeployment] = {}  # by ARN, oldest first
+        self._latest: dict[str, ServiceDeployment] = {}  # each service's newest, by cluster:service
+        self._revisions: dict[str, ServiceRevision] = {}  # by ARN
 
     # -- public controls -------------------------------------------------------------------
 
@@ -234,6 +269,7 @@ class RolloutSimulator:
             self._completed.clear()
             self._oneoffs.clear()
             self._stops.clear()
+            self._forget_service_deployments()
             self._backend()
         self._thread = threading.Thread(target=self._run, name="rollout-simulator", daemon=True)
         self._thread.start()
@@ -255,6 +291,7 @@ class RolloutSimulator:
         rollout_seconds: float,
         tick: float,
         task_seconds: float,
+        minute_seconds: float = 6.0,
         seed: int | None = None,
         wipe: Callable[[], None] | None = None,
     ) -> None:
@@ -270,6 +307,7 @@ class RolloutSimulator:
             self.rollout_seconds = rollout_seconds
             self.tick = tick
             self.task_seconds = task_seconds
+            self.minute_seconds = minute_seconds
             self._rng = random.Random(seed)
             self._paused_at = None
             self._services.clear()
@@ -278,6 +316,7 @@ class RolloutSimulator:
             self._oneoffs.clear()
             self._stops.clear()
             self._scripts.clear()
+            self._forget_service_deployments()
             self._unstartable = [_broken]
             self._sink = None
             self._outbox = []
@@ -306,6 +345,12 @@ class RolloutSimulator:
                 if job.running_since is not None:
                     job.running_since += delta
             self._stops = {arn: (c, due + delta) for arn, (c, due) in self._stops.items()}
+            for deployment in self._service_deployments.values():
+                if deployment.due is not None:
+                    deployment.due += delta
+                for hook in deployment.awaiting:
+                    hook.deadline = hook.deadline + delta if hook.deadline is not None else None
+                    hook.expires_at = hook.expires_at + timedelta(seconds=delta) if hook.expires_at else None
 
     def wait_idle(self, timeout: float) -> bool:
         """True once a tick finds nothing in progress (hanging tasks excepted)."""
@@ -317,6 +362,90 @@ class RolloutSimulator:
         """``time.monotonic()`` when the simulator marked that deployment COMPLETED."""
         with self._lock:
             return self._completed.get((cluster, service, deployment_id))
+
+    # -- service deployments, as ECS's API answers about them ------------------------------
+
+    def service_deployments(self, arns: list[str]) -> list[dict[str, Any]]:
+        """DescribeServiceDeployments' answers for the ARNs the world knows, in the order asked."""
+        with self._lock:
+            b = self._backend()
+            known = [self._service_deployments.get(arn) for arn in dict.fromkeys(arns)]
+            answers = []
+            for deployment in known:
+                if deployment is not None:
+                    self._count_shares(b, deployment)
+                    answers.append(deployment.describe())
+            return answers
+
+    def service_deployment_briefs(self, cluster: str, service: str) -> list[dict[str, Any]]:
+        """ListServiceDeployments' briefs for one service, newest first (ECS's not-found errors)."""
+        cluster_name, service_name = cluster.rsplit("/", 1)[-1], service.rsplit("/", 1)[-1]
+        with self._lock:
+            b = self._backend()
+            if cluster_name not in b.clusters:
+                raise ServiceDeploymentError("ClusterNotFoundException", "Cluster not found.")
+            key = f"{cluster_name}:{service_name}"
+            if key not in b.services:
+                raise ServiceDeploymentError("ServiceNotFoundException", "Service not found.")
+            mine = [d for d in self._service_deployments.values() if d.key == key]
+            return [d.brief() for d in reversed(mine)]
+
+    def continue_service_deployment(self, arn: str, hook_id: str, action: str) -> None:
+        """Answer a PAUSE hook that awaits action: CONTINUE goes on, ROLLBACK goes back."""
+        with self._lock:
+            deployment, svc = self._known(arn)
+            hook = deployment.hook(hook_id)
+            if hook is None:
+                raise ServiceDeploymentError(
+                    "InvalidParameterException", f"The service deployment has no lifecycle hook {hook_id}."
+                )
+            if hook.status != "AWAITING_ACTION" or deployment.status != "IN_PROGRESS":
+                raise ServiceDeploymentError(
+                    "InvalidParameterException",
+                    f"The lifecycle hook {hook_id} is {hook.status}, not AWAITING_ACTION "
+                    f"(the service deployment is {deployment.status}): there is nothing to answer.",
+                )
+            if action == "ROLLBACK":
+                self._end_hook(deployment, hook, "FAILED")
+                reason = f"Rollback requested at the lifecycle hook {hook_id} ({hook.stage})."
+                self._request_rollback(svc, deployment, reason)
+                return
+            self._end_hook(deployment, hook, "SUCCEEDED")
+            step = deployment.current
+            if not deployment.awaiting and step is not None:
+                deployment.due = time.monotonic() + self._dwell(step)
+
+    def stop_service_deployment(self, arn: str, stop_type: str) -> None:
+        """ROLLBACK goes back to the revision that served production; ABORT stops where it is."""
+        with self._lock:
+            deployment, svc = self._known(arn)
+            if not deployment.ongoing:
+                raise ServiceDeploymentError(
+                    "ConflictException",
+                    f"The service deployment is {deployment.status}: only an ongoing one can be stopped.",
+                )
+            if deployment.status not in STOPPABLE:
+                return  # already stopping or rolling back: ECS carries on
+            if stop_type == "ROLLBACK":
+                self._request_rollback(svc, deployment, "StopServiceDeployment requested a rollback.")
+                return
+            for hook in deployment.awaiting:
+                self._end_hook(deployment, hook, "FAILED")
+            deployment.status = "STOP_REQUESTED"
+            deployment.status_reason = "StopServiceDeployment requested a stop."
+            deployment.updated_at = _now()
+            deployment.due = time.monotonic() + self._seconds(STAGE_MINUTES)
+
+    def service_revisions(self, arns: list[str]) -> list[dict[str, Any]]:
+        """DescribeServiceRevisions' answers for the revisions of service deployments."""
+        with self._lock:
+            return [self._revisions[arn].describe() for arn in dict.fromkeys(arns) if arn in self._revisions]
+
+    def lifecycle_stages(self, arn: str) -> list[str]:
+        """Every lifecycle stage a service deployment has entered, in order: some last a moment."""
+        with self._lock:
+            deployment = self._service_deployments.get(arn)
+            return list(deployment.stages) if deployment is not None else []
 
     def publish_events(self, sink: EventSink | None) -> None:
         """Publish ECS's events (deployment, service action, task state) to `sink`; None: stop.
@@ -463,11 +592,15 @@ class RolloutSimulator:
         self._services.clear()
 
     def _update_service(self, b: _Backend, original: Callable[..., Any], properties: dict[str, Any]) -> Any:
-        """Real ECS creates the new PRIMARY deployment before UpdateService returns."""
+        """Real ECS creates the new PRIMARY deployment (and for a service with a deployment
+        strategy, its service deployment) before UpdateService returns."""
         cluster = properties.get("cluster") or "default"
         name = str(properties.get("service") or "").rsplit("/", 1)[-1]
         requested = properties.get("task_definition")
         force = bool(properties.get("force_new_deployment"))
+        refused = hook_error(properties.get("deployment_configuration"))
+        if refused is not None:
+            raise InvalidParameterException(refused)
         with self._lock:
             try:
                 svc = b._get_service(cluster, name)
@@ -490,6 +623,8 @@ class RolloutSimulator:
                 self._deployment_event(svc, deployment, "SERVICE_DEPLOYMENT_IN_PROGRESS")
                 state.steady = False
                 state.last_action = time.monotonic()
+                if uses_strategy(getattr(svc, "deployment_configuration", None)):
+                    self._begin_service_deployment(b, svc, deployment, before)
             else:
                 svc.deployments = [
                     {**primary, "desiredCount": svc.desired_count, "updatedAt": now},
@@ -565,7 +700,7 @@ class RolloutSimulator:
     # -- services --------------------------------------------------------------------------
 
     def _state(self, svc: _Service) -> _ServiceState:
-        key = f"{svc.cluster_name}:{svc.name}"
+        key = _key(svc)
         state = self._services.get(key)
         if state is None:
             state = self._services[key] = _ServiceState(last_action=time.monotonic())
@@ -579,6 +714,12 @@ class RolloutSimulator:
             return self._drain_deleted(b, svc, index)
         if not svc.deployments:
             return False
+        ongoing = self._ongoing(svc)
+        if ongoing is not None:
+            scheduling, busy = self._drive(b, svc, ongoing, now)
+            self._sync_counts(b, svc)
+            if not scheduling:
+                return busy
         state = self._state(svc)
         interval = self._interval(svc)
         acted = False
@@ -655,6 +796,7 @@ class RolloutSimulator:
         self._event(svc, "has reached a steady state.")
         self._service_action(svc, "SERVICE_STEADY_STATE")
         state.steady = True
+        self._scheduler_done(svc)
 
     def _fail_service_task(self, b: _Backend, svc: _Service, primary: _Deployment, task: _Task) -> None:
         """A task that cannot start: count it, and let the circuit breaker judge."""
@@ -665,13 +807,12 @@ class RolloutSimulator:
         svc.deployments = [primary, *svc.deployments[1:]]
         config = getattr(svc, "deployment_configuration", None) or {}
         breaker = config.get("deploymentCircuitBreaker") or {}
-        threshold = max(3, min(200, math.ceil(0.5 * int(svc.desired_count))))
-        if not breaker.get("enable") or failed < threshold:
+        if not breaker.get("enable") or failed < _breaker_threshold(svc):
             return
         failed_dep = {
             **primary,
             "rolloutState": "FAILED",
-            "rolloutStateReason": "ECS deployment circuit breaker: tasks failed to start.",
+            "rolloutStateReason": _BREAKER_REASON,
             "updatedAt": _now(),
         }
         self._event(svc, f"(deployment {primary['id']}) deployment failed: tasks failed to start.")
@@ -728,6 +869,388 @@ class RolloutSimulator:
             "message": f"(service {svc.name}) {text}",
         }
         svc.events = [event, *svc.events][:_EVENTS_KEPT]
+
+    # -- service deployments (blue/green, linear, canary) ----------------------------------
+
+    def _forget_service_deployments(self) -> None:
+        self._service_deployments.clear()
+        self._latest.clear()
+        self._revisions.clear()
+
+    def _seconds(self, minutes: float) -> float:
+        return minutes * self.minute_seconds
+
+    def _dwell(self, step: Step) -> float:
+        """How long a stage lasts once entered (and once no pause holds it)."""
+        return self._seconds((STAGE_MINUTES if step.moment else 0.0) + step.bake_minutes)
+
+    def _ongoing(self, svc: _Service) -> ServiceDeployment | None:
+        deployment = self._latest.get(_key(svc))
+        return deployment if deployment is not None and deployment.ongoing else None
+
+    def _known(self, arn: str) -> tuple[ServiceDeployment, _Service]:
+        deployment = self._service_deployments.get(arn)
+        svc = self._backend().services.get(deployment.key) if deployment is not None else None
+        if deployment is None or svc is None:
+            raise ServiceDeploymentError(
+                "ServiceDeploymentNotFoundException", f"The service deployment {arn} does not exist."
+            )
+        return deployment, svc
+
+    def _random_id(self, length: int) -> str:
+        return "".join(self._rng.choice(_ID_LETTERS) for _ in range(length))
+
+    def _revision(self, svc: _Service, deployment: _Deployment) -> ServiceRevision:
+        """The service revision of an ECS deployment; its id is the deployment id's number."""
+        number = str(deployment["id"]).rsplit("/", 1)[-1]
+        arn = self._ecs_arn("service-revision", svc.cluster_name, svc.name, number)
+        revision = self._revisions.get(arn)
+        if revision is None:
+            created = deployment.get("createdAt")
+            revision = self._revisions[arn] = ServiceRevision(
+                arn=arn,
+                service_arn=str(svc.arn),
+                cluster_arn=self._cluster_arn(svc.cluster_name),
+                task_definition=str(deployment["taskDefinition"]),
+                launch_type=deployment.get("launchType") or svc.launch_type,
+                platform_version=deployment.get("platformVersion"),
+                network_configuration=deployment.get("networkConfiguration") or svc.network_configuration,
+                created_at=created if isinstance(created, datetime) and created.tzinfo else _now(),
+            )
+        return revision
+
+    def _begin_service_deployment(
+        self, b: _Backend, svc: _Service, deployment: _Deployment, before: list[_Deployment]
+    ) -> None:
+        """UpdateService of a service with a strategy: a service deployment takes the new ECS
+        deployment through the lifecycle stages, and the scheduler waits until CLEAN_UP.
+
+        One still going is stopped, and its revisions become the new one's sources."""
+        key, now = _key(svc), _now()
+        previous = self._latest.get(key)
+        live = {d["id"] for d in before}
+        production = {s.deployment_id: s.production_weight for s in previous.shares} if previous else {}
+        test = {s.deployment_id: s.test_weight for s in previous.shares} if previous else {}
+        if not any(production.get(i) for i in live):  # no record of the traffic: the PRIMARY had it all
+            production = test = {before[0]["id"]: 100.0}
+        sources = [
+            Shares(
+                revision=self._revision(svc, dep),
+                deployment_id=dep["id"],
+                requested=len(self._live_tasks(b, svc, dep["id"])),
+                test_weight=test.get(dep["id"], 0.0),
+                production_weight=production.get(dep["id"], 0.0),
+                served=production.get(dep["id"], 0.0),
+            )
+            for dep in before
+            if dep is before[0] or production.get(dep["id"]) or self._live_tasks(b, svc, dep["id"])
+        ]
+        configuration = json.loads(json.dumps(svc.deployment_configuration))
+        breaker = configuration.get("deploymentCircuitBreaker") or {}
+        cluster = svc.cluster_name
+        record = ServiceDeployment(
+            arn=self._ecs_arn("service-deployment", cluster, svc.name, self._random_id(22)),
+            service_arn=str(svc.arn),
+            cluster_arn=self._cluster_arn(cluster),
+            key=key,
+            configuration=configuration,
+            sources=sources,
+            target=Shares(self._revision(svc, deployment), deployment["id"]),
+            steps=plan(configuration, reconcile=len(sources) > 1),
+            created_at=now,
+            updated_at=now,
+            threshold=_breaker_threshold(svc),
+            breaker=bool(breaker.get("enable")),
+            due=time.monotonic() + self._seconds(STAGE_MINUTES),
+        )
+        if previous is not None and previous.ongoing:
+            self._halt(svc, previous, f"Service deployment {record.arn} replaced it.", fail_target=False)
+        self._service_deployments[record.arn] = record
+        self._latest[key] = record
+        svc.current_service_deployment = record.arn
+
+    def _drive(
+        self, b: _Backend, svc: _Service, deployment: ServiceDeployment, now: float
+    ) -> tuple[bool, bool]:
+        """Move a service deployment on: (whether the scheduler may act on the service, busy).
+
+        The scheduler drains the old revision at CLEAN_UP and the new one in a rollback; a
+        pause awaiting a person is not busy, as a hanging task is not."""
+        for _ in range(2 * len(deployment.steps) + 4):
+            status = deployment.status
+            waiting = deployment.due is not None and now < deployment.due
+            if status == "PENDING":
+                if waiting:
+                    return False, True
+                deployment.status, deployment.started_at = "IN_PROGRESS", _now()
+                self._enter_step(svc, deployment, 0, now)
+            elif status == "STOP_REQUESTED":
+                if not waiting:
+                    self._halt(svc, deployment, deployment.status_reason, fail_target=True)
+                return False, deployment.ongoing
+            elif status == "ROLLBACK_REQUESTED":
+                if waiting:
+                    return False, True
+                self._roll_back(b, svc, deployment)
+                return True, True
+            elif status == "ROLLBACK_IN_PROGRESS":
+                return True, True
+            elif status != "IN_PROGRESS":
+                return False, False
+            elif deployment.awaiting:
+                self._time_out_hooks(svc, deployment, now)
+                if deployment.awaiting:
+                    return False, False
+            else:
+                step = deployment.current
+                if step is None:
+                    return False, False
+                if step.stage == "SCALE_UP" and not self._scaled_up(b, svc, deployment, now):
+                    return False, True
+                if deployment.due is not None and now < deployment.due:
+                    return False, True
+                if step.stage == "CLEAN_UP":
+                    return True, True  # the scheduler stops the old tasks; _complete then ends it
+                self._enter_step(svc, deployment, deployment.step + 1, now)
+        return False, True
+
+    def _enter_step(self, svc: _Service, deployment: ServiceDeployment, index: int, now: float) -> None:
+        """Show the next stage, do what it does, and run the hooks configured there."""
+        step = deployment.enter(index, _now())
+        if step.stage == "SCALE_UP":
+            deployment.target.requested = int(svc.desired_count)
+        elif step.stage == "TEST_TRAFFIC_SHIFT":
+            deployment.shift_test_traffic()
+        elif step.stage == "PRODUCTION_TRAFFIC_SHIFT" and step.production_weight is not None:
+            deployment.shift_production_traffic(step.production_weight)
+        deployment.due = now + self._dwell(step)
+        for configured in deployment.configuration.get("lifecycleHooks") or []:
+            if step.stage in (configured.get("lifecycleStages") or []):
+                self._run_hook(deployment, configured, step.stage, now)
+        if deployment.awaiting:
+            deployment.due = None
+
+    def _run_hook(
+        self, deployment: ServiceDeployment, configured: dict[str, Any], stage: str, now: float
+    ) -> None:
+        """A PAUSE waits for ContinueServiceDeployment or its timeout; a Lambda hook succeeds at
+        once (no Lambda runs in the sandbox)."""
+        target_type = str(configured.get("targetType") or "AWS_LAMBDA")
+        if target_type != "PAUSE":
+            hook_id = f"ecs-hook-{self._random_id(43)}"
+            target = configured.get("hookTargetArn")
+            deployment.hooks.append(Hook(hook_id, target_type, stage, "SUCCEEDED", target_arn=target))
+            return
+        timeout = configured.get("timeoutConfiguration") or {}
+        seconds = self._seconds(float(timeout.get("timeoutInMinutes") or TIMEOUT_MINUTES))
+        hook = Hook(
+            hook_id=f"ecs-pause-{self._random_id(43)}",
+            target_type=target_type,
+            stage=stage,
+            status="AWAITING_ACTION",
+            timeout_action=str(timeout.get("action") or TIMEOUT_ACTION),
+            expires_at=_now() + timedelta(seconds=seconds),
+            deadline=now + seconds,
+        )
+        deployment.hooks.append(hook)
+        self._hook_event(deployment, hook, "HOOK_AWAITING_ACTION")
+
+    def _end_hook(self, deployment: ServiceDeployment, hook: Hook, status: str) -> None:
+        hook.status = status
+        deployment.updated_at = _now()
+        self._hook_event(deployment, hook, f"HOOK_{status}")
+
+    def _time_out_hooks(self, svc: _Service, deployment: ServiceDeployment, now: float) -> None:
+        """At expiresAt a pause is TIMED_OUT and its timeoutAction applies."""
+        for hook in deployment.awaiting:
+            if hook.deadline is None or now < hook.deadline:
+                continue
+            self._end_hook(deployment, hook, "TIMED_OUT")
+            if hook.timeout_action != "CONTINUE":
+                self._request_rollback(svc, deployment, f"The lifecycle hook {hook.hook_id} timed out.")
+                return
+        step = deployment.current
+        if not deployment.awaiting and step is not None and deployment.due is None:
+            deployment.due = now + self._dwell(step)
+
+    def _scaled_up(self, b: _Backend, svc: _Service, deployment: ServiceDeployment, now: float) -> bool:
+        """SCALE_UP, one action per stage moment: start (or fail) the new revision's pending
+        tasks, then launch the missing ones. True once all of them run."""
+        target = self._ecs_deployment(svc, deployment.target.deployment_id)
+        if target is None:
+            return True
+        tasks = self._live_tasks(b, svc, target["id"])
+        if len(tasks) >= int(svc.desired_count) and all(t.last_status == "RUNNING" for t in tasks):
+            return True
+        if deployment.due is not None and now < deployment.due:
+            return False
+        deployment.due = now + self._seconds(STAGE_MINUTES)
+        for task in tasks:
+            if task.last_status == "RUNNING":
+                continue
+            if self._cannot_start(b, task):
+                self._fail_target_task(b, svc, deployment, task)
+                if deployment.status != "IN_PROGRESS":
+                    return False
+            else:
+                self._start_containers(task)
+        missing = int(svc.desired_count) - len(self._live_tasks(b, svc, target["id"]))
+        started = [self._new_service_task(b, svc, target, running=False) for _ in range(missing)]
+        if started:
+            ids = " ".join(f"(task {_task_id(t)})" for t in started)
+            self._event(svc, f"has started {len(started)} tasks: {ids}.")
+        return False
+
+    def _fail_target_task(
+        self, b: _Backend, svc: _Service, deployment: ServiceDeployment, task: _Task
+    ) -> None:
+        """A new task that cannot start; at the threshold the circuit breaker ends the deployment."""
+        self._stop_failed(task)
+        self._event(svc, f"has stopped 1 running tasks: (task {_task_id(task)}).")
+        deployment.failures += 1
+        target = self._ecs_deployment(svc, deployment.target.deployment_id)
+        if target is None:
+            return
+        target = {**target, "failedTasks": int(target.get("failedTasks") or 0) + 1, "updatedAt": _now()}
+        self._replace_ecs_deployment(svc, target)
+        if not deployment.breaker or deployment.failures < deployment.threshold:
+            return
+        failed = {**target, "rolloutState": "FAILED", "rolloutStateReason": _BREAKER_REASON}
+        self._replace_ecs_deployment(svc, failed)
+        self._event(svc, f"(deployment {target['id']}) deployment failed: tasks failed to start.")
+        self._deployment_event(svc, failed, "SERVICE_DEPLOYMENT_FAILED")
+        for leftover in self._live_tasks(b, svc, target["id"]):
+            self._stop_service_task(leftover, "Deployment failed: circuit breaker")
+        if (deployment.configuration.get("deploymentCircuitBreaker") or {}).get("rollback"):
+            self._request_rollback(svc, deployment, _BREAKER_REASON)
+        else:
+            self._halt(svc, deployment, _BREAKER_REASON, fail_target=False)
+
+    def _request_rollback(self, svc: _Service, deployment: ServiceDeployment, reason: str) -> None:
+        for hook in deployment.awaiting:
+            self._end_hook(deployment, hook, "FAILED")
+        deployment.request_rollback(reason, _now())
+        deployment.due = time.monotonic() + self._seconds(STAGE_MINUTES)
+
+    def _roll_back(self, b: _Backend, svc: _Service, deployment: ServiceDeployment) -> None:
+        """ROLLBACK_IN_PROGRESS: traffic back on the revision that served production, which is
+        PRIMARY again; the scheduler stops the others' tasks, and _complete ends the rollback."""
+        back = deployment.rollback_to
+        deployment.return_traffic()
+        for share in deployment.shares:
+            share.requested = int(svc.desired_count) if share is back else 0
+        stamp = _now()
+        source = self._ecs_deployment(svc, back.deployment_id)
+        if source is None:  # its ECS deployment is gone: start one on its task definition
+            source = self._new_deployment(svc, svc.deployments[0], back.revision.task_definition)
+            back.deployment_id = source["id"]
+        reason = f"Service deployment rollback to deploymentId {source['id']}: {deployment.status_reason}"
+        revived = {
+            **source,
+            "status": "PRIMARY",
+            "desiredCount": svc.desired_count,
+            "rolloutState": "IN_PROGRESS",
+            "rolloutStateReason": f"ECS deployment {source['id']} in progress.",
+            "updatedAt": stamp,
+        }
+        others = []
+        for dep in svc.deployments:
+            if dep["id"] == source["id"]:
+                continue
+            if dep["id"] == deployment.target.deployment_id and dep.get("rolloutState") != "FAILED":
+                dep = {**dep, "rolloutState": "FAILED", "rolloutStateReason": reason, "updatedAt": stamp}
+                self._deployment_event(svc, dep, "SERVICE_DEPLOYMENT_FAILED")
+            others.append({**dep, "status": "ACTIVE"})
+        svc.deployments = [revived, *others]
+        svc.task_definition = revived["taskDefinition"]
+        self._event(svc, f"rolling back to deployment {source['id']}.")
+        self._deployment_event(svc, revived, "SERVICE_DEPLOYMENT_IN_PROGRESS", reason)
+        self._state(svc).steady = False
+        deployment.status, deployment.updated_at = "ROLLBACK_IN_PROGRESS", stamp
+
+    def _halt(
+        self, svc: _Service, deployment: ServiceDeployment, reason: str | None, *, fail_target: bool
+    ) -> None:
+        """STOPPED where it stands: traffic and tasks stay as they are (docs/architecture.md)."""
+        for hook in deployment.awaiting:
+            self._end_hook(deployment, hook, "FAILED")
+        target = self._ecs_deployment(svc, deployment.target.deployment_id)
+        if fail_target and target is not None and target.get("rolloutState") != "FAILED":
+            failed = {**target, "rolloutState": "FAILED", "rolloutStateReason": reason, "updatedAt": _now()}
+            self._replace_ecs_deployment(svc, failed)
+            self._event(svc, f"(deployment {target['id']}) deployment failed: {reason}")
+            self._deployment_event(svc, failed, "SERVICE_DEPLOYMENT_FAILED")
+        self._count_shares(self._backend(), deployment)
+        deployment.end("STOPPED", _now(), reason)
+
+    def _scheduler_done(self, svc: _Service) -> None:
+        """The scheduler finished what a service deployment handed it: CLEAN_UP, or a rollback."""
+        deployment = self._ongoing(svc)
+        if deployment is None:
+            return
+        step = deployment.current
+        if deployment.status == "ROLLBACK_IN_PROGRESS":
+            status = "ROLLBACK_SUCCESSFUL"
+        elif deployment.status == "IN_PROGRESS" and step is not None and step.stage == "CLEAN_UP":
+            status = "SUCCESSFUL"
+            for source in deployment.sources:
+                source.requested = 0
+        else:
+            return
+        self._count_shares(self._backend(), deployment)
+        deployment.end(status, _now())
+
+    def _ecs_deployment(self, svc: _Service, deployment_id: str) -> _Deployment | None:
+        return next((d for d in svc.deployments if d["id"] == deployment_id), None)
+
+    def _replace_ecs_deployment(self, svc: _Service, deployment: _Deployment) -> None:
+        svc.deployments = [deployment if d["id"] == deployment["id"] else d for d in svc.deployments]
+
+    def _count_shares(self, b: _Backend, deployment: ServiceDeployment) -> None:
+        """An ongoing deployment's task counts follow the ECS deployments' (ended ones keep theirs)."""
+        svc = b.services.get(deployment.key)
+        if not deployment.ongoing or svc is None:
+            return
+        counts = {d["id"]: d for d in svc.deployments}
+        for share in deployment.shares:
+            dep = counts.get(share.deployment_id) or {}
+            share.running = int(dep.get("runningCount") or 0)
+            share.pending = int(dep.get("pendingCount") or 0)
+
+    def _current_revisions(self, svc: _Service) -> None:
+        """DescribeServices' currentServiceRevisions, for a service deployed by service deployments."""
+        latest = self._latest.get(_key(svc))
+        if latest is None:
+            return
+        counts = {d["id"]: d for d in svc.deployments}
+        svc.current_service_revisions = [
+            {
+                "arn": share.revision.arn,
+                "requestedTaskCount": share.requested,
+                "runningTaskCount": int(counts[share.deployment_id].get("runningCount") or 0),
+                "pendingTaskCount": int(counts[share.deployment_id].get("pendingCount") or 0),
+            }
+            for share in latest.shares
+            if share.deployment_id in counts
+        ]
+
+    def _hook_event(self, deployment: ServiceDeployment, hook: Hook, name: str) -> None:
+        """``ECS Hook State Change``; its detail's names are ours where AWS documents none."""
+        detail = {
+            "eventType": "INFO" if hook.status in ("AWAITING_ACTION", "SUCCEEDED") else "WARN",
+            "eventName": name,
+            "clusterArn": deployment.cluster_arn,
+            "serviceArn": deployment.service_arn,
+            "serviceDeploymentArn": deployment.arn,
+            "hookId": hook.hook_id,
+            "targetType": hook.target_type,
+            "lifecycleStage": hook.stage,
+            "status": hook.status,
+            "timeoutAction": hook.timeout_action,
+            "expiresAt": _iso(hook.expires_at),
+            "updatedAt": _iso(_now()),
+        }
+        self._emit("ECS Hook State Change", deployment.service_arn, {k: v for k, v in detail.items() if v})
 
     # -- ECS events (EventBridge) ----------------------------------------------------------
 
@@ -805,7 +1328,10 @@ class RolloutSimulator:
         )
 
     def _cluster_arn(self, cluster: str) -> str:
-        return f"arn:aws:ecs:{self.region}:{self.account_id}:cluster/{cluster}"
+        return self._ecs_arn("cluster", cluster)
+
+    def _ecs_arn(self, kind: str, *path: str) -> str:
+        return f"arn:aws:ecs:{self.region}:{self.account_id}:{kind}/{'/'.join(path)}"
 
     def _sync_counts(self, b: _Backend, svc: _Service) -> None:
         """Deployment and service counts follow the task objects, as in ECS."""
@@ -823,6 +1349,7 @@ class RolloutSimulator:
         svc.deployments = deployments
         svc.running_count = total_running
         svc.pending_count = total_pending
+        self._current_revisions(svc)
 
     # -- tasks -----------------------------------------------------------------------------
 

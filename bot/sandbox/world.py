@@ -43,6 +43,7 @@ from werkzeug.serving import make_server
 
 from bot.sandbox.holds import CallHold
 from bot.sandbox.schedules import seed_example_schedules
+from bot.sandbox.service_deployments import ServiceDeploymentApi, ServiceDeploymentError
 from bot.sandbox.simulator import RolloutSimulator, UnstartableRule
 
 __all__ = ["InjectedError", "SandboxWorld", "SeededService"]
@@ -211,34 +212,62 @@ def _query_action(environ: _Environ) -> str | None:
     return form["Action"][0] if "Action" in form else None
 
 
-def _error_response(request: _Request, fault: InjectedError, start_response: _StartResponse) -> list[bytes]:
+def _error_response(
+    request: _Request, start_response: _StartResponse, code: str, message: str, status: int = 400
+) -> list[bytes]:
     """Answer in the protocol's own error shape, so botocore raises ClientError with the code."""
     request_id = str(uuid.uuid4())
     if request.protocol == "query":
         body = (
             '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-            f"<Error><Type>Sender</Type><Code>{fault.code}</Code>"
-            f"<Message>{_xml_escape(fault.message)}</Message></Error>"
+            f"<Error><Type>Sender</Type><Code>{code}</Code>"
+            f"<Message>{_xml_escape(message)}</Message></Error>"
             f"<RequestId>{request_id}</RequestId></ErrorResponse>"
         ).encode()
         content_type = "text/xml"
     else:
-        body = json.dumps({"__type": fault.code, "message": fault.message}).encode()
+        body = json.dumps({"__type": code, "message": message}).encode()
         content_type = "application/x-amz-json-1.1"
-    start_response(
-        f"{fault.status} Injected",
-        [
-            ("Content-Type", content_type),
-            ("Content-Length", str(len(body))),
-            ("x-amzn-ErrorType", fault.code),
-            ("x-amzn-RequestId", request_id),
-        ],
-    )
+    return _respond(start_response, f"{status} Error", body, content_type, request_id, code)
+
+
+def _respond(
+    start_response: _StartResponse,
+    status: str,
+    body: bytes,
+    content_type: str,
+    request_id: str,
+    error: str | None = None,
+) -> list[bytes]:
+    headers = [
+        ("Content-Type", content_type),
+        ("Content-Length", str(len(body))),
+        ("x-amzn-RequestId", request_id),
+    ]
+    if error is not None:
+        headers.append(("x-amzn-ErrorType", error))
+    start_response(status, headers)
     return [body]
 
 
-_THROTTLED = InjectedError("ecs:*", "ThrottlingException", "Rate exceeded")
-"""ECS's answer to a call over its bucket."""
+def _json_body(environ: _Environ) -> dict[str, Any]:
+    """A JSON-protocol request's parameters (botocore sends ``{}`` when there are none)."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length) if length else b""
+    parsed = json.loads(raw or b"{}")
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _served_response(
+    api: ServiceDeploymentApi, request: _Request, environ: _Environ, start_response: _StartResponse
+) -> list[bytes]:
+    """A call the world answers itself (moto lacks it), in ECS's JSON shapes."""
+    try:
+        answer = api.answer(request.operation, _json_body(environ))
+    except ServiceDeploymentError as error:
+        return _error_response(request, start_response, error.code, error.message)
+    body = json.dumps(answer).encode()
+    return _respond(start_response, "200 OK", body, "application/x-amz-json-1.1", str(uuid.uuid4()))
 
 
 def _xml_escape(text: str) -> str:
@@ -247,15 +276,16 @@ def _xml_escape(text: str) -> str:
 
 class _CountingMiddleware:
     """Counts each AWS call, throttles like ECS when asked, and applies injected faults before
-    moto sees the request."""
+    moto sees the request; then moto answers, or the world for the calls moto lacks."""
 
-    def __init__(self, app: _WsgiApp, ledger: _Ledger) -> None:
+    def __init__(self, app: _WsgiApp, ledger: _Ledger, served: ServiceDeploymentApi) -> None:
         self._app = app
         self._ledger = ledger
+        self._served = served
 
     def __call__(self, environ: _Environ, start_response: _StartResponse) -> Iterable[bytes]:
         if environ.get(_INTERNAL_ENVIRON):
-            return self._app(environ, start_response)
+            return self._answer(_identify(environ), environ, start_response)
         request = _identify(environ)
         if request is None:
             return self._app(environ, start_response)
@@ -266,7 +296,7 @@ class _CountingMiddleware:
             ledger.calls[request.operation] += 1
             ledger.log.append((now, request.operation))
             if ledger.over_limit(request.operation, now):
-                return _error_response(request, _THROTTLED, start_response)
+                return _error_response(request, start_response, "ThrottlingException", "Rate exceeded")
             for rule in ledger.faults:
                 if rule.times is not None and rule.times <= 0:
                     continue
@@ -280,7 +310,14 @@ class _CountingMiddleware:
                 fault = rule
                 break
         if fault is not None:
-            return _error_response(request, fault, start_response)
+            return _error_response(request, start_response, fault.code, fault.message, fault.status)
+        return self._answer(request, environ, start_response)
+
+    def _answer(
+        self, request: _Request | None, environ: _Environ, start_response: _StartResponse
+    ) -> Iterable[bytes]:
+        if request is not None and self._served.serves(request.operation):
+            return _served_response(self._served, request, environ, start_response)
         return self._app(environ, start_response)
 
 
@@ -294,13 +331,14 @@ class _QuietRequestHandler(MotoRequestHandler):
 class _CountingMotoServer(ThreadedMotoServer):
     """ThreadedMotoServer whose WSGI app is wrapped by the counting middleware."""
 
-    def __init__(self, ledger: _Ledger, port: int) -> None:
+    def __init__(self, ledger: _Ledger, port: int, served: ServiceDeploymentApi) -> None:
         super().__init__(ip_address="127.0.0.1", port=port, verbose=False)
         self._ledger = ledger
+        self._served = served
 
     def _server_entry(self) -> None:
         # Same as the parent, plus the middleware around the app.
-        app = _CountingMiddleware(DomainDispatcherApplication(create_backend_app), self._ledger)
+        app = _CountingMiddleware(DomainDispatcherApplication(create_backend_app), self._ledger, self._served)
         self._server = make_server(
             self._ip_address, self._port, app, True, request_handler=_QuietRequestHandler
         )
@@ -352,6 +390,7 @@ class SandboxWorld:
         tick: float = 0.1,
         *,
         task_seconds: float = 1.0,
+        minute_seconds: float = 6.0,
         seed: int | None = None,
         port: int = 0,
     ) -> None:
@@ -373,8 +412,11 @@ class SandboxWorld:
             rollout_seconds=rollout_seconds,
             tick=tick,
             task_seconds=task_seconds,
+            minute_seconds=minute_seconds,
             seed=seed,
         )
+        self.service_deployments = ServiceDeploymentApi(self.simulator)
+        """Answers ECS's service deployment calls, which moto lacks (``hold`` can stop them)."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -385,7 +427,7 @@ class SandboxWorld:
         """
         if self._server is not None:
             return
-        server = _CountingMotoServer(self._ledger, self.port)
+        server = _CountingMotoServer(self._ledger, self.port, self.service_deployments)
         server.start()
         host, port = server.get_host_and_port()
         self._server = server
@@ -404,6 +446,7 @@ class SandboxWorld:
         tick: float = 0.1,
         *,
         task_seconds: float = 1.0,
+        minute_seconds: float = 6.0,
         seed: int | None = None,
     ) -> None:
         """Empty the running world, as a new ``SandboxWorld(...)`` would start, without a restart.
@@ -425,6 +468,7 @@ class SandboxWorld:
             rollout_seconds=rollout_seconds,
             tick=tick,
             task_seconds=task_seconds,
+            minute_seconds=minute_seconds,
             seed=seed,
             wipe=self._empty_backends,
         )
@@ -719,8 +763,12 @@ class SandboxWorld:
         desired: int = 2,
         containers: list[dict[str, Any]] | None = None,
         circuit_breaker: bool = True,
+        deployment_configuration: dict[str, Any] | None = None,
     ) -> SeededService:
-        """Create a steady Fargate service (cluster, log groups, task definition included)."""
+        """Create a steady Fargate service (cluster, log groups, task definition included).
+
+        `deployment_configuration` is laid over the default (rolling, circuit breaker on), such as
+        a ``strategy`` of BLUE_GREEN, LINEAR or CANARY with its ``lifecycleHooks``."""
         ecs = self._internal("ecs")
         logs = self._internal("logs")
         ecs.create_cluster(clusterName=cluster)
@@ -759,6 +807,7 @@ class SandboxWorld:
                     "enable": circuit_breaker,
                     "rollback": circuit_breaker,
                 },
+                **(deployment_configuration or {}),
             },
         )
         self.simulator.settle(cluster, service)
@@ -800,13 +849,15 @@ class SandboxWorld:
         return seeded
 
     def seed_example(self) -> dict[str, SeededService]:
-        """Create what ``example.yml`` describes: images, log groups, staging and production."""
+        """Create what ``example.yml`` describes: images, log groups, and in staging and
+        production the release of ``api`` and ``api-worker``. Returns each environment's ``api``."""
         for tag in (*self.EXAMPLE_TAGS, *self.EXAMPLE_SHAS):
             self.push_image(self.EXAMPLE_REPOSITORY, tag)
         image = f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com/{self.EXAMPLE_REPOSITORY}"
         seeded = {}
         for environment in ("staging", "production"):
             seeded[environment] = self.seed_service(environment, "api", f"api-{environment}", f"{image}:v1")
+            self.seed_worker(environment)
         seed_example_schedules(self, seeded["staging"], seeded["production"])
         return seeded
 
@@ -834,9 +885,14 @@ class SandboxWorld:
 
     def hold(self, service_name: str, method: str, times: int = 1) -> CallHold:
         """Stop the next `times` calls of a moto backend method (``"scheduler", "get_schedule"``)
-        until ``release()``: a fault at an exact moment, waited on with ``reached``."""
-        backend = get_backend(service_name)[self.account_id][self.region]  # type: ignore[call-overload]
-        hold = CallHold(type(backend), method, times)
+        until ``release()``: a fault at an exact moment, waited on with ``reached``. ECS's service
+        deployment calls are the world's own (``"ecs", "continue_service_deployment"``)."""
+        owner: type[Any]
+        if service_name == "ecs" and method in ServiceDeploymentApi.OPERATIONS.values():
+            owner = ServiceDeploymentApi
+        else:
+            owner = type(get_backend(service_name)[self.account_id][self.region])  # type: ignore[call-overload]
+        hold = CallHold(owner, method, times)
         self._holds.append(hold)
         return hold
 
