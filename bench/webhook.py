@@ -37,10 +37,10 @@ from pydantic import SecretStr  # noqa: E402
 
 from bot.aws.watcher import PollTiming  # noqa: E402
 from bot.domain.aws import ServiceRef  # noqa: E402
-from bot.domain.catalog import load_catalog  # noqa: E402
+from bot.domain.catalog import parse_catalog  # noqa: E402
 from bot.runtime import Tugboat, Tuning  # noqa: E402
 from bot.sandbox.fake_slack import FakeSlack  # noqa: E402
-from bot.sandbox.terminal import EXAMPLE_CATALOG  # noqa: E402
+from bot.sandbox.terminal import one_service_example  # noqa: E402
 from bot.sandbox.world import SandboxWorld  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from tests.fixtures_github import push_payload, signed_headers  # noqa: E402
@@ -171,7 +171,8 @@ async def run(count: int, concurrency: int, mapped: int) -> dict[str, Any]:
             github_webhook_secret=SecretStr(SECRET),
             port=0,
         )
-        catalog = load_catalog(EXAMPLE_CATALOG)
+        # The example deploying `api` alone: the figures are per one-service auto-deploy, as before.
+        catalog = parse_catalog(one_service_example(), "one-service.yml")
         bot = Tugboat(settings, catalog, tuning=TUNING)
         await bot.start()
         try:

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from bot.aws.watcher import PollTiming
-from bot.domain.catalog import Catalog, load_catalog, parse_catalog
+from bot.domain.catalog import Catalog, parse_catalog
 from bot.runtime import Tugboat, Tuning
 from bot.sandbox.fake_slack import FakeSlack, wait_for
-from bot.sandbox.terminal import sandbox_settings, seed_example_people
+from bot.sandbox.terminal import one_service_example, sandbox_settings, seed_example_people
 from bot.sandbox.world import SandboxWorld
 
 EXAMPLE = Path(__file__).parent.parent / "bot" / "sandbox" / "example.yml"
@@ -109,16 +109,31 @@ def fake(shared_fake: FakeSlack) -> FakeSlack:
 
 @pytest.fixture
 def catalog() -> Catalog:
-    return load_catalog(EXAMPLE)
+    """The example deploying `api` alone: most tests are about one service. Tests about releases,
+    or about what a newcomer sees, use `example_catalog()` (`api` with `api-worker`)."""
+    return one_service_catalog()
+
+
+def _variant(text: str, replacements: tuple[tuple[str, str], ...]) -> str:
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
 
 
 def example_catalog(*replacements: tuple[str, str]) -> Catalog:
     """The sandbox's example catalog with some lines changed (a variant for one test)."""
-    text = EXAMPLE.read_text()
-    for old, new in replacements:
-        assert old in text, old
-        text = text.replace(old, new)
-    return parse_catalog(text, "variant.yml")
+    return parse_catalog(_variant(EXAMPLE.read_text(), replacements), "variant.yml")
+
+
+def one_service_text(*replacements: tuple[str, str]) -> str:
+    """The example with each environment deploying `api` alone, some lines changed, as YAML."""
+    return _variant(one_service_example(), replacements)
+
+
+def one_service_catalog(*replacements: tuple[str, str]) -> Catalog:
+    """The example with each environment deploying `api` alone (the world's `api-worker` idles)."""
+    return parse_catalog(one_service_text(*replacements), "one-service.yml")
 
 
 async def start(tugboat: Tugboat, fake: FakeSlack) -> Tugboat:

@@ -36,15 +36,18 @@ def test_the_sandbox_lets_you_be_someone_else_and_press_buttons(tmp_path: Path) 
     out = sandbox(tmp_path, SCRIPT)
 
     staging = out.split("$ /depoly")[0]
-    assert "✅ Succeeded · done · rev 1 → 2 · by @U0DEV" in staging, "a script runs one command at a time"
+    assert "✅ Succeeded · done · api ✅ 2/2 · api-worker ✅ 1/1 · by @U0DEV" in staging, (
+        "one command at a time"
+    )
     assert "(only you, from Slackbot) /depoly is not a valid command." in out
     assert "Bolt" not in out and "Unhandled" not in out
     assert "You may not act on api production" in out
     assert "You are now <@U0ADMIN>." in out
     prod = out.split("$ /press Deploy")[1]
     assert "confirmed by @U0ADMIN" in prod
+    assert "• `api-worker`: rev 1 → new revision, only `worker` changes" in out, "the card shows the release"
     assert "│ Deploy api production: v2    │ Started task `migrate` from revision 2" in prod
-    assert "✅ Succeeded · done · rev 1 → 2 · by @U0ADMIN" in prod
+    assert "✅ Succeeded · done · api ✅ 2/2 · api-worker ✅ 1/1 · by @U0ADMIN" in prod
     assert out.count("$ /deploy api staging v2") == 1, "each command is echoed once"
     assert "[1 Cancel]" in out, "buttons are numbered"
 

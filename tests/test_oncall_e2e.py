@@ -9,7 +9,7 @@ from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
 from bot.slack.blocks import CANCEL_ACTION, ROLLBACK_ACTION
 from bot.slack.status_cards import REFRESH_ACTION
-from tests.conftest import example_catalog, running
+from tests.conftest import one_service_catalog, running
 from tests.slackview import (
     answer_to,
     deployed,
@@ -100,7 +100,7 @@ async def test_cancel_stops_a_running_task(bot: Tugboat, fake: FakeSlack, world:
 async def test_production_deploy_whose_migration_fails_leaves_the_service_alone(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path
 ) -> None:
-    catalog = example_catalog(("        confirm: true\n", ""))
+    catalog = one_service_catalog(("        confirm: true\n", ""))
     world.simulator.script_task("db:migrate", 3, ["rails aborted! ActiveRecord::StatementInvalid"], 0.5)
     async with running(fake, catalog, tmp_path / "t.db"):
         parent = await deployed(fake, "api production v2", user=ADMIN, channel="C0PROD")

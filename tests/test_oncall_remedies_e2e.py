@@ -8,9 +8,8 @@ from bot.runtime import Tugboat
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
 from bot.slack.status_cards import COUNT_INPUT, RESTART_ACTION, SCALE_ACTION
-from tests.conftest import example_catalog, running
+from tests.conftest import example_catalog, one_service_catalog, running
 from tests.slackview import answer_to, final_parent, parent_where, parents, service, thread_text
-from tests.test_release_e2e import release_catalog
 
 DEV = "U0DEV"
 STRANGER = "U0OTHER"
@@ -31,7 +30,7 @@ async def test_scale_reaches_the_count_and_says_so(
 async def test_a_count_over_max_tasks_is_refused_and_changes_nothing(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path
 ) -> None:
-    catalog = example_catalog(
+    catalog = one_service_catalog(
         ("        channel: C0STAGING\n", "        channel: C0STAGING\n        max_tasks: 4\n")
     )
     async with running(fake, catalog, tmp_path / "t.db"):
@@ -44,8 +43,7 @@ async def test_a_count_over_max_tasks_is_refused_and_changes_nothing(
 async def test_scale_of_a_release_names_its_service(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path
 ) -> None:
-    world.seed_worker("staging")
-    async with running(fake, release_catalog(), tmp_path / "t.db"):
+    async with running(fake, example_catalog(), tmp_path / "t.db"):
         text = await answer_to(fake, "/ecs-scale", "api staging 2", containing="several services", user=DEV)
         assert "(`api`, `api-worker`)" in text and "`/ecs-scale api staging 2 api-worker`" in text
         assert world.calls()["ecs:UpdateService"] == 0
@@ -75,9 +73,8 @@ async def test_restart_is_a_new_deployment_of_the_same_revision(
 async def test_restart_of_a_release_restarts_every_service_as_one(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path
 ) -> None:
-    world.seed_worker("staging")
     worker_before = service(world, "staging", "api-worker")["deployments"][0]["id"]
-    async with running(fake, release_catalog(), tmp_path / "t.db"):
+    async with running(fake, example_catalog(), tmp_path / "t.db"):
         fake.slash_command("/ecs-restart", "api staging", user=DEV)
         parent = await final_parent(fake, "C0STAGING")
     assert "*Succeeded*" in parent.flat and "Restart api staging: api, api-worker" in parent.flat
@@ -115,7 +112,7 @@ async def test_a_lock_does_not_stop_remedies_but_a_running_deploy_does(
 async def test_status_card_buttons_restart_and_scale_for_people_who_may_act(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path
 ) -> None:
-    catalog = example_catalog(
+    catalog = one_service_catalog(
         (
             "        channel: C0STAGING\n",
             "        channel: C0STAGING\n        allowed_users: [U0DEV]\n        read_users: [U0OTHER]\n",

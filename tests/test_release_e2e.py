@@ -1,7 +1,7 @@
 """Releases end to end: several services (and containers) deployed as one, all or nothing.
 
-The example app becomes a release here by a catalog variant: `api` and `api-worker` in staging
-(seeded by `SandboxWorld.seed_worker`), the worker replacing only its `worker` container.
+The example app is a release: `api` and `api-worker` in each environment (seeded by
+`SandboxWorld.seed_example`), the worker replacing only its `worker` container.
 """
 
 from __future__ import annotations
@@ -16,20 +16,10 @@ from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
 from bot.slack.blocks import CANCEL_ACTION
 from commands.status import MemberStatus, ServiceStatus
-from tests.conftest import IMAGE, example_catalog, running
+from tests.conftest import IMAGE, example_catalog, one_service_catalog, running
 from tests.slackview import answer_to, deployed, final_parent, parents, service, thread_text, thread_under_way
 
 DEV = "U0DEV"
-STAGING_RELEASE = (
-    "        service: api\n        channel: C0STAGING",
-    "        services:\n          - name: api\n          - name: api-worker\n"
-    "            containers: [worker]\n        channel: C0STAGING",
-)
-
-
-def release_catalog() -> Catalog:
-    """The example catalog with staging as a release of `api` and `api-worker`."""
-    return example_catalog(STAGING_RELEASE)
 
 
 def images(world: SandboxWorld, cluster: str, name: str) -> dict[str, str]:
@@ -104,9 +94,8 @@ async def test_a_release_succeeds_only_after_every_service_with_only_its_contain
 async def test_a_failing_worker_takes_the_whole_release_back(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path
 ) -> None:
-    world.seed_worker("staging")
     world.mark_unstartable("v2", container="worker")
-    async with running(fake, release_catalog(), tmp_path / "t.db"):
+    async with running(fake, example_catalog(), tmp_path / "t.db"):
         parent = await deployed(fake, "api staging v2")
         replies = await thread_text(fake, parent, must_contain="*api*: Service is back on revision 1")
 
@@ -123,8 +112,7 @@ async def test_a_failing_worker_takes_the_whole_release_back(
 async def test_rollback_after_two_releases_restores_every_service(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path
 ) -> None:
-    world.seed_worker("staging")
-    async with running(fake, release_catalog(), tmp_path / "t.db"):
+    async with running(fake, example_catalog(), tmp_path / "t.db"):
         await deployed(fake, "api staging v2", index=0)
         await deployed(fake, "api staging v3", index=1)
         assert revision(world, "staging", "api-worker") == "api-worker-staging:3"
@@ -148,23 +136,17 @@ async def test_a_release_posts_at_most_half_again_the_messages_of_one_service(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path
 ) -> None:
     """The Slack budget stays flat: a thread's replies are batched, whatever the service count."""
-    world.seed_worker("staging")
     world.seed_service("staging", "api-admin", "api-admin-staging", f"{IMAGE}:v1", desired=2)
 
     def thread_calls(since: int) -> int:
         return sum(c.method in ("chat.postMessage", "chat.update") for c in fake.calls[since:])
 
-    async with running(fake, example_catalog(), tmp_path / "one.db"):
+    async with running(fake, one_service_catalog(), tmp_path / "one.db"):
         before = len(fake.calls)
         one = await deployed(fake, "api staging v2", index=0)
         single = thread_calls(before)
-    three_services = example_catalog(
-        (
-            STAGING_RELEASE[0],
-            "        services:\n          - name: api\n          - name: api-worker\n"
-            "            containers: [worker]\n          - name: api-admin\n        channel: C0STAGING",
-        )
-    )
+    worker = "            containers: [worker]   # the same image, in the worker's own container\n"
+    three_services = example_catalog((worker, worker + "          - name: api-admin\n"))
     async with running(fake, three_services, tmp_path / "three.db"):
         before = len(fake.calls)
         release = await deployed(fake, "api staging v3", index=1)
@@ -179,8 +161,7 @@ async def test_a_release_posts_at_most_half_again_the_messages_of_one_service(
 async def test_status_shows_every_service_and_the_overview_rolls_them_up(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path
 ) -> None:
-    world.seed_worker("staging")
-    async with running(fake, release_catalog(), tmp_path / "t.db"):
+    async with running(fake, example_catalog(), tmp_path / "t.db"):
         fake.slash_command("/ecs-status", "api staging", user=DEV, channel="C0DEV")
         card = await wait_for(lambda: next(iter(parents(fake, "C0DEV")), None), what="status card")
         assert "*api* :large_green_circle: 2/2 running" in card.flat
@@ -211,9 +192,8 @@ def test_a_release_is_as_well_as_its_worst_service() -> None:
 async def test_cancel_stops_the_whole_release_and_takes_it_back(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path
 ) -> None:
-    world.seed_worker("staging")
     world.simulator.rollout_seconds = 20
-    async with running(fake, release_catalog(), tmp_path / "t.db"):
+    async with running(fake, example_catalog(), tmp_path / "t.db"):
         parent = await thread_under_way(
             fake, "/deploy", "api staging v2", reached="*api-worker*: Service updated to revision 2"
         )

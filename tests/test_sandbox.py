@@ -1,4 +1,7 @@
-"""`tugboat sandbox`, fed on stdin as the README shows, prints the thread and exits 0."""
+"""`tugboat sandbox`, fed on stdin as the README shows, prints the thread and exits 0.
+
+The example app is a release, so a newcomer's first deploy ships `api` and `api-worker` together.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +25,11 @@ def test_sandbox_deploy_from_stdin_ends_in_success() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert "Deploy api staging: v2" in out
-    assert "Registered task definition `api-staging:2` (from `api-staging:1`)" in out
+    assert "api: Registered task definition `api-staging:2` (from `api-staging:1`)" in out
+    assert (
+        "api-worker: Registered task definition `api-worker-staging:2` (from `api-worker-staging:1`)" in out
+    )
     final = out.rsplit("Deploy api staging: v2", 1)[1]
-    assert "Succeeded" in final and "rev 1 → 2" in final
+    assert "✅ Succeeded · done · api ✅ 2/2 · api-worker ✅ 1/1" in final
     seconds = re.search(r"· (\d+)s\n", final)
     assert seconds is not None and int(seconds.group(1)) < 20

@@ -15,7 +15,7 @@ from bot.domain.catalog import Catalog
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.schedules import DIGEST_FAMILY, MAILER_IMAGE
 from bot.sandbox.world import SandboxWorld
-from tests.conftest import example_catalog, running
+from tests.conftest import example_catalog, one_service_catalog, running
 from tests.slackview import deployed, final_parent, parents, service, thread_text
 
 ADMIN = "U0ADMIN"
@@ -25,8 +25,8 @@ VOLATILE = ("LastModificationDate", "ResponseMetadata")
 
 
 def production(*more: tuple[str, str]) -> Catalog:
-    """The example catalog, with production deploying without a confirmation card."""
-    return example_catalog(UNCONFIRMED, *more)
+    """The example deploying `api` alone, with production deploying without a confirmation card."""
+    return one_service_catalog(UNCONFIRMED, *more)
 
 
 def schedule(world: SandboxWorld, name: str, group: str = "default") -> dict[str, Any]:

@@ -27,7 +27,7 @@ from bot.runtime import Tugboat
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
 from bot.web import build_web_app
-from tests.conftest import example_catalog, running
+from tests.conftest import one_service_catalog, running
 from tests.fixtures_github import (
     PING,
     SECRET,
@@ -51,10 +51,10 @@ ANSWER_WITHIN_S = 5.0
 async def hooked_bot(
     fake: FakeSlack, tmp_path: Path, catalog: Catalog | None = None
 ) -> AsyncIterator[tuple[Tugboat, aiohttp.ClientSession]]:
-    """The bot with a webhook secret (example catalog unless told), and an HTTP client."""
+    """The bot with a webhook secret (the example deploying `api` alone unless told), and an HTTP client."""
     async with (
         running(
-            fake, catalog or example_catalog(), tmp_path / "t.db", github_webhook_secret=SecretStr(SECRET)
+            fake, catalog or one_service_catalog(), tmp_path / "t.db", github_webhook_secret=SecretStr(SECRET)
         ) as tugboat,
         aiohttp.ClientSession() as http,
     ):
@@ -162,7 +162,7 @@ async def test_a_replayed_or_older_push_never_downgrades_staging(
 async def test_concurrent_deliveries_of_one_commit_deploy_it_once(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path
 ) -> None:
-    catalog = example_catalog(ON_WORKFLOW)
+    catalog = one_service_catalog(ON_WORKFLOW)
     async with hooked_bot(fake, tmp_path, catalog) as (tugboat, http):
         send = sender(http, tugboat)
         run = workflow_run_payload(NEW)
@@ -178,7 +178,7 @@ async def test_concurrent_deliveries_of_one_commit_deploy_it_once(
 
 
 def test_commit_times_come_from_the_head_commit_or_else_the_run() -> None:
-    catalog = example_catalog(ON_WORKFLOW)
+    catalog = one_service_catalog(ON_WORKFLOW)
     run = workflow_run_payload(NEW)
     decision = route(catalog, "workflow_run", run, "d1")
     assert isinstance(decision, Deploys)
@@ -190,7 +190,7 @@ def test_commit_times_come_from_the_head_commit_or_else_the_run() -> None:
     push = push_payload(NEW)
     del push["head_commit"]["timestamp"]
     with pytest.raises(Malformed, match=r"head_commit\.timestamp"):
-        route(example_catalog(), "push", push, "d3")
+        route(one_service_catalog(), "push", push, "d3")
 
 
 # -- 7: unsigned uploads are refused before their body is read; few bodies at once -----------
@@ -361,7 +361,7 @@ async def test_workflow_runs_deploy_only_for_pushes_to_the_catalogs_repository(
         "workflow CI names its head repository by neither id nor full name;"
         " only runs on acme/api itself deploy": run(head={"name": "api"}),
     }
-    async with hooked_bot(fake, tmp_path, example_catalog(ON_WORKFLOW)) as (tugboat, http):
+    async with hooked_bot(fake, tmp_path, one_service_catalog(ON_WORKFLOW)) as (tugboat, http):
         send = sender(http, tugboat)
         for reason, payload in cases.items():
             status, answer = await send("workflow_run", payload)
@@ -381,6 +381,6 @@ def test_a_pull_request_run_is_ignored_by_the_router_too() -> None:
     payload = workflow_run_payload(NEW)
     payload["workflow_run"]["event"] = "pull_request"
     payload["workflow_run"]["head_repository"] = None
-    decision = route(example_catalog(ON_WORKFLOW), "workflow_run", payload, "d1")
+    decision = route(one_service_catalog(ON_WORKFLOW), "workflow_run", payload, "d1")
     assert isinstance(decision, Ignored)
     assert decision.reason.startswith("workflow CI ran for a `pull_request` event")

@@ -34,7 +34,7 @@ from bot.runtime import Tugboat
 from bot.sandbox.fake_slack import FakeSlack, wait_for
 from bot.sandbox.world import SandboxWorld
 from bot.web import build_web_app
-from tests.conftest import example_catalog, running
+from tests.conftest import one_service_catalog, running
 from tests.fixtures_github import (
     PING,
     SECRET,
@@ -55,9 +55,9 @@ SHA = SandboxWorld.EXAMPLE_SHAS[0]
 
 @pytest.fixture
 async def hooked(world: SandboxWorld, fake: FakeSlack, tmp_path: Path) -> AsyncIterator[Tugboat]:
-    """The bot on the example catalog, with a webhook secret."""
+    """The bot on the example deploying `api` alone, with a webhook secret."""
     async with running(
-        fake, example_catalog(), tmp_path / "t.db", github_webhook_secret=SecretStr(SECRET)
+        fake, one_service_catalog(), tmp_path / "t.db", github_webhook_secret=SecretStr(SECRET)
     ) as tugboat:
         yield tugboat
 
@@ -86,7 +86,7 @@ def test_githubs_own_hmac_test_vector() -> None:
 def test_tags_follow_tag_format_and_forks_never_deploy() -> None:
     assert tag_for("{sha}", SHA) == SHA
     assert tag_for("{short_sha}", SHA) == "3f2a9c1"
-    catalog = example_catalog(("on: push", "on: workflow_run\n          workflow: CI"))
+    catalog = one_service_catalog(("on: push", "on: workflow_run\n          workflow: CI"))
     decision = route(catalog, "workflow_run", workflow_run_payload(SHA), "d1")
     assert isinstance(decision, Deploys) and decision.push.trigger == "workflow CI"
     fork = workflow_run_payload(SHA)
@@ -243,7 +243,7 @@ async def test_deploy_waits_for_the_image_then_ships_it(
 async def test_image_that_never_appears_fails_the_thread_with_the_reason(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    catalog = example_catalog(("image_wait: 900", "image_wait: 1"))
+    catalog = one_service_catalog(("image_wait: 900", "image_wait: 1"))
     async with running(fake, catalog, tmp_path / "t.db", github_webhook_secret=SecretStr(SECRET)) as tugboat:
         sha = new_sha()
         status, answer = await sender(http, tugboat)("push", push_payload(sha))
@@ -325,7 +325,7 @@ async def test_locked_environment_skips_with_one_line(
 async def test_workflow_run_success_deploys_and_failure_does_not(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    catalog = example_catalog(("on: push", "on: workflow_run\n          workflow: CI"))
+    catalog = one_service_catalog(("on: push", "on: workflow_run\n          workflow: CI"))
     async with running(fake, catalog, tmp_path / "t.db", github_webhook_secret=SecretStr(SECRET)) as tugboat:
         send = sender(http, tugboat)
         sha = SandboxWorld.EXAMPLE_SHAS[1]

@@ -109,15 +109,17 @@ async def _check_all(
 
 
 async def check_target(ecs: EcsGateway, catalog: Catalog, app_name: str, env_name: str) -> list[Finding]:
-    """Cluster, service, container, image repository and log group of one app environment."""
+    """Cluster, each service and its containers, image repository and log group of one app
+    environment."""
     app, env = catalog.target(app_name, env_name)
     region = catalog.region_of(env)
-    (cluster, service, container, log_group), (repository, _) = await asyncio.gather(
+    chain, (repository, _) = await asyncio.gather(
         _service_chain(ecs, region, env, app),
         _safely("the image repository", _repository(ecs, region, env, app), None),
     )
+    *links, log_group = chain
     where = f"{app_name} {env_name}"
-    findings = [Finding(ok, where, text) for ok, text in (cluster, service, container, repository, log_group)]
+    findings = [Finding(ok, where, text) for ok, text in (*links, repository, log_group)]
     schedules = EventBridgeSchedules(ecs)
     for entry, ref in catalog.schedule_refs(app_name, env_name):
         verdict, _ = await _safely(f"schedule {entry.name}", _schedule(schedules, ref, env), None)
@@ -141,17 +143,47 @@ async def _schedule(
     return (True, f"{what} starts {runs} in cluster {env.cluster}"), None
 
 
-async def _service_chain(
-    ecs: EcsGateway, region: str, env: Environment, app: App
-) -> tuple[Verdict, Verdict, Verdict, Verdict]:
-    """Each link needs the one before: the service's task definition names the container's logs."""
+async def _service_chain(ecs: EcsGateway, region: str, env: Environment, app: App) -> list[Verdict]:
+    """Each link needs the one before: cluster, each service and its containers, then the log
+    group run-task reads (named by the app's container in the first service), last."""
     cluster, cluster_ok = await _safely(f"cluster {env.cluster}", _cluster(ecs, region, env), False)
-    service, raw = await _safely(f"service {env.service}", _service(ecs, region, env, cluster_ok), None)
-    container, spec = await _safely(
-        f"container {app.container}", _container(ecs, region, env, app, raw), None
+    services = await asyncio.gather(
+        *(
+            _service_links(ecs, region, env, entry.name, app.containers_of(entry), cluster_ok)
+            for entry in env.services
+        )
     )
-    log_group, _ = await _safely("the log group", _log_group(ecs, region, env, app, spec), None)
-    return cluster, service, container, log_group
+    first_definition = services[0][2]
+    log_group, _ = await _safely(
+        "the log group",
+        _log_group(ecs, region, env, app, _container_spec(first_definition, app.container)),
+        None,
+    )
+    return [
+        cluster,
+        *(link for service, containers, _ in services for link in (service, containers)),
+        log_group,
+    ]
+
+
+async def _service_links(
+    ecs: EcsGateway, region: str, env: Environment, name: str, containers: list[str], cluster_ok: bool
+) -> tuple[Verdict, Verdict, dict[str, Any] | None]:
+    """One service's lines (is it ACTIVE; are its containers in its task definition) and that definition."""
+    service, raw = await _safely(f"service {name}", _service(ecs, region, env, name, cluster_ok), None)
+    listed, definition = await _safely(
+        _containers_named(containers), _containers(ecs, region, env, name, containers, raw), None
+    )
+    return service, listed, definition
+
+
+def _containers_named(containers: list[str]) -> str:
+    return f"container{'s' if len(containers) > 1 else ''} {', '.join(containers)}"
+
+
+def _container_spec(definition: dict[str, Any] | None, container: str) -> dict[str, Any] | None:
+    specs = (definition or {}).get("containerDefinitions", [])
+    return next((c for c in specs if c.get("name") == container), None)
 
 
 async def _safely(what: str, step: Awaitable[tuple[Verdict, T]], default: T) -> tuple[Verdict, T]:
@@ -181,40 +213,48 @@ async def _cluster(ecs: EcsGateway, region: str, env: Environment) -> tuple[Verd
 
 
 async def _service(
-    ecs: EcsGateway, region: str, env: Environment, cluster_ok: bool
+    ecs: EcsGateway, region: str, env: Environment, name: str, cluster_ok: bool
 ) -> tuple[Verdict, dict[str, Any] | None]:
     if not cluster_ok:
-        return (None, f"service {env.service} not checked (needs cluster {env.cluster})"), None
+        return (None, f"service {name} not checked (needs cluster {env.cluster})"), None
     answer = await _describe(
-        ecs, env, "ecs", region, "describe_services", cluster=env.cluster, services=[env.service]
+        ecs, env, "ecs", region, "describe_services", cluster=env.cluster, services=[name]
     )
-    found = [s for s in answer.get("services", []) if s.get("serviceName") == env.service]
+    found = [s for s in answer.get("services", []) if s.get("serviceName") == name]
     active = next((s for s in found if s.get("status") == "ACTIVE"), None)
     if active is not None:
-        return (True, f"service {env.service} is ACTIVE in cluster {env.cluster}"), active
+        return (True, f"service {name} is ACTIVE in cluster {env.cluster}"), active
     if found:
         state = found[0].get("status")
-        return (False, f"service {env.service} is {state}, not ACTIVE, in cluster {env.cluster}"), None
-    return (False, f"service {env.service} not found in cluster {env.cluster}"), None
+        return (False, f"service {name} is {state}, not ACTIVE, in cluster {env.cluster}"), None
+    return (False, f"service {name} not found in cluster {env.cluster}"), None
 
 
-async def _container(
-    ecs: EcsGateway, region: str, env: Environment, app: App, service: dict[str, Any] | None
+async def _containers(
+    ecs: EcsGateway,
+    region: str,
+    env: Environment,
+    name: str,
+    containers: list[str],
+    service: dict[str, Any] | None,
 ) -> tuple[Verdict, dict[str, Any] | None]:
+    """Every container a deploy replaces is in the service's task definition (returned, for the logs)."""
+    what = _containers_named(containers)
     if service is None:
-        return (None, f"container {app.container} not checked (needs service {env.service})"), None
+        return (None, f"{what} not checked (needs service {name})"), None
     task_definition = str(service.get("taskDefinition", ""))
     answer = await _describe(
         ecs, env, "ecs", region, "describe_task_definition", taskDefinition=task_definition
     )
-    definition = answer.get("taskDefinition", {})
-    name = f"{definition.get('family')}:{definition.get('revision')}"
-    containers = definition.get("containerDefinitions", [])
-    spec = next((c for c in containers if c.get("name") == app.container), None)
-    if spec is not None:
-        return (True, f"container {app.container} is in task definition {name}"), spec
-    others = ", ".join(str(c.get("name")) for c in containers) or "none"
-    return (False, f"container {app.container} is not in task definition {name} (it has: {others})"), None
+    definition: dict[str, Any] = answer.get("taskDefinition", {})
+    revision = f"{definition.get('family')}:{definition.get('revision')}"
+    missing = [c for c in containers if _container_spec(definition, c) is None]
+    if not missing:
+        verb = "are" if len(containers) > 1 else "is"
+        return (True, f"{what} {verb} in task definition {revision}"), definition
+    others = ", ".join(str(c.get("name")) for c in definition.get("containerDefinitions", [])) or "none"
+    absent = f"{_containers_named(missing)} {'are' if len(missing) > 1 else 'is'}"
+    return (False, f"{absent} not in task definition {revision} (it has: {others})"), definition
 
 
 async def _repository(ecs: EcsGateway, region: str, env: Environment, app: App) -> tuple[Verdict, None]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -34,11 +35,14 @@ from bot.settings import Settings
 from bot.slack.app import SLASH_COMMANDS
 
 EXAMPLE_CATALOG = Path(__file__).with_name("example.yml")
+RELEASE_BLOCK = re.compile(r"^        services:.*\n(?:          .*\n)+", re.MULTILINE)
+"""An environment's `services:` list in example.yml (the lines indented under it)."""
 USER = "U0DEV"
 CHANNEL = "C0DEV"
 LABEL_WIDTH = 28
 BANNER = """\
 Tugboat sandbox: a simulated ECS (moto) and this terminal as Slack. No accounts needed.
+The example app `api` is a release: services `api` and `api-worker` ship together.
 You are <@U0DEV> in #dev. Try:
   /deploy api staging v2        /deploy api staging broken     /ecs-status api staging
   /as U0ADMIN                   (U0ADMIN and U0LEAD may act on production)
@@ -154,6 +158,14 @@ def _label(parent_text: str) -> str:
 
 def _indent(text: str, prefix: str) -> str:
     return "\n".join(prefix + line for line in text.splitlines())
+
+
+def one_service_example() -> str:
+    """example.yml with each environment deploying `api` alone: for tests and benchmarks about
+    one service (the world's `api-worker` stays, untouched)."""
+    text, count = RELEASE_BLOCK.subn("        service: api\n", EXAMPLE_CATALOG.read_text(encoding="utf-8"))
+    assert count == 2, "example.yml's staging and production are each a release"
+    return text
 
 
 EXAMPLE_GROUPS = {"S0ONCALL": ["U0ADMIN", "U0LEAD"]}

@@ -129,10 +129,14 @@ def launch(
     catalog: Path | None = None,
     **kw: object,
 ) -> BotProcess:
-    """A bot process on the example catalog, or `catalog` (not started yet), stopped at the end."""
-    from tests.conftest import EXAMPLE
+    """A bot process on the example deploying `api` alone, or `catalog` (not started yet),
+    stopped at the end."""
+    from tests.conftest import one_service_text
 
-    bot = BotProcess(world, fake, catalog or EXAMPLE, state, tmp_path / "bot.log", **kw)  # type: ignore[arg-type]
+    if catalog is None:
+        catalog = tmp_path / "one-service.yml"
+        catalog.write_text(one_service_text())
+    bot = BotProcess(world, fake, catalog, state, tmp_path / "bot.log", **kw)  # type: ignore[arg-type]
     processes.append(bot)
     return bot
 

@@ -9,21 +9,13 @@ from bot.sandbox.world import SandboxWorld
 from tests.conftest import EXAMPLE
 from tests.faults.process import BotProcess, launch
 from tests.slackview import final_parent, parents, service, thread_text, thread_under_way
-from tests.test_release_e2e import STAGING_RELEASE
-
-
-def release_file(tmp_path: Path) -> Path:
-    path = tmp_path / "release.yml"
-    path.write_text(EXAMPLE.read_text().replace(*STAGING_RELEASE))
-    return path
 
 
 async def test_kill_9_mid_release_then_restart_finishes_the_same_thread(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path, processes: list[BotProcess]
 ) -> None:
-    world.seed_worker("staging")
     world.simulator.rollout_seconds = 8
-    state, catalog = f"sqlite:///{tmp_path / 'state.db'}", release_file(tmp_path)
+    state, catalog = f"sqlite:///{tmp_path / 'state.db'}", EXAMPLE
     first = await launch(processes, world, fake, tmp_path, state, catalog).up(fake)
     parent = await thread_under_way(
         fake, "/deploy", "api staging v2", reached="*api-worker*: Service updated to revision 2"
@@ -44,10 +36,9 @@ async def test_kill_9_mid_release_then_restart_finishes_the_same_thread(
 async def test_kill_9_mid_failing_release_then_restart_takes_it_all_back(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path, processes: list[BotProcess]
 ) -> None:
-    world.seed_worker("staging")
     world.simulator.rollout_seconds = 8
     world.mark_unstartable("v2", container="worker")
-    state, catalog = f"sqlite:///{tmp_path / 'state.db'}", release_file(tmp_path)
+    state, catalog = f"sqlite:///{tmp_path / 'state.db'}", EXAMPLE
     first = await launch(processes, world, fake, tmp_path, state, catalog).up(fake)
     parent = await thread_under_way(
         fake, "/deploy", "api staging v2", reached="*api-worker*: Service updated to revision 2"
