@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 ExpiryHook = Callable[[Approval], Awaitable[None]]
 """What happens once a request expired by itself (its card says so)."""
+Settled = Literal["cancelled", "expired", "superseded"]
 
 MAX_RACES = 20
 """Presses that lost a race are judged again on what won; this many in a row is a fault."""
@@ -94,8 +95,13 @@ def load_lines(data: object) -> list[Text]:
     return lines
 
 
+def plan_lines(approval: Approval) -> list[Text]:
+    """The plan a request's card shows, as it was pinned when the request was opened."""
+    return load_lines(approval.plan.get("lines"))
+
+
 class ApprovalDesk:
-    """Opens, counts, cancels and expires approval requests, in the shared store."""
+    """Opens, counts, cancels, supersedes and expires approval requests, in the shared store."""
 
     def __init__(
         self,
@@ -111,6 +117,8 @@ class ApprovalDesk:
         self.approvers = approvers
         self.timers = TaskTracker()
         """Expiry timers: tracked, but apart from the work `Tugboat.idle` waits for."""
+        self._armed: set[str] = set()
+        """Requests with an expiry timer on this replica (one each)."""
 
     def rule(self, target: Target, action: str) -> ApprovalRule | None:
         """The environment's approval rule when it covers `action`; None when none is needed."""
@@ -198,8 +206,8 @@ class ApprovalDesk:
         what = "approve" if verdict in ("counted", "approved") else "approve refused"
         await self.audit.write(origin, what, approval.target, f"{approval.id}: {said.get(verdict, verdict)}")
 
-    async def settle(self, approval: Approval, state: Literal["cancelled", "expired"], outcome: str) -> bool:
-        """Close an open request (cancelled, expired); False when it was no longer open."""
+    async def settle(self, approval: Approval, state: Settled, outcome: str) -> bool:
+        """Close an open request (cancelled, expired, superseded); False when it was no longer open."""
         for _ in range(MAX_RACES):
             if approval.state != "open":
                 return False
@@ -218,22 +226,59 @@ class ApprovalDesk:
 
     def expire_later(self, approval: Approval, on_expiry: ExpiryHook) -> None:
         """Close the request when its time is up, and let the card say so (a tracked timer)."""
+        if approval.id in self._armed:
+            return
+        self._armed.add(approval.id)
         self.timers.spawn(
             self._expire_at_timeout(approval.id, approval.expires_at, on_expiry), "approval-expiry"
         )
 
+    async def rearm(self, on_expiry: ExpiryHook) -> int:
+        """Arm the expiry of every open request (one another replica posted, or one from before a
+        restart); how many were new here. Every replica may time the same request: the
+        versioned write lets one of them expire it."""
+        fresh = [a for a in await self.store.open_approvals() if a.id not in self._armed]
+        for approval in fresh:
+            self.expire_later(approval, on_expiry)
+        return len(fresh)
+
     async def _expire_at_timeout(self, approval_id: str, at: float, on_expiry: ExpiryHook) -> None:
-        await asyncio.sleep(max(0.0, at - time.time()))
-        approval = await self.store.get_approval(approval_id)
-        if approval is None or approval.state != "open":
-            return
-        if not await self.settle(approval, "expired", "expired: nothing ran"):
-            return
-        origin = Origin("tugboat", approval.channel, "timeout")
-        await self.audit.write(origin, "approval expired", approval.target, f"{approval.id}: nothing ran")
-        await on_expiry(approval)
+        try:
+            await asyncio.sleep(max(0.0, at - time.time()))
+            approval = await self.store.get_approval(approval_id)
+            if approval is None or approval.state != "open":
+                return
+            if not await self.settle(approval, "expired", "expired: nothing ran"):
+                return  # settled meanwhile: pressed, cancelled, or expired by another replica
+            origin = Origin("tugboat", approval.channel, "timeout")
+            await self.audit.write(origin, "approval expired", approval.target, f"{approval.id}: nothing ran")
+            await on_expiry(approval)
+        finally:
+            self._armed.discard(approval_id)
+
+    async def supersede(
+        self, target: Target, kind: Callable[[Approval], bool], said: Callable[[Approval], Text]
+    ) -> list[tuple[Approval, Text]]:
+        """Close every open request of `kind` on `target` but the newest, with `said(newest)`;
+        the ones this call closed. Any replica may sweep: the versioned write closes each once."""
+        mine = [a for a in await self.store.open_approvals() if a.target == target and kind(a)]
+        if len(mine) < 2:
+            return []
+        newest = max(mine, key=lambda a: (a.created_at, a.id))
+        outcome = said(newest)
+        closed: list[tuple[Approval, Text]] = []
+        for older in mine:
+            if older is newest or not await self.settle(older, "superseded", str(outcome)):
+                continue
+            origin = Origin("tugboat", older.channel, "superseded")
+            await self.audit.write(
+                origin, "approval superseded", target, f"{older.id}: by {newest.id} ({newest.subject})"
+            )
+            closed.append((older, outcome))
+        return closed
 
     async def stop(self, timeout: float = 1.0) -> None:
-        """Drop the expiry timers; a request that expires while no replica runs expires on its
-        next press (its card keeps its buttons until then)."""
+        """Drop the expiry timers; the next replica to start (or each one's takeover pass)
+        arms them again, and a press on an expired request is refused meanwhile."""
         await self.timers.cancel_all(timeout)
+        self._armed.clear()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -162,6 +163,7 @@ class Tugboat:
         await self._connect()
         self._started = True
         await resume_unfinished(self.operations, self.front)
+        await self.operations.approvals.rearm(functools.partial(self.operations.show_expired, self.front))
         self._background = [
             asyncio.create_task(self._watchdog(), name="socket-watchdog"),
             asyncio.create_task(self._take_over(), name="lease-takeover"),
@@ -244,6 +246,9 @@ class Tugboat:
             await asyncio.sleep(self.tuning.lease_s / 3)
             try:
                 await resume_unfinished(self.operations, self.front)
+                await self.operations.approvals.rearm(
+                    functools.partial(self.operations.show_expired, self.front)
+                )  # a dead replica's cards
             except Exception:
                 metrics.BACKGROUND_FAILURES.labels(what="takeover").inc()
                 log.exception("takeover pass failed; trying again next round")

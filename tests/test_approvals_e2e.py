@@ -19,16 +19,20 @@ from bot.runtime import Tugboat
 from bot.sandbox.fake_slack import FakeSlack, Message, wait_for
 from bot.sandbox.world import SandboxWorld
 from bot.slack.confirm import APPROVE_ACTION, CONFIRM_ACTION, WITHDRAW_ACTION
-from tests.conftest import example_catalog, running
+from tests.conftest import one_service_catalog, running
 from tests.fixtures_github import SECRET, push_payload, sender
 from tests.slackview import confirmation_in, ephemeral_to, final_parent, parents, revisions, service
 
 ADMIN, SRE, SRE2, OPS = "U0ADMIN", "U0SRE1", "U0SRE2", "U0OPS"
 PRODUCTION_RULES = "        allowed_users: [U0ADMIN]\n"
+AUTO_DEPLOY_APPROVAL = (
+    "          image_wait: 900\n",
+    "          image_wait: 900\n        approval: {required: 1}\n",
+)
 
 
 def approval_catalog(rule: str = "{required: 1, groups: [S0SRE], for: [deploy, rollback]}") -> Catalog:
-    return example_catalog((PRODUCTION_RULES, f"{PRODUCTION_RULES}        approval: {rule}\n"))
+    return one_service_catalog((PRODUCTION_RULES, f"{PRODUCTION_RULES}        approval: {rule}\n"))
 
 
 @pytest.fixture
@@ -245,9 +249,7 @@ async def test_two_approvals_needed_count_distinct_users_once_each(
 async def test_an_auto_deploy_to_an_environment_with_approval_posts_a_card_instead(
     world: SandboxWorld, fake: FakeSlack, tmp_path: Path
 ) -> None:
-    catalog = example_catalog(
-        ("          image_wait: 900\n", "          image_wait: 900\n        approval: {required: 1}\n")
-    )
+    catalog = one_service_catalog(AUTO_DEPLOY_APPROVAL)
     sha = SandboxWorld.EXAMPLE_SHAS[0]
     settings = {"github_webhook_secret": SecretStr(SECRET)}
     async with (
@@ -302,3 +304,91 @@ async def test_scale_and_restart_need_approval_when_for_names_them(
         )
         assert "<@U0ADMIN>" in done.flat
         assert service(world, "production", "api")["taskDefinition"].endswith("api-production:1")
+
+
+def approval_id_of(card: Message) -> str:
+    return str(next(b for b in card.blocks or [] if b["type"] == "actions")["elements"][0]["value"])
+
+
+def has_buttons(card: Message | None) -> bool:
+    return card is not None and any(b["type"] == "actions" for b in card.blocks or [])
+
+
+async def test_a_request_outlives_its_bot_and_expires_on_time_once_with_two_replicas(
+    world: SandboxWorld, fake: FakeSlack, tmp_path: Path
+) -> None:
+    catalog = approval_catalog("{required: 1, groups: [S0SRE], timeout: 4}")
+    state = tmp_path / "replicas.db"
+    async with running(fake, catalog, state) as first:
+        fake.slash_command("/deploy", "api production v2", user=ADMIN, channel="C0DEPLOY")
+        card = await card_in(fake)
+        approval_id = approval_id_of(card)
+        await wait_for(lambda: _placed(first, approval_id, card.ts), what="the request saved with its card")
+    assert has_buttons(fake.message(card.channel, card.ts)), "stopped before its timeout: still open"
+
+    async with (
+        running(fake, catalog, state) as one,
+        running(fake, catalog, state, tugboat_replica_id="replica-b") as two,
+    ):
+        expired = await card_saying(fake, card, "Expired: not approved within 4 seconds. Nothing ran.")
+        for replica in (one, two):  # both timed it: wait until neither timer is left
+            await replica.operations.approvals.timers.idle()
+        expiries = [e for e in await audit(one) if e["what"] == "approval expired"]
+        stored = await one.store.get_approval(approval_id)
+
+    assert not has_buttons(expired)
+    assert len(expiries) == 1 and approval_id in expiries[0]["outcome"]
+    assert stored is not None and stored.state == "expired" and stored.approvers == []
+    assert threads(fake) == [] and len(revisions(world, "api-production")) == 1
+
+
+async def _settled(bot: Tugboat, approval_id: str) -> bool:
+    stored = await bot.store.get_approval(approval_id)
+    return stored is not None and stored.state != "open"
+
+
+def image_of(world: SandboxWorld, cluster: str, name: str) -> str:
+    arn = service(world, cluster, name)["taskDefinition"]
+    definition = world.client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    return str(definition["containerDefinitions"][0]["image"])
+
+
+async def test_a_newer_push_closes_the_older_pushs_open_card_and_only_the_new_one_counts(
+    world: SandboxWorld, fake: FakeSlack, tmp_path: Path
+) -> None:
+    older, newer = SandboxWorld.EXAMPLE_SHAS[1], SandboxWorld.EXAMPLE_SHAS[2]
+    settings = {"github_webhook_secret": SecretStr(SECRET)}
+    async with (
+        running(
+            fake, one_service_catalog(AUTO_DEPLOY_APPROVAL), tmp_path / "newer.db", **settings
+        ) as tugboat,
+        aiohttp.ClientSession() as http,
+    ):
+        send = sender(http, tugboat)
+        assert (await send("push", push_payload(older, timestamp="2024-05-01T10:00:00Z")))[0] == 202
+        first = await card_in(fake, "C0STAGING")
+        older_id = approval_id_of(first)
+        # Slack is slow to show edits (429s): the older card keeps its buttons a while.
+        fake.fail_every_nth_call(1, methods=["chat.update"])
+        assert (await send("push", push_payload(newer, timestamp="2024-05-01T11:00:00Z")))[0] == 202
+        second = await card_in(fake, "C0STAGING", index=1)
+        assert f"Deploy api staging `{newer}`" in second.flat and has_buttons(second)
+
+        await wait_for(lambda: _settled(tugboat, older_id), what="the older request settled")
+        fake.click("C0STAGING", first.ts, APPROVE_ACTION, user="U0DEV")  # pressed before the edit shows
+        said = await ephemeral_to(fake, "U0DEV", containing="That request is superseded; nothing changed.")
+        assert f"Superseded by `{newer[:7]}`" in said
+        fake.clear_faults()
+        closed = await card_saying(fake, first, f"Superseded by `{newer[:7]}`, a newer push")
+        assert "Nothing ran." in closed.flat and not has_buttons(closed)
+        assert threads(fake, "C0STAGING") == [] and world.calls()["ecs:UpdateService"] == 0
+
+        fake.click("C0STAGING", second.ts, APPROVE_ACTION, user="U0DEV")
+        deployed = await final_parent(fake, "C0STAGING", timeout=40)
+        entries = await audit(tugboat)
+
+    assert "*Succeeded*" in deployed.flat and len(threads(fake, "C0STAGING")) == 1
+    assert image_of(world, "staging", "api").endswith(f":{newer}")
+    superseded = [e for e in entries if e["what"] == "approval superseded"]
+    assert len(superseded) == 1 and newer in superseded[0]["outcome"]
+    assert any(e["what"] == "approve refused" and "superseded" in e["outcome"] for e in entries)

@@ -9,27 +9,38 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 from bot.domain.records import Lock, OperationRecord
+from bot.sandbox.fake_github import MIDDLE, FakeGitHub
 from bot.sandbox.fake_slack import FakeSlack
 from bot.sandbox.world import SandboxWorld
 from bot.state import SqliteStore
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, one_service_text
 from tests.slackview import revisions, service
+from tests.test_stats import seeded
 
 T = TypeVar("T")
 PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
 
 
+def one_service_file(tmp_path: Path) -> Path:
+    """The example deploying `api` alone, as a file a CI job's TUGBOAT_CONFIG names."""
+    path = tmp_path / "one-service.yml"
+    path.write_text(one_service_text())
+    return path
+
+
 def cli_env(world: SandboxWorld, tmp_path: Path, **extra: str) -> dict[str, str]:
-    """A CI job's environment: AWS credentials and the catalog, a state store, no Slack tokens."""
+    """A CI job's environment: AWS credentials and the catalog (the example deploying `api`
+    alone, unless TUGBOAT_CONFIG is given), a state store, no Slack tokens."""
     env = {k: v for k, v in os.environ.items() if k not in PROXIES and not k.startswith("SLACK_")}
     env.update(world.env())
     env.update(
-        TUGBOAT_CONFIG=str(EXAMPLE),
+        TUGBOAT_CONFIG=str(one_service_file(tmp_path)),
         TUGBOAT_STATE=f"sqlite:///{tmp_path / 'state.db'}",
         TUGBOAT_ACTOR="ci-bot",
         NO_COLOR="1",
@@ -158,6 +169,7 @@ def test_check_is_all_green_against_the_sandbox(world: SandboxWorld, tmp_path: P
     for env in ("staging", "production"):
         for thing in ("cluster", "service", "container", "image repository", "log group"):
             assert any(line.startswith(f"✓ api {env}: {thing} ") for line in lines), (env, thing)
+    assert not any("api-worker" in line for line in lines), "a one-service catalog checks one service"
     assert "✓ api production: schedule nightly-report starts api-production:1 in cluster production" in lines
     assert "✓ api production: rule hourly-cleanup starts api-production:1 in cluster production" in lines
     assert not any(line.startswith("✗") for line in lines)
@@ -186,9 +198,44 @@ def test_check_names_a_missing_schedule_and_one_in_another_cluster(
     assert done.stdout.splitlines()[-1] == "2 problems found."
 
 
+def test_check_checks_every_service_of_a_release(world: SandboxWorld, tmp_path: Path) -> None:
+    done = tugboat(cli_env(world, tmp_path, TUGBOAT_CONFIG=str(EXAMPLE)), "check")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    for env in ("staging", "production"):
+        assert f"✓ api {env}: service api is ACTIVE in cluster {env}" in lines
+        assert f"✓ api {env}: container web is in task definition api-{env}:1" in lines
+        assert f"✓ api {env}: service api-worker is ACTIVE in cluster {env}" in lines
+        assert f"✓ api {env}: container worker is in task definition api-worker-{env}:1" in lines
+    assert lines[-1] == "All green."
+
+    world.client("ecs").delete_service(cluster="production", service="api-worker", force=True)
+    broken = tmp_path / "broken.yml"
+    worker = "            containers: [worker]   # the same image, in the worker's own container\n"
+    broken.write_text(EXAMPLE.read_text().replace(worker, "            containers: [worker, cron]\n"))
+    done = tugboat(cli_env(world, tmp_path, TUGBOAT_CONFIG=str(broken)), "check")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    has = "(it has: worker, log-router)"
+    assert (
+        f"✗ api staging: container cron is not in task definition api-worker-staging:1 {has}" in done.stdout
+    )
+    assert (
+        "✗ api production: service api-worker is INACTIVE, not ACTIVE, in cluster production" in done.stdout
+    )
+    assert "- api production: container worker not checked (needs service api-worker)" in done.stdout
+    assert "✓ api production: service api is ACTIVE in cluster production" in done.stdout
+    assert done.stdout.splitlines()[-1] == "2 problems found."
+
+
 def test_check_names_what_is_missing(world: SandboxWorld, tmp_path: Path) -> None:
     catalog = tmp_path / "tugboat.yml"
-    catalog.write_text(EXAMPLE.read_text().replace("service: api", "service: nope", 1))
+    catalog.write_text(
+        one_service_text(
+            ("cluster: staging\n        service: api", "cluster: staging\n        service: nope")
+        )
+    )
     done = tugboat(cli_env(world, tmp_path, TUGBOAT_CONFIG=str(catalog)), "check")
 
     assert done.returncode == 1, done.stdout + done.stderr
@@ -197,7 +244,7 @@ def test_check_names_what_is_missing(world: SandboxWorld, tmp_path: Path) -> Non
     assert "✓ api production: service api is ACTIVE in cluster production" in done.stdout
     assert done.stdout.splitlines()[-1] == "1 problem found."
 
-    catalog.write_text(EXAMPLE.read_text().replace("timeout: 300", "timout: 300"))
+    catalog.write_text(one_service_text(("timeout: 300", "timout: 300")))
     bad = tugboat(cli_env(world, tmp_path, TUGBOAT_CONFIG=str(catalog)), "check")
     assert bad.returncode == 2
     assert "✗ catalog:" in bad.stdout and "timout" in bad.stdout
@@ -219,3 +266,48 @@ def test_check_slack_tries_the_tokens_and_never_prints_them(
     for done in (good, bad):
         for token in (fake.bot_token, fake.app_token, wrong_token):
             assert token not in done.stdout + done.stderr
+
+
+def test_a_deploy_with_a_github_token_is_a_github_deployment_as_from_slack(
+    world: SandboxWorld, tmp_path: Path
+) -> None:
+    with FakeGitHub() as github:
+        env = cli_env(world, tmp_path, GITHUB_TOKEN=FakeGitHub.token, GITHUB_API_URL=github.api_url)
+        done = tugboat(env, "deploy", "api", "staging", MIDDLE)
+        deployments = github.deployments_of()
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    (deployment,) = deployments
+    assert (deployment.sha, deployment.environment) == (MIDDLE, "staging")
+    assert [s["state"] for s in deployment.statuses] == ["in_progress", "success"]
+    assert all(not s["log_url"] for s in deployment.statuses), "a terminal has no thread to link"
+    (record,) = in_store(tmp_path, lambda store: store.history("api", "staging"))
+    assert deployment.payload["tugboat_operation"] == record.id
+    assert record.extra["github_deployment"] == deployment.id and record.extra["committed_at"]
+
+
+def test_stats_prints_the_four_figures_and_a_usage_error_exits_2(world: SandboxWorld, tmp_path: Path) -> None:
+    async def seed(store: SqliteStore) -> None:
+        for record in seeded(time.time()):
+            await store.save(record)
+
+    in_store(tmp_path, seed)
+    env = cli_env(world, tmp_path)
+    month = tugboat(env, "stats", "api", "production")
+    week = tugboat(env, "stats", "api", "production", "7")
+    too_long = tugboat(env, "stats", "api", "production", "9999")
+    no_env = tugboat(env, "stats", "api")
+
+    assert month.returncode == 0, month.stdout + month.stderr
+    assert month.stdout.splitlines() == [
+        "DORA figures for api production, last 30 days",
+        "• Deploy frequency: 4 deploys, 0.13 a day",
+        "• Lead time for changes: 1h 05m (median of 3 deploys whose commit time is known)",
+        "• Change failure rate: 50% (3 of 6 changes failed or were rolled back)",
+        "• Time to restore: 58m (median of 3 restores)",
+    ]
+    assert week.returncode == 0 and "2 deploys, 0.29 a day" in week.stdout
+    for refused in (too_long, no_env):
+        assert refused.returncode == 2 and refused.stdout == ""
+        assert "usage: tugboat stats APP ENV [DAYS]" in refused.stderr
+    assert "expected 1 to 365" in too_long.stderr and "Which environment of api?" in no_env.stderr

@@ -27,7 +27,7 @@ from bot.sandbox.world import SandboxWorld
 from bot.settings import Settings
 from commands.grammar import StatsRequest, UsageError, parse_slash
 from tests import slackview as view
-from tests.conftest import example_catalog, running
+from tests.conftest import one_service_catalog, running
 from tests.fixtures_github import SECRET, final_thread_about, push_payload, sender
 
 DEV = "U0DEV"
@@ -77,7 +77,7 @@ async def metrics_text(bot: Tugboat) -> str:
 async def test_each_deploy_is_a_github_deployment_ending_in_success_and_replacing_the_last(
     world: SandboxWorld, fake: FakeSlack, github: FakeGitHub, tmp_path: Path
 ) -> None:
-    async with bot_with_github(fake, github, example_catalog(), tmp_path / "gh.db"):
+    async with bot_with_github(fake, github, one_service_catalog(), tmp_path / "gh.db"):
         first = await view.deployed(fake, f"api staging {MIDDLE}")
         await wait_for(lambda: states(github, "staging") == [["in_progress", "success"]], what="success")
         second = await view.deployed(fake, f"api staging {NEWEST[:10]}", index=1)
@@ -103,7 +103,7 @@ async def test_a_failed_deploy_ends_its_deployment_in_failure(
     world: SandboxWorld, fake: FakeSlack, github: FakeGitHub, tmp_path: Path
 ) -> None:
     world.mark_unstartable(lambda tag: tag == NEWEST)
-    async with bot_with_github(fake, github, example_catalog(), tmp_path / "gh.db"):
+    async with bot_with_github(fake, github, one_service_catalog(), tmp_path / "gh.db"):
         parent = await view.deployed(fake, f"api staging {NEWEST}", timeout=40)
         await wait_for(lambda: states(github, "staging") == [["in_progress", "failure"]], what="failure")
 
@@ -115,7 +115,7 @@ async def test_a_failed_deploy_ends_its_deployment_in_failure(
 async def test_a_rollback_is_a_deployment_of_the_commit_it_goes_back_to(
     world: SandboxWorld, fake: FakeSlack, github: FakeGitHub, tmp_path: Path
 ) -> None:
-    async with bot_with_github(fake, github, example_catalog(), tmp_path / "gh.db"):
+    async with bot_with_github(fake, github, one_service_catalog(), tmp_path / "gh.db"):
         await view.deployed(fake, f"api staging {OLDER}")
         await view.deployed(fake, f"api staging {MIDDLE}", index=1)
         fake.slash_command("/rollback", "api staging", user=DEV)
@@ -134,7 +134,7 @@ async def test_github_answering_500_never_fails_a_deploy_and_the_thread_says_so_
     world: SandboxWorld, fake: FakeSlack, github: FakeGitHub, tmp_path: Path
 ) -> None:
     github.fail_with(500)
-    async with bot_with_github(fake, github, example_catalog(), tmp_path / "gh.db") as bot:
+    async with bot_with_github(fake, github, one_service_catalog(), tmp_path / "gh.db") as bot:
         parent = await view.deployed(fake, f"api staging {MIDDLE}")
         replies = await view.thread_text(fake, parent, must_contain="GitHub answered HTTP 500")
         counted = await metrics_text(bot)
@@ -154,9 +154,9 @@ async def test_the_confirmation_card_lists_the_commits_it_ships(
     world: SandboxWorld, fake: FakeSlack, github: FakeGitHub, tmp_path: Path
 ) -> None:
     state = tmp_path / "gh.db"
-    async with bot_with_github(fake, github, example_catalog(), state):
+    async with bot_with_github(fake, github, one_service_catalog(), state):
         await view.deployed(fake, f"api staging {MIDDLE}")
-    async with bot_with_github(fake, github, example_catalog(CONFIRM), state):
+    async with bot_with_github(fake, github, one_service_catalog(CONFIRM), state):
         fake.slash_command("/deploy", f"api staging {NEWEST}", user=DEV, channel="C0DEPLOY")
         card = await view.confirmation_in(fake, "C0DEPLOY")
 
@@ -180,7 +180,7 @@ async def test_require_ci_refuses_a_red_commit_naming_the_failing_checks_and_for
     github.set_check(MIDDLE, "test", "failure")
     github.set_check(MIDDLE, "e2e", None)
     github.set_status(MIDDLE, "ci/lint", "error")
-    async with bot_with_github(fake, github, example_catalog(REQUIRE_CI), tmp_path / "gh.db"):
+    async with bot_with_github(fake, github, one_service_catalog(REQUIRE_CI), tmp_path / "gh.db"):
         refusal = await view.answer_to(fake, "/deploy", f"api staging {MIDDLE}", containing="CI is not green")
         assert view.parents(fake, "C0STAGING") == []
         assert len(view.revisions(world, "api-staging")) == 1
@@ -200,7 +200,7 @@ async def test_require_ci_refuses_a_red_commit_naming_the_failing_checks_and_for
 async def test_require_ci_ships_a_green_commit_even_with_no_statuses_at_all(
     world: SandboxWorld, fake: FakeSlack, github: FakeGitHub, tmp_path: Path
 ) -> None:
-    async with bot_with_github(fake, github, example_catalog(REQUIRE_CI), tmp_path / "gh.db"):
+    async with bot_with_github(fake, github, one_service_catalog(REQUIRE_CI), tmp_path / "gh.db"):
         parent = await view.deployed(fake, f"api staging {NEWEST}")
         replies = await view.thread_text(fake, parent, must_contain="is live")
 
@@ -212,7 +212,7 @@ async def test_require_ci_ships_a_green_commit_even_with_no_statuses_at_all(
 async def test_require_ci_refuses_a_tag_github_knows_no_commit_for(
     world: SandboxWorld, fake: FakeSlack, github: FakeGitHub, tmp_path: Path
 ) -> None:
-    async with bot_with_github(fake, github, example_catalog(REQUIRE_CI), tmp_path / "gh.db"):
+    async with bot_with_github(fake, github, one_service_catalog(REQUIRE_CI), tmp_path / "gh.db"):
         refusal = await view.answer_to(fake, "/deploy", "api staging v2", containing="Not deploying")
 
     assert "GitHub knows no commit `v2` in acme/api" in refusal
@@ -223,7 +223,7 @@ async def test_a_hanging_github_holds_a_gated_deploy_up_for_about_a_second_at_mo
     world: SandboxWorld, fake: FakeSlack, github: FakeGitHub, tmp_path: Path
 ) -> None:
     github.stall(10)
-    async with bot_with_github(fake, github, example_catalog(REQUIRE_CI), tmp_path / "gh.db"):
+    async with bot_with_github(fake, github, one_service_catalog(REQUIRE_CI), tmp_path / "gh.db"):
         asked = time.monotonic()
         fake.slash_command("/deploy", f"api staging {MIDDLE}", user=DEV)
         await view.ephemeral_to(fake, DEV, containing="Deploying api staging")
@@ -274,7 +274,7 @@ async def test_an_auto_deploy_is_a_github_deployment_too(
     async with (
         running(
             fake,
-            example_catalog(),
+            one_service_catalog(),
             tmp_path / "gh.db",
             github_webhook_secret=SecretStr(SECRET),
             github_token=SecretStr(FakeGitHub.token),
@@ -309,7 +309,7 @@ def test_github_settings_keep_the_enterprise_path_and_never_show_the_token() -> 
 
 def test_require_ci_needs_the_apps_repository() -> None:
     with pytest.raises(CatalogError, match=r"environments.staging.require_ci: needs the app's `repository`"):
-        example_catalog(("    repository: acme/api\n", ""), REQUIRE_CI)
+        one_service_catalog(("    repository: acme/api\n", ""), REQUIRE_CI)
 
 
 @pytest.mark.parametrize(
@@ -320,7 +320,7 @@ def test_require_ci_needs_the_apps_repository() -> None:
     ],
 )
 def test_stats_grammar(words: str, expected: StatsRequest) -> None:
-    assert parse_slash("/tugboat", words, example_catalog()) == expected
+    assert parse_slash("/tugboat", words, one_service_catalog()) == expected
 
 
 @pytest.mark.parametrize(
@@ -334,4 +334,4 @@ def test_stats_grammar(words: str, expected: StatsRequest) -> None:
 )
 def test_stats_grammar_refuses_what_it_cannot_read(words: str, problem: str) -> None:
     with pytest.raises(UsageError, match=problem):
-        parse_slash("/tugboat", words, example_catalog())
+        parse_slash("/tugboat", words, one_service_catalog())

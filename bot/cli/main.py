@@ -66,7 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _init(args)
     if verb in TWINS:
         force = getattr(args, "force", None)
-        return run_verb(verb, [*args.words, *(["--force", force] if force is not None else [])])
+        from bot.github.deployments import GitHubDeployments
+
+        words = [*args.words, *(["--force", force] if force is not None else [])]
+        return run_verb(verb, words, code_host=GitHubDeployments.from_settings)
     if verb == "init-state":
         return init_state()
     if verb == "sandbox":
@@ -79,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _add_twins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """deploy, rollback, run-task, status: the slash commands' words, parsed by their grammar."""
+    """deploy, rollback, run-task, status, scale, restart, stats: the slash commands' words,
+    parsed by their grammar."""
     twins = {
         "deploy": ('APP ENV [REF] [--force "REASON"]', "deploy an image tag or git sha, printing the thread"),
         "rollback": ("APP ENV [REVISION]", "roll back to the last good deploy, or to a revision"),
@@ -87,6 +91,7 @@ def _add_twins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "status": ("[APP [ENV]]", "service status: one line per environment, or one card"),
         "scale": ("APP ENV COUNT [SERVICE]", "set a service's desired count, watched until that many run"),
         "restart": ("APP ENV [SERVICE]", "fresh tasks of the running revision, watched like a rollout"),
+        "stats": ("APP ENV [DAYS]", "DORA figures over DAYS (30) from the recorded history (TUGBOAT_STATE)"),
     }
     for verb, (words, summary) in twins.items():
         twin = sub.add_parser(verb, help=summary, usage=f"tugboat {verb} {words}")

@@ -20,7 +20,8 @@ from bot.domain.records import Target, new_id
 GATED_ACTIONS = ("deploy", "rollback", "run-task", "scale", "restart")
 """What `approval.for` may name: every action that changes a running service."""
 
-ApprovalState = Literal["open", "approved", "expired", "cancelled"]
+ApprovalState = Literal["open", "approved", "expired", "cancelled", "superseded"]
+"""`superseded`: an auto-deploy's request that a newer push to the same target replaced."""
 
 
 class ApprovalRule(BaseModel):

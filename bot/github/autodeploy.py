@@ -4,7 +4,8 @@ Per target the latest push wins: an older one that is still waiting for its imag
 turn is skipped, with a note in its thread, and ends failed. Once a deploy holds the target
 and starts changing ECS it runs to its end; a newer push then waits for it to finish.
 Every step goes through the one lifecycle, so auto-deploys are recorded, claimed,
-reported and shut down exactly like manual ones.
+reported and shut down exactly like manual ones. Where the environment needs approval, the
+latest push's card is the one that counts: posting it closes the older pushes' open cards.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from bot.change_control import freeze_of, frozen_text
-from bot.domain.approvals import ApprovalRule
+from bot.change_control import freeze_of, frozen_text, plan_lines
+from bot.domain.approvals import Approval, ApprovalRule
 from bot.domain.aws import AwsError
 from bot.domain.events import Emit, Failed, Started
 from bot.domain.records import Lock, OperationRecord, Phase, Target
@@ -47,6 +48,24 @@ class PushEvent:
     @property
     def short_sha(self) -> str:
         return self.sha[:7]
+
+
+def asked_by_a_push(approval: Approval) -> bool:
+    """Whether an approval request is an auto-deploy's (its trigger is a `PushEvent.trigger`)."""
+    return approval.action == "deploy" and (
+        approval.trigger == "push" or approval.trigger.startswith("workflow ")
+    )
+
+
+def superseded_text(newest: Approval) -> Text:
+    """An older push's card, once a newer push to the same target asked instead."""
+    short = newest.subject[:7]  # an auto-deploy's tag is its commit sha (`tag_format`)
+    return text(
+        emoji("fast_forward"),
+        " Superseded by ",
+        code(short),
+        ", a newer push: its card counts now. Nothing ran.",
+    )
 
 
 def tag_for(tag_format: str, sha: str) -> str:
@@ -226,6 +245,10 @@ class AutoDeployer:
 
         plan = await self.ops.with_commits(plan)
         await self.ops.ask_to_approve_deploy(rule, request, plan, origin, reply, self.front, None)
+        for older, outcome in await self.ops.approvals.supersede(
+            job.target, asked_by_a_push, superseded_text
+        ):
+            await self.front.show_approval(older, plan_lines(older), outcome)
 
     async def _report_skipped(self, job: _Job, why: Text) -> None:
         """One line in the environment's channel: this push was not deployed, and why."""

@@ -146,6 +146,23 @@ class GitHubClient:
             metrics.GITHUB_ERRORS.labels(call="deployments", reason="answer").inc()
             raise CodeHostError("deployments", None, "no deployment id in the answer") from None
 
+    async def find_deployment(self, repo: str, sha: str, environment: str, operation: str) -> int | None:
+        """The deployment `create_deployment` made for Tugboat's `operation`, if GitHub has one
+        (a resumed operation whose record never learnt the id)."""
+        query = f"sha={quote(sha, safe='')}&environment={quote(environment, safe='')}&per_page=100"
+        answer = await self._request("deployments", "GET", f"{self._repo(repo)}/deployments?{query}")
+        for item in answer if isinstance(answer, list) else []:
+            payload = item.get("payload") if isinstance(item, dict) else None
+            if (
+                isinstance(payload, dict)
+                and payload.get("tugboat_operation") == operation
+                and item.get("sha") == sha
+                and item.get("environment") == environment
+                and isinstance(item.get("id"), int)
+            ):
+                return int(item["id"])
+        return None
+
     async def set_status(
         self, repo: str, deployment: int, state: str, *, log_url: str | None, description: str
     ) -> None:

@@ -7,6 +7,9 @@ event sets `success` or `failure`; a success marks the deployment it replaced `i
 (GitHub's own `auto_inactive` skips production environments). All of it runs beside the
 operation, in one tracked task per operation: the rollout never waits for GitHub, and a
 GitHub error is said once in the thread and counted, never turned into a failure.
+An operation resumed after a restart keeps its deployment: the one its record names, else
+the one GitHub holds for it (found by commit, environment and operation id), else a new one
+once the service was changed.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from bot.domain.records import OperationRecord
 from bot.domain.text import Text, emoji, text
 from bot.github.client import GitHubClient
 from bot.lifecycle import Reporter, TaskTracker
+from bot.settings import Settings
 from bot.state import StateStore
 from commands.taskdef import container_image, tag_of
 
@@ -46,6 +50,23 @@ class GitHubDeployments:
         self.ecs = ecs
         self.store = store
         self.tracker = tracker
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, catalog: Catalog, ecs: Ecs, store: StateStore, tracker: TaskTracker
+    ) -> GitHubDeployments | None:
+        """With GITHUB_TOKEN, deployments over a client of their own (a CLI twin's run); else None."""
+        if settings.github_token is None:
+            return None
+        return cls(GitHubClient(settings.github_token, settings.github_api_url), catalog, ecs, store, tracker)
+
+    @property
+    def code(self) -> GitHubClient:
+        """The client, for the CI gate and the commits on cards."""
+        return self.client
+
+    async def close(self) -> None:
+        await self.client.close()
 
     def observe(self, record: OperationRecord, reporter: Reporter) -> Reporter:
         """The lifecycle's reporter hook: `reporter` itself, or it wrapped to tell GitHub too."""
@@ -72,6 +93,10 @@ class DeploymentReporter:
         self._started = self.deployment is not None  # a resumed operation keeps its deployment
         self._noted = False
         self._jobs: asyncio.Queue[Job | None] = asyncio.Queue()
+        if not self._started and record.generation > 0:
+            # Adopted after a restart: the events that start a deployment came before it.
+            self._started = True
+            self._jobs.put_nowait(self._recover)
         self._worker = owner.tracker.spawn(self._work(), f"github-deployment-{record.id}")
 
     # -- the Reporter protocol: the inner reporter first, GitHub beside it ------------------
@@ -138,19 +163,37 @@ class DeploymentReporter:
                 )
             )
 
-    async def _start_from(self, task_definition: str) -> None:
+    async def _start_from(self, task_definition: str, *, resumed: bool = False) -> None:
         """A rollback ships the image of the revision it goes back to."""
+        tag = await self._tag_of(task_definition)
+        if tag is not None:
+            await self._start(tag, resumed=resumed)
+
+    async def _tag_of(self, task_definition: str) -> str | None:
+        """The image tag the app's container runs in `task_definition`; None when ECS cannot tell."""
         record = self.record
         app = self.owner.catalog.apps[record.app]
         ref = self.owner.catalog.service_ref(record.app, record.env)
         try:
             definition = await self.owner.ecs.describe_task_definition(ref, task_definition)
         except AwsError:
-            return  # which commit it ran cannot be told; GitHub is simply not told
-        await self._start(tag_of(container_image(definition, app.container)))
+            return None  # which commit it ran cannot be told; GitHub is simply not told
+        return tag_of(container_image(definition, app.container))
 
-    async def _start(self, tag: str | None) -> None:
-        """A deployment of the commit the tag was built from (`tag_format`), now in progress."""
+    async def _recover(self) -> None:
+        """A resumed deploy or rollback: the deployment its first process made, found again."""
+        record = self.record
+        if record.action == "deploy":
+            await self._start(record.subject, resumed=True)
+        elif record.task_definition is not None:
+            await self._start_from(record.task_definition, resumed=True)
+
+    async def _start(self, tag: str | None, *, resumed: bool = False) -> None:
+        """A deployment of the commit the tag was built from (`tag_format`), now in progress.
+
+        `resumed`: GitHub may already hold it, made before the restart; a new one only when
+        the service was changed, since a resume never ships what had not started shipping.
+        """
         sha = commit_of(tag)
         if sha is None:
             return  # `v2` names no commit: nothing to show in GitHub
@@ -159,6 +202,15 @@ class DeploymentReporter:
         record.extra["sha"] = resolved.sha
         if record.extra.get("committed_at") is None and resolved.committed_at is not None:
             record.extra["committed_at"] = resolved.committed_at  # lead time, for /tugboat stats
+        if resumed:
+            self.deployment = await client.find_deployment(
+                self.repository, resolved.sha, record.env, record.id
+            )
+            if self.deployment is not None:
+                record.extra["github_deployment"] = self.deployment
+                return
+            if record.deployment_id is None and record.task_definition is None:
+                return
         self.deployment = await client.create_deployment(
             self.repository,
             resolved.sha,

@@ -98,6 +98,10 @@ class StateStore(Protocol):
 
     async def get_approval(self, approval_id: str) -> Approval | None: ...
 
+    async def open_approvals(self) -> list[Approval]:
+        """Every request still open, oldest first: a starting replica arms their expiry again."""
+        ...
+
     async def update_approval(self, approval: Approval) -> bool:
         """Write `approval` if the stored one is still at `approval.version`, bumping it; False
         when another press (another replica) wrote first: read again and judge again."""

@@ -10,11 +10,13 @@ check-and-set is atomic on DynamoDB itself. Single-table layout, keys `pk`/`sk` 
     delivery#<id>      / delivery  expires_at
     audit#<yyyy-mm-dd> / <at>#<id> body (JSON), at   (UTC day; sk sorts by time)
     audit#meta         / first     first_day (where audit_entries stops walking back)
-    approval#<id>      / approval  body (JSON), version, expires_at (a week after the request's)
+    approval#<id>      / approval  body (JSON), version, state, expires_at (a week after the
+                                   request's)
 
 GSI `by_target` (op_target S, op_created N, projection ALL) serves history(); unfinished()
 is a filtered scan of the whole table, run at start and by each replica's takeover loop
-every third of a lease (a sparse index of running operations would spare it; not done yet).
+every third of a lease (a sparse index of running operations would spare it; not done yet);
+open_approvals() is one too, run at the same times.
 TTL on `expires_at` lets DynamoDB drop old locks and deliveries; reads still check it,
 since expired items linger for up to a few days.
 Claims use `lease_until`, not the TTL attribute: like SqliteStore, active_on() keeps
@@ -604,6 +606,7 @@ class DynamoStore:
             **_key(f"approval#{approval.id}", "approval"),
             "body": _s(approval.to_json()),
             "version": _gen(approval.version),
+            "state": _s(approval.state),
             TTL_ATTRIBUTE: _n(approval.expires_at + APPROVAL_KEPT_S),
         }
 
@@ -618,6 +621,27 @@ class DynamoStore:
         item = await self._get_item(_key(f"approval#{approval_id}", "approval"))
         body = _str(item, "body") if item else None
         return Approval.from_json(body) if body is not None else None
+
+    async def open_approvals(self) -> list[Approval]:
+        """A filtered scan; items written before `state` was kept are judged by their body."""
+        found: list[Approval] = []
+        start: dict[str, Any] | None = None
+        while True:
+            page = await self._call(
+                "scan",
+                ConsistentRead=True,
+                FilterExpression="begins_with(pk, :approval)"
+                " AND (#state = :open OR attribute_not_exists(#state))",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":approval": _s("approval#"), ":open": _s("open")},
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            bodies = (_str(item, "body") for item in page.get("Items", []))
+            found.extend(Approval.from_json(body) for body in bodies if body is not None)
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        return sorted((a for a in found if a.state == "open"), key=lambda a: a.created_at)
 
     async def update_approval(self, approval: Approval) -> bool:
         """One conditional put on the version read: a press another replica counted first wins."""

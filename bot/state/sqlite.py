@@ -58,13 +58,15 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE TABLE IF NOT EXISTS approvals (
     id TEXT PRIMARY KEY,
     version INTEGER NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'open'
 );
 """
 # Columns added since the first schema: (table, column, definition), added when missing.
 MIGRATIONS = (
     ("operations", "generation", "INTEGER NOT NULL DEFAULT 0"),
     ("claims", "generation", "INTEGER NOT NULL DEFAULT 0"),
+    ("approvals", "state", "TEXT NOT NULL DEFAULT 'open'"),  # older rows: their body decides
 )
 
 
@@ -300,8 +302,8 @@ class SqliteStore:
     async def create_approval(self, approval: Approval) -> None:
         await self._run(
             lambda db: db.execute(
-                "INSERT INTO approvals (id, version, body) VALUES (?, ?, ?)",
-                (approval.id, approval.version, approval.to_json()),
+                "INSERT INTO approvals (id, version, body, state) VALUES (?, ?, ?, ?)",
+                (approval.id, approval.version, approval.to_json(), approval.state),
             )
         )
 
@@ -311,14 +313,21 @@ class SqliteStore:
         )
         return Approval.from_json(row[0]) if row else None
 
+    async def open_approvals(self) -> list[Approval]:
+        rows = await self._run(
+            lambda db: db.execute("SELECT body FROM approvals WHERE state = 'open'").fetchall()
+        )
+        found = (Approval.from_json(r[0]) for r in rows)
+        return sorted((a for a in found if a.state == "open"), key=lambda a: a.created_at)
+
     async def update_approval(self, approval: Approval) -> bool:
         read = approval.version
         written = dataclasses.replace(approval, version=read + 1)
 
         def write(db: sqlite3.Connection) -> bool:
             cur = db.execute(
-                "UPDATE approvals SET version = ?, body = ? WHERE id = ? AND version = ?",
-                (written.version, written.to_json(), approval.id, read),
+                "UPDATE approvals SET version = ?, body = ?, state = ? WHERE id = ? AND version = ?",
+                (written.version, written.to_json(), written.state, approval.id, read),
             )
             return cur.rowcount == 1
 
