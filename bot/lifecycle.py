@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from bot import metrics
 from bot.domain.aws import AwsError
-from bot.domain.events import Emit, Failed, ProgressEvent
+from bot.domain.events import Emit, Failed, GatePaused, ProgressEvent
 from bot.domain.progress import fold
 from bot.domain.records import Lock, OperationRecord, Target
 from bot.domain.text import Text, code, date, emoji, link, mention, text
@@ -258,6 +258,20 @@ class Lifecycle:
     def in_flight(self) -> int:
         return len(self._running)
 
+    def waiting_on_people(self) -> bool:
+        """Something runs here, and all of it waits for a press: a pause at a deploy's gate whose
+        reply (with its buttons) is in the thread."""
+        running = list(self._running.values())
+        return bool(running) and all(any(g.awaiting and g.ts for g in r.gates) for r in running)
+
+    def pause_answered(self, op_id: str, hook_id: str) -> None:
+        """A press here answered a pause: until the watch sees ECS move on (and the fold says
+        how), the operation no longer counts as waiting for people."""
+        record = self._running.get(op_id)
+        gate = record.gate(hook_id) if record is not None else None
+        if gate is not None and gate.awaiting:
+            gate.state = "answered"
+
     def is_running(self, op_id: str) -> bool:
         """Whether this process holds the operation: running it, or about to (claimed, leased)."""
         return op_id in self._running or op_id in self._held
@@ -428,6 +442,8 @@ class Lifecycle:
             if changed:
                 await self.save_running(record)  # fenced: a replica that lost it says nothing
             await reporter(event)
+            if isinstance(event, GatePaused):
+                await self.save_running(record)  # the pause's reply (its ts), for whoever adopts it
 
         return emit
 

@@ -8,13 +8,14 @@ claim and open the story, then hand the action to the lifecycle. Where the story
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import shlex
 import time
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bot.change_control import ApprovalDesk, freeze_of, frozen_text, load_lines
+from bot.change_control import ApprovalDesk, freeze_of, frozen_text, plan_lines
 from bot.domain.approvals import Approval, ApprovalRule
 from bot.domain.aws import AwsError, revision_of
 from bot.domain.catalog import Catalog
@@ -22,12 +23,13 @@ from bot.domain.code import CodeHost
 from bot.domain.events import Emit, Note, Started
 from bot.domain.freezes import FreezeWindow, when
 from bot.domain.ports import Ecs, Schedules, Watcher
-from bot.domain.records import ROLLOUT_ACTIONS, Lock, OperationRecord, Phase, Target
-from bot.domain.text import Text, code, emoji, join, mention, text
+from bot.domain.records import ROLLOUT_ACTIONS, GateEntry, Lock, OperationRecord, Phase, Target
+from bot.domain.text import Text, code, emoji, join, link, mention, text
 from bot.lifecycle import Lifecycle, Origin, Reporter, busy_text, locked_text, until
 from bot.report.plans import deploy_plan_lines, rollback_plan_lines, task_plan_lines
 from commands import code as code_action
 from commands import deploy as deploy_action
+from commands import gated as gated_action
 from commands import restart as restart_action
 from commands import rollback as rollback_action
 from commands import run_task as run_task_action
@@ -84,6 +86,10 @@ class Front(Protocol):
 
     async def show_approval(self, approval: Approval, lines: list[Text], outcome: Text | None) -> None:
         """Draw the card again: who approved so far, or (with `outcome`) what became of it."""
+        ...
+
+    async def settle_pause(self, record: OperationRecord, gate: GateEntry, outcome: Text) -> None:
+        """A pause was answered: its reply says how (who pressed, what ECS did) and loses its buttons."""
         ...
 
 
@@ -423,7 +429,7 @@ class Operations:
     async def settle_approval(self, front: Front, approval: Approval, outcome: Text) -> None:
         """Record what an approved request led to, and show it on its card."""
         await self.approvals.record_outcome(approval, str(outcome))
-        await front.show_approval(approval, load_lines(approval.plan.get("lines")), outcome)
+        await front.show_approval(approval, plan_lines(approval), outcome)
 
     async def held_for_approval(
         self,
@@ -471,11 +477,7 @@ class Operations:
             await self.refuse(reply, origin, action, target, text(f"{target} ", NEEDS_SLACK_APPROVAL))
             return
         await self.approvals.placed(approval, ts)
-
-        async def expired(closed: Approval) -> None:
-            await front.show_approval(closed, lines, expired_text(closed))
-
-        self.approvals.expire_later(approval, expired)
+        self.approvals.expire_later(approval, functools.partial(self.show_expired, front))
         awaiting = f"{rule.required} approval{'s' if rule.required > 1 else ''}"
         await reply(text(f"{action.capitalize()} of {target} ", code(subject), f" awaits {awaiting}."))
 
@@ -502,6 +504,10 @@ class Operations:
             rule, "deploy", request.target, origin, reply, front, plan.tag, pinned, lines
         )
 
+    async def show_expired(self, front: Front, approval: Approval) -> None:
+        """A request that expired by itself, whichever replica posted it: its card says so."""
+        await front.show_approval(approval, plan_lines(approval), expired_text(approval))
+
     async def approve(self, approval_id: str, origin: Origin, reply: Reply, front: Front) -> None:
         """An Approve press: counted once, by a distinct allowed user other than the requester;
         the last one needed runs the pinned plan."""
@@ -510,7 +516,7 @@ class Operations:
         if approval is None:
             await reply(text("I have no record of that approval request; nothing changed."))
             return
-        lines = load_lines(approval.plan.get("lines"))
+        lines = plan_lines(approval)
         match pressed.verdict:
             case "denied":
                 await reply(pressed.refusal or text("You may not approve this."))
@@ -556,7 +562,7 @@ class Operations:
             await reply(text("That request was already settled; nothing changed."))
             return
         await self.lifecycle.audit.write(origin, "approval cancelled", approval.target, approval.id)
-        await front.show_approval(approval, load_lines(approval.plan.get("lines")), outcome)
+        await front.show_approval(approval, plan_lines(approval), outcome)
         await reply(text(f"Cancelled the {approval.action} of {approval.target}; nothing changed."))
 
     async def _approved_and_started(
@@ -594,12 +600,14 @@ class Operations:
         self, approval: Approval, approver: Origin, reply: Reply, front: Front
     ) -> None:
         to = str(approval.plan.get("to") or "")
+        services = approval.plan.get("to_services")
         await self.rollback(
             RollbackRequest(approval.target),
             self._requester(approval, approver),
             reply,
             front,
             to_task_definition=to or None,
+            to_services={str(k): str(v) for k, v in services.items()} if isinstance(services, dict) else None,
             approval=approval,
         )
 
@@ -650,6 +658,10 @@ class Operations:
         given operation, as its thread's Rollback button asks."""
         target = request.target
         rights = None if approval is not None else await self.authorize(target, origin)
+        plain = rights is None and approval is None and request.revision is None
+        native = plain and self.approvals.rule(target, "rollback") is None
+        if native and await self._roll_back_natively(target, origin, reply, front):
+            return None
         refusal = rights or (await self.lifecycle.obstacle(target))[0]
         if refusal is not None:
             await self.refuse_approved(reply, origin, "rollback", target, refusal, front, approval)
@@ -668,22 +680,22 @@ class Operations:
             why = text(f"Not rolling back {target}: {exc}")
             await self.refuse_approved(reply, origin, "rollback", target, why, front, approval)
             return None
-        if approval is not None and plan.current_task_definition != approval.plan.get("replaces"):
+        changed = plan.changes(approval.plan) if approval is not None else []
+        if changed:
             why = text(
-                f"Not rolling back {target}: the target changed since the card was posted (it now runs",
-                f" revision {revision_of(plan.current_task_definition)}). Nothing ran; ask again.",
+                f"Not rolling back {target}: the target changed since the card was posted",
+                f" ({'; '.join(changed)}). Nothing ran; ask again.",
             )
             await self.refuse_approved(reply, origin, "rollback", target, why, front, approval)
             return None
-        pinned: dict[str, object] = {"to": plan.task_definition, "replaces": plan.current_task_definition}
         if await self.held_for_approval(
             "rollback",
             target,
             origin,
             reply,
             front,
-            subject=f"rev {plan.revision}",
-            plan=pinned,
+            subject=plan.subject,
+            plan=plan.pin(),
             lines=rollback_plan_lines(plan),
             approval=approval,
         ):
@@ -707,6 +719,63 @@ class Operations:
 
         self.lifecycle.launch(record, reporter, body, origin)
         return record
+
+    async def _roll_back_natively(self, target: Target, origin: Origin, reply: Reply, front: Front) -> bool:
+        """A blue/green deployment paused or baking goes back the way ECS does it (SPEC part two):
+        no new update. False when no service of `target` has one (roll back as usual)."""
+        refs = [ref for _, ref in self.catalog.release_refs(target.app, target.env)]
+        snapshots = await self.ecs.describe_services(refs)
+        found = []
+        for ref in refs:
+            snapshot = snapshots.get(ref.key)
+            state = await gated_action.rollback_candidate(self.ecs, snapshot) if snapshot else None
+            if state is not None:
+                found.append((ref, state))
+        lock = await self.lifecycle.store.get_lock(target.app, target.env)
+        if not found or lock is not None:
+            return False
+        calls = []
+        for ref, state in found:
+            hook = state.awaiting
+            claim = f"pause:{state.arn}#{hook.hook_id}" if hook is not None else None
+            if claim is not None and not await self.lifecycle.store.first_delivery(claim):
+                continue  # a Roll back or Continue press answered it just now
+            try:
+                calls.append(await gated_action.roll_back_natively(self.ecs, ref, state))
+            except AwsError as exc:
+                why = text(f"Not rolling back {target}: ECS refused its own rollback: {exc.aws_message}")
+                await self.refuse(reply, origin, "rollback", target, why)
+                return True
+        await self.lifecycle.audit.write(origin, "rollback", target, "native: " + "; ".join(calls))
+        running = await self.lifecycle.store.active_on(target.app, target.env)
+        asked = text(
+            emoji("rewind"),
+            " ",
+            mention(origin.actor),
+            " ran ",
+            code(f"/rollback {target}"),
+            ": ECS rolls back.",
+        )
+        answered = {state.awaiting.hook_id for _, state in found if state.awaiting is not None}
+        for gate in running.gates if running is not None else []:
+            if running is not None and gate.hook_id in answered:
+                self.lifecycle.pause_answered(running.id, gate.hook_id)
+                await front.settle_pause(running, gate, asked)
+        follow = (
+            text(" Its thread follows it: ", link(running.permalink, "see the thread"))
+            if (running is not None and running.permalink)
+            else text(" ", code(f"/ecs-status {target}"), " shows it.")
+        )
+        line = text(
+            emoji("rewind"),
+            " ",
+            mention(origin.actor),
+            f" asked ECS to roll {target} back (blue/green:",
+            " the previous revision still serves, so ECS moves traffic back instead of a new deployment).",
+        )
+        await self._announce(target, origin, front, line)
+        await reply(text(f"ECS is rolling {target} back.", follow))
+        return True
 
     # -- run-task --------------------------------------------------------------------------
 

@@ -18,7 +18,15 @@ from bot.lifecycle import Origin
 from bot.operations import Front, Operations
 from commands import deploy as deploy_action
 from commands import schedules as schedules_action
-from commands.rollout import Change, fail_release, first_failure, release_summary, roll_back, watch_all
+from commands.rollout import (
+    Change,
+    fail_release,
+    first_failure,
+    follow,
+    release_summary,
+    roll_back,
+    watch_all,
+)
 from commands.run_task import execute_stopped, plan_to_follow, wait_one_off
 from commands.scale import wait_for_count
 from commands.wait import RolloutOutcome, wait_for_rollout
@@ -117,9 +125,23 @@ async def _follow_rollout(
 ) -> None:
     ref = _ref(ops, record)
     _, env = ops.catalog.target(record.app, record.env)
-    outcome = await wait_for_rollout(
-        ops.watcher, ref, deployment_id, task_definition, _remaining(ops, record), emit
-    )
+    if record.service_deployment is not None:  # blue/green: its pauses' replies are in the thread
+        previous = record.previous_task_definition or task_definition
+        change = Change(None, ref, previous, task_definition, deployment_id, None, record.service_deployment)
+        shown = [gate.hook_id for gate in record.gates if gate.ts is not None and gate.awaiting]
+        outcome = await follow(
+            change,
+            ops.ecs,
+            ops.watcher,
+            _remaining(ops, record),
+            emit,
+            announced=shown,
+            roll_back_when_stopped=env.rollback_on_failure,
+        )
+    else:
+        outcome = await wait_for_rollout(
+            ops.watcher, ref, deployment_id, task_definition, _remaining(ops, record), emit
+        )
     if record.action == "rollback":
         if outcome.ok:
             summary = f"Back on revision {revision_of(task_definition)}: {outcome.reason}."
@@ -235,7 +257,7 @@ async def _follow_services(ops: Operations, record: OperationRecord, emit: Emit)
         )
         return
     watching = [c for c in changes if c.name not in settled]
-    watched = await watch_all(watching, ops.watcher, _remaining(ops, record), emit)
+    watched = await watch_all(watching, ops.ecs, ops.watcher, _remaining(ops, record), emit)
     outcomes = [settled.get(c.name) or watched[watching.index(c)] for c in changes]
     if unreached:
         were = "was" if len(unreached) == 1 else "were"

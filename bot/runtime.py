@@ -265,6 +265,18 @@ class Tugboat:
         """Wait until every operation and reply has finished (the sandbox's EOF)."""
         await self.tracker.idle()
 
+    async def idle_or_waiting_on_people(self, poll_s: float = 0.1) -> None:
+        """Like `idle`, but also done when what still runs waits for someone: a deploy paused at
+        its gate goes on only when someone presses (the sandbox's scripts press next)."""
+        idle = asyncio.create_task(self.idle())
+        try:
+            while not idle.done() and not self.operations.lifecycle.waiting_on_people():
+                await asyncio.wait({idle}, timeout=poll_s)
+        finally:
+            idle.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await idle
+
     async def stop(self, timeout: float = 8.0) -> None:
         """Stop taking work, interrupt what runs (it stays recorded), close everything."""
         if self._stopped:

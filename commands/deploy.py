@@ -27,6 +27,7 @@ from bot.domain.events import (
 )
 from bot.domain.records import Target
 from commands import schedules as schedules_action
+from commands.gated import started_deployment
 from commands.grammar import DeployRequest
 from commands.rollout import (
     Change,
@@ -40,7 +41,7 @@ from commands.rollout import (
 )
 from commands.run_task import before_deploy_plans, failure_reason, run_one_off
 from commands.taskdef import container_image, tag_of, with_images
-from commands.wait import RolloutOutcome, stopped_task_reasons, wait_for_rollout
+from commands.wait import RolloutOutcome, stopped_task_reasons
 
 __all__ = [
     "DeployDeps",
@@ -96,16 +97,15 @@ class Pin:
     def changes(self, plan: DeployPlan) -> list[str]:
         """What differs between the card and the target now; empty when the plan still holds."""
         found = []
-        if plan.current_task_definition != self.replaces:
-            found.append(
-                f"{plan.target} now runs revision {plan.current_revision},"
-                f" not revision {revision_of(self.replaces)} as the card showed"
-            )
-        for service, pinned in zip(plan.services[1:], self.also_replaces, strict=False):
-            if service.current_task_definition != pinned:
+        pinned = (self.replaces, *self.also_replaces)
+        if len(plan.services) != len(pinned):
+            found.append(f"{plan.target} now deploys {len(plan.services)} services, not {len(pinned)}")
+        for service, arn in zip(plan.services, pinned, strict=False):
+            if service.current_task_definition != arn:
+                who = f"service {service.name}" if plan.is_release else str(plan.target)
                 found.append(
-                    f"service {service.name} now runs revision {service.current_revision},"
-                    f" not revision {revision_of(pinned)} as the card showed"
+                    f"{who} now runs revision {service.current_revision},"
+                    f" not revision {revision_of(arn)} as the card showed"
                 )
         if plan.digest != self.digest:
             found.append(
@@ -391,29 +391,24 @@ async def execute(
                 return False
             return await _undo(plan, changes, f"{service.name}: {why}", deps, emit)
         label = plan.label(service)
-        await emit(ServiceUpdated(primary.id, new_arn, service.current_task_definition, service=label))
-        changes.append(
-            Change(label, service.ref, service.current_task_definition, new_arn, primary.id, snapshot)
-        )
+        gate = await started_deployment(ecs, snapshot)
+        current = service.current_task_definition
+        await emit(ServiceUpdated(primary.id, new_arn, current, service=label, service_deployment=gate))
+        changes.append(Change(label, service.ref, current, new_arn, primary.id, snapshot, gate))
 
-    if plan.is_release:
-        outcomes = await watch_all(
-            changes, deps.watcher, plan.env.timeout, emit, cancel=cancel, expected_s=expected_s
-        )
-        return await finish_release(plan.target, plan.env, changes, outcomes, deps, emit)
-    change = changes[0]
-    outcome = await wait_for_rollout(
+    outcomes = await watch_all(
+        changes,
+        ecs,
         deps.watcher,
-        change.ref,
-        change.deployment_id,
-        change.task_definition,
         plan.env.timeout,
         emit,
-        seen_events={e.id for e in change.known.events} if change.known else None,
         cancel=cancel,
         expected_s=expected_s,
-        known=change.known,
+        roll_back_when_stopped=plan.env.rollback_on_failure,
     )
+    if plan.is_release:
+        return await finish_release(plan.target, plan.env, changes, outcomes, deps, emit)
+    change, outcome = changes[0], outcomes[0]
     return await finish(
         plan.target,
         plan.env,
@@ -479,7 +474,7 @@ async def finish(
             details = stopped.reasons
     if ref is not None and outcome.ecs_rollback is not None:
         await follow_ecs_rollback(env, ref, outcome, deps, emit)
-    elif ref is not None and env.rollback_on_failure:
+    elif ref is not None and env.rollback_on_failure and not outcome.settled_by_ecs:
         await roll_back(env, ref, previous_task_definition, outcome.reason, deps, emit)
     await emit(Failed(outcome.reason, details))
     return False

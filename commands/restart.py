@@ -16,6 +16,7 @@ from bot.domain.catalog import Catalog, Environment
 from bot.domain.events import Emit, Failed, ReleasePlanned, ServiceUpdated, Succeeded
 from bot.domain.ports import Ecs, Watcher
 from bot.domain.records import Target
+from commands.gated import started_deployment
 from commands.grammar import RestartRequest
 from commands.rollout import Change, first_failure, release_summary, safely, watch_all
 from commands.wait import stopped_task_reasons
@@ -79,9 +80,12 @@ async def execute(
             await emit(Failed(f"{name}: ECS accepted the restart but shows no PRIMARY deployment."))
             return False
         label = name if plan.several else None
-        await emit(ServiceUpdated(primary.id, primary.task_definition, arn, service=label))
-        changes.append(Change(label, ref, arn, primary.task_definition, primary.id, snapshot))
-    outcomes = await watch_all(changes, watcher, plan.env.timeout, emit, cancel=cancel)
+        gate = await started_deployment(ecs, snapshot)
+        await emit(
+            ServiceUpdated(primary.id, primary.task_definition, arn, service=label, service_deployment=gate)
+        )
+        changes.append(Change(label, ref, arn, primary.task_definition, primary.id, snapshot, gate))
+    outcomes = await watch_all(changes, ecs, watcher, plan.env.timeout, emit, cancel=cancel)
     if all(outcome.ok for outcome in outcomes):
         if plan.several:
             await emit(Succeeded(release_summary(changes, outcomes, "Restarted")))

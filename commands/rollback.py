@@ -11,8 +11,9 @@ revision in the last successful release, and a REVISION (one family's number) is
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.domain.aws import AwsError, ServiceRef, family_of, revision_of
 from bot.domain.catalog import Catalog, Environment
@@ -52,6 +53,8 @@ class RollbackPlan:
     """The services that go back (in a release, those not already on their revision)."""
     release: bool = False
     """The environment deploys several services as one release: events name each."""
+    running: tuple[tuple[str, str], ...] = ()
+    """Every service's task definition when planned (in a release, those that stay too)."""
 
     @property
     def service(self) -> ServiceRef:
@@ -70,11 +73,43 @@ class RollbackPlan:
         return revision_of(self.task_definition)
 
     @property
+    def first_service_after(self) -> str:
+        """What the environment's first service runs once this is done (the schedules follow it),
+        whether or not it goes back itself."""
+        if not self.running:
+            return self.task_definition
+        name, now = self.running[0]
+        return next((s.task_definition for s in self.services if s.name == name), now)
+
+    @property
     def subject(self) -> str:
         """`rev 3`, or for a release `api rev 3, api-worker rev 7`."""
         if not self.release:
             return f"rev {self.revision}"
         return ", ".join(f"{s.name} rev {s.revision}" for s in self.services)
+
+    def pin(self) -> dict[str, object]:
+        """What a card pins, so a press runs this rollback or nothing: where it goes, what ran."""
+        pinned: dict[str, object] = {"to": self.task_definition, "replaces": self.current_task_definition}
+        if self.release:
+            pinned["to_services"] = {s.name: s.task_definition for s in self.services}
+            pinned["running"] = dict(self.running)
+        return pinned
+
+    def changes(self, pinned: Mapping[str, Any]) -> list[str]:
+        """What differs between the card (`pin()`) and the target now; empty when it still holds."""
+        shown = pinned.get("running")
+        if not self.release or not isinstance(shown, dict):
+            if self.current_task_definition == pinned.get("replaces"):
+                return []
+            return [f"it now runs revision {revision_of(self.current_task_definition)}"]
+        now = dict(self.running)
+        return [
+            f"service {name} now runs revision {revision_of(now.get(name, ''))},"
+            f" not revision {revision_of(str(arn))} as the card showed"
+            for name, arn in shown.items()
+            if now.get(name) != arn
+        ]
 
 
 # -- describe and decide -----------------------------------------------------------------
@@ -115,7 +150,8 @@ async def prepare(
             f"Task definition `{chosen.rsplit('/', 1)[-1]}` cannot be used: {exc.aws_message}"
         ) from None
     chosen = str(described["taskDefinitionArn"])
-    return RollbackPlan(request.target, env, why, (ServiceRollback(ref.service, ref, current, chosen),))
+    going = (ServiceRollback(ref.service, ref, current, chosen),)
+    return RollbackPlan(request.target, env, why, going, running=((ref.service, current),))
 
 
 async def _prepare_release(
@@ -165,7 +201,8 @@ async def _prepare_release(
         )
     if not going:
         raise RollbackRefused(f"Every service of {target} already runs the revision it would go back to.")
-    return RollbackPlan(target, env, why, tuple(going), release=True)
+    running = tuple(current.items())
+    return RollbackPlan(target, env, why, tuple(going), release=True, running=running)
 
 
 def _released(record: OperationRecord, first: str) -> dict[str, str]:
@@ -292,11 +329,11 @@ async def _execute_release(
                 snapshot,
             )
         )
-    outcomes = await watch_all(changes, deps.watcher, plan.env.timeout, emit, cancel=cancel)
+    outcomes = await watch_all(changes, deps.ecs, deps.watcher, plan.env.timeout, emit, cancel=cancel)
     if all(outcome.ok for outcome in outcomes):
         summary = release_summary(changes, outcomes, "Release is back")
         await schedules_action.succeed(
-            deps.catalog, plan.target, plan.task_definition, summary, deps.ecs, deps.schedules, emit
+            deps.catalog, plan.target, plan.first_service_after, summary, deps.ecs, deps.schedules, emit
         )
         return True
     change, outcome = first_failure(changes, outcomes)

@@ -18,6 +18,7 @@ from bot.domain.aws import AwsError, ServiceRef, ServiceSnapshot, revision_of
 from bot.domain.catalog import Catalog, Environment
 from bot.domain.events import Emit, Failed, RolledBack, RollingBack, ServiceSettled, StoppedTasks
 from bot.domain.ports import Ecs, Schedules, Watcher
+from commands.gated import GatedWait, wait_for_deployment
 from commands.wait import RolloutOutcome, stopped_task_reasons, wait_for_rollout
 
 T = TypeVar("T")
@@ -47,10 +48,52 @@ class Change:
     deployment_id: str
     known: ServiceSnapshot | None = None
     """update_service's answer: what the service looked like when the deployment started."""
+    service_deployment: str | None = None
+    """The service deployment's ARN when the service deploys blue/green, linear or canary."""
 
     @property
     def name(self) -> str:
         return self.ref.service
+
+
+async def follow(
+    change: Change,
+    ecs: Ecs,
+    watcher: Watcher,
+    timeout_s: float,
+    emit: Emit,
+    *,
+    cancel: asyncio.Event | None = None,
+    expected_s: float | None = None,
+    announced: Sequence[str] = (),
+    roll_back_when_stopped: bool = True,
+) -> RolloutOutcome:
+    """Watch one change to its verdict: a rolling deployment, or a blue/green one's stages."""
+    if change.service_deployment is not None:
+        wait = GatedWait(
+            change.ref,
+            change.service_deployment,
+            change.task_definition,
+            change.previous_task_definition,
+            timeout_s,
+            change.label,
+            announced,
+            roll_back_when_stopped,
+        )
+        return await wait_for_deployment(watcher, ecs, wait, emit, cancel=cancel)
+    return await wait_for_rollout(
+        watcher,
+        change.ref,
+        change.deployment_id,
+        change.task_definition,
+        timeout_s,
+        emit,
+        seen_events={e.id for e in change.known.events} if change.known else None,
+        cancel=cancel,
+        expected_s=expected_s,
+        known=change.known,
+        service=change.label,
+    )
 
 
 async def safely(awaitable: Awaitable[T]) -> T | None:
@@ -66,12 +109,14 @@ async def safely(awaitable: Awaitable[T]) -> T | None:
 
 async def watch_all(
     changes: Sequence[Change],
+    ecs: Ecs,
     watcher: Watcher,
     timeout_s: float,
     emit: Emit,
     *,
     cancel: asyncio.Event | None = None,
     expected_s: float | None = None,
+    roll_back_when_stopped: bool = True,
 ) -> list[RolloutOutcome]:
     """Watch every change at once until each has its verdict; the first failure (or a cancel)
     stops the wait for the others, which then count as failed too. One outcome per change.
@@ -87,23 +132,24 @@ async def watch_all(
             stop.set()
 
     async def one(change: Change) -> RolloutOutcome:
-        outcome = await wait_for_rollout(
+        outcome = await follow(
+            change,
+            ecs,
             watcher,
-            change.ref,
-            change.deployment_id,
-            change.task_definition,
             timeout_s,
             emit,
-            seen_events={e.id for e in change.known.events} if change.known else None,
             cancel=stop,
             expected_s=expected_s,
-            known=change.known,
-            service=change.label,
+            roll_back_when_stopped=roll_back_when_stopped,
         )
         user_cancelled = cancel is not None and cancel.is_set()
         if not outcome.ok and failed_first and not user_cancelled and stop.is_set():
             outcome = RolloutOutcome(
-                False, f"{STOPPED}{failed_first[0]} failed", outcome.ecs_rollback, outcome.snapshot
+                False,
+                f"{STOPPED}{failed_first[0]} failed",
+                outcome.ecs_rollback,
+                outcome.snapshot,
+                outcome.settled_by_ecs,
             )
         elif not outcome.ok and not stop.is_set():
             failed_first.append(change.label or change.name)
@@ -222,6 +268,8 @@ async def fail_release(
             details.extend(f"{change.label or change.name}: {reason}" for reason in stopped.reasons)
     backs: list[Awaitable[object]] = []
     for change, outcome in zip(changes, outcomes, strict=True):
+        if outcome.settled_by_ecs:
+            continue  # a blue/green deployment: ECS went back by itself
         if outcome.ecs_rollback is not None:
             backs.append(follow_ecs_rollback(env, change.ref, outcome, deps, emit, service=change.label))
         elif env.rollback_on_failure:

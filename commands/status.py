@@ -17,6 +17,7 @@ from typing import Any
 from bot.domain.aws import AwsError, ServiceRef, ServiceSnapshot, revision_of
 from bot.domain.catalog import Catalog
 from bot.domain.freezes import FreezeWindow, active
+from bot.domain.gates import ServiceDeploymentState, gated
 from bot.domain.ports import Ecs, Records, Schedules
 from bot.domain.records import Lock, OperationRecord, Target
 from bot.domain.schedules import ScheduleMissing, next_run
@@ -92,6 +93,8 @@ class ServiceStatus:
     """The environment's, for the times a card shows."""
     members: tuple[MemberStatus, ...] = ()
     """Every service of a release, the first included; empty for one service."""
+    deployment: ServiceDeploymentState | None = None
+    """A blue/green, linear or canary deployment under way: its stage, traffic and pauses."""
 
     @property
     def revision(self) -> int | None:
@@ -192,8 +195,29 @@ async def _detailed(
             status.target, snapshot.ref, image, app.container, ecs, catalog, schedules, known
         )
     return dataclasses.replace(
-        status, problem=None, image_tag=tag_of(image), stopped=reasons, schedules=found
+        status,
+        problem=None,
+        image_tag=tag_of(image),
+        stopped=reasons,
+        schedules=found,
+        deployment=await _under_way(ecs, snapshot),
     )
+
+
+async def _under_way(ecs: Ecs, snapshot: ServiceSnapshot) -> ServiceDeploymentState | None:
+    """The blue/green deployment the service is in the middle of, if any (one more call, only then)."""
+    current = snapshot.raw.get("currentServiceDeployment")
+    if (
+        not current
+        or not gated(snapshot.raw.get("deploymentConfiguration"))
+        or state_of(snapshot) == "steady"
+    ):
+        return None
+    try:
+        found = await ecs.describe_service_deployment(snapshot.ref, str(current))
+    except AwsError:
+        return None
+    return found if found is not None and not found.ended else None
 
 
 async def _schedules(

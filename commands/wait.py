@@ -31,6 +31,8 @@ class RolloutOutcome(Verdict):
     """The verdict on a rollout, with the last snapshot seen (None if ECS never answered)."""
 
     snapshot: ServiceSnapshot | None = None
+    settled_by_ecs: bool = False
+    """ECS already took the service back itself (a blue/green rollback): never update it again."""
 
 
 def judge(snapshot: ServiceSnapshot, deployment_id: str, task_definition: str) -> Verdict | None:

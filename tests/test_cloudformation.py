@@ -389,6 +389,10 @@ ECS_RESOURCE_KINDS = {
     "ecs:DescribeTaskDefinition": "task-definition",
     "ecs:ListTaskDefinitions": "*",
     "ecs:RegisterTaskDefinition": "*",
+    "ecs:ListServiceDeployments": "service",
+    "ecs:DescribeServiceDeployments": "service-deployment",
+    "ecs:ContinueServiceDeployment": "service-deployment",
+    "ecs:StopServiceDeployment": "service-deployment",
 }
 PSEUDO_PARAMETERS = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::StackName": "tugboat"}
 
@@ -493,6 +497,7 @@ def ecs_requests(account: str, region: str, cluster: str, service: str, family: 
         "task-definition": f"{arn}:task-definition/{family}:7",
         "task": f"{arn}:task/{cluster}/abc",
         "container-instance": f"{arn}:container-instance/{cluster}/abc",
+        "service-deployment": f"{arn}:service-deployment/{cluster}/{service}/abc",
         "*": "*",
     }
 
@@ -539,6 +544,9 @@ def test_task_role_denies_services_and_task_definitions_outside_the_catalog(
     assert allowed("ecs:UpdateService", ours["service"])
     assert not allowed("ecs:UpdateService", neighbour["service"]), "another service in a managed cluster"
     assert not allowed("ecs:UpdateService", elsewhere["service"]), "a catalog service name, another cluster"
+    assert allowed("ecs:ContinueServiceDeployment", ours["service-deployment"])
+    assert not allowed("ecs:ContinueServiceDeployment", neighbour["service-deployment"]), "another service"
+    assert not allowed("ecs:StopServiceDeployment", elsewhere["service-deployment"]), "another cluster"
     assert allowed("ecs:RunTask", ours["task-definition"], in_staging)
     assert not allowed("ecs:RunTask", neighbour["task-definition"], in_staging), "another family"
     assert not allowed("ecs:RunTask", ours["task-definition"], {"ecs:cluster": elsewhere["cluster"]})

@@ -106,7 +106,7 @@ async def test_two_deploys_at_once_exactly_one_proceeds(
     ("text", "expected"),
     [
         ("api", "Which environment of api?"),
-        ("shop staging v2", "Unknown app `shop`"),
+        ("billing staging v2", "Unknown app `billing`"),
         ("api qa v2", "Unknown environment `qa` for api"),
         ("api staging v2 v3", "Too many words"),
     ],

@@ -123,7 +123,7 @@ async def test_status_cards_the_home_tab_and_freezes_show_the_window(bot: Tugboa
     assert "api staging* (Europe/Berlin)" in listing
     assert f":snowflake: frozen now, until {UNTIL}: release week" in listing
     assert "• next: Fri " in listing and "18:00 Europe/Berlin → Mon " in listing and "weekend" in listing
-    assert "No freeze windows ahead for api production." in listing
+    assert "No freeze windows ahead for api production, shop production." in listing
 
 
 async def test_a_forced_deploy_still_needs_approval_where_it_is_configured(

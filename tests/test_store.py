@@ -24,7 +24,8 @@ from moto.moto_server import threaded_moto_server
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import ThreadedMotoServer
 
-from bot.domain.records import Lock, OperationRecord
+from bot.domain.approvals import Approval
+from bot.domain.records import GateEntry, Lock, OperationRecord
 from bot.sandbox.fake_slack import wait_for
 from bot.state.base import Fenced, StateStore
 from bot.state.dynamodb import DynamoStore, StoreUnavailable
@@ -260,6 +261,19 @@ async def test_save_get_round_trips_every_field(store: StateStore) -> None:
         pending=1,
         task_name="migrate",
         rollback_to=40,
+        service_deployment="arn:aws:ecs:us-east-1:1:service-deployment/prod/api/abc",
+        stage="POST_TEST_TRAFFIC_SHIFT",
+        gates=[
+            GateEntry(
+                "hook-1",
+                "arn:aws:ecs:us-east-1:1:service-deployment/prod/api/abc",
+                "POST_TEST_TRAFFIC_SHIFT",
+                "production 0% · test 100%",
+                expires_at=1_700_000_600.5,
+                timeout_action="ROLLBACK",
+                ts="1700000001.000200",
+            )
+        ],
     )
     assert all(getattr(record, f.name) not in (None, {}) for f in dataclasses.fields(record))
     await store.save(record)
@@ -601,6 +615,32 @@ async def test_audit_entries_newest_first(store: StateStore) -> None:
     assert [e["n"] for e in await entries_of(limit=2)] == [3, 2]
 
 
+# -- approvals -------------------------------------------------------------------------------
+
+
+def request(created_at: float) -> Approval:
+    expires = time.time() + 600
+    return Approval("deploy", "api", "prod", "U0REQ", "v2", 1, [], expires, "C0PROD", created_at=created_at)
+
+
+async def test_open_approvals_are_the_requests_still_open_oldest_first(
+    replicas: tuple[StateStore, StateStore],
+) -> None:
+    one, two = replicas
+    now = time.time()
+    later, earlier, approved = request(now - 10), request(now - 20), request(now - 30)
+    for approval in (later, earlier, approved):
+        await one.create_approval(approval)
+    approved.state = "approved"
+    assert await one.update_approval(approved)
+    assert [a.id for a in await two.open_approvals()] == [earlier.id, later.id]
+
+    earlier.state = "expired"
+    assert await one.update_approval(earlier)
+    (still_open,) = await two.open_approvals()
+    assert still_open == dataclasses.replace(later, version=0)
+
+
 # -- SQLite only -----------------------------------------------------------------------------
 
 OLD_SQLITE_SCHEMA = """
@@ -670,6 +710,30 @@ async def test_sqlite_database_from_before_generations_opens_and_fences(tmp_path
         for table in ("operations", "claims"):
             assert "generation" in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
     db.close()
+
+
+async def test_sqlite_approvals_from_before_their_state_column_are_listed_by_their_body(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "approvals.db"
+    waiting, settled = request(time.time() - 20), request(time.time() - 10)
+    settled.state = "cancelled"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE approvals (id TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL)"
+        )
+        for approval in (waiting, settled):
+            db.execute("INSERT INTO approvals VALUES (?, 0, ?)", (approval.id, approval.to_json()))
+    db.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert [a.id for a in await store.open_approvals()] == [waiting.id]
+        waiting.state = "expired"
+        assert await store.update_approval(waiting)
+        assert await store.open_approvals() == []
+    finally:
+        await store.close()
 
 
 # -- DynamoDB only ---------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from bot.domain.aws import (
     ServiceSnapshot,
     family_of,
 )
+from bot.domain.gates import ServiceDeploymentState
 
 log = logging.getLogger(__name__)
 
@@ -297,6 +298,44 @@ class EcsGateway:
             forceNewDeployment=True,
         )
         return ServiceSnapshot.parse(ref, answer["service"])
+
+    # -- blue/green, linear and canary deployments -------------------------------------------
+
+    async def service_deployments(self, ref: ServiceRef, *, in_progress: bool) -> list[str]:
+        statuses = ["PENDING", "IN_PROGRESS", "STOP_REQUESTED", "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS"]
+        filters: dict[str, Any] = {"status": statuses} if in_progress else {}
+        answer = await self.ecs(
+            ref, "list_service_deployments", cluster=ref.cluster, service=ref.service, **filters
+        )
+        return [str(d["serviceDeploymentArn"]) for d in answer.get("serviceDeployments") or []]
+
+    async def describe_service_deployments(
+        self, ref: ServiceRef, arns: list[str]
+    ) -> dict[str, ServiceDeploymentState]:
+        """Up to 20 deployments in one call (the watcher's batch), by ARN."""
+        answer = await self.ecs(ref, "describe_service_deployments", retry=False, serviceDeploymentArns=arns)
+        states = (ServiceDeploymentState.parse(d) for d in answer.get("serviceDeployments") or [])
+        return {state.arn: state for state in states}
+
+    async def describe_service_deployment(self, ref: ServiceRef, arn: str) -> ServiceDeploymentState | None:
+        answer = await self.ecs(ref, "describe_service_deployments", serviceDeploymentArns=[arn])
+        found = answer.get("serviceDeployments") or []
+        return ServiceDeploymentState.parse(found[0]) if found else None
+
+    async def continue_service_deployment(self, ref: ServiceRef, arn: str, hook_id: str, action: str) -> None:
+        await self.ecs(
+            ref,
+            "continue_service_deployment",
+            idempotent=False,
+            serviceDeploymentArn=arn,
+            hookId=hook_id,
+            action=action,
+        )
+
+    async def stop_service_deployment(self, ref: ServiceRef, arn: str, stop_type: str) -> None:
+        await self.ecs(
+            ref, "stop_service_deployment", idempotent=False, serviceDeploymentArn=arn, stopType=stop_type
+        )
 
     # -- task definitions ------------------------------------------------------------------
 

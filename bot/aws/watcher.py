@@ -26,20 +26,22 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from bot import metrics
 from bot.aws.ecs import EcsGateway
 from bot.aws.ecs_events import EcsEvent, FeedHealth
 from bot.backoff import full_jitter
 from bot.domain.aws import AwsError, ServiceNotFound, ServiceRef, ServiceSnapshot
+from bot.domain.gates import ServiceDeploymentState
 
 log = logging.getLogger(__name__)
 
 SERVICES_PER_CALL = 10
 TASKS_PER_CALL = 100
+DEPLOYMENTS_PER_CALL = 20
 RECHECKS = 2
 """After a decisive event, describes that show nothing new are repeated this often, fast."""
 
@@ -128,6 +130,9 @@ class _Watch:
             self.due = min(self.due, now)
 
 
+W = TypeVar("W", bound=_Watch)
+
+
 @dataclass(kw_only=True)
 class _Entry(_Watch):
     expected_end: float | None = None
@@ -139,6 +144,13 @@ class _Entry(_Watch):
 class _TaskEntry(_Watch):
     arn: str
     task: dict[str, Any] | None = None
+    interval_s: float = 0.0
+
+
+@dataclass(kw_only=True)
+class _DeploymentEntry(_Watch):
+    arn: str
+    state: ServiceDeploymentState | None = None
     interval_s: float = 0.0
 
 
@@ -199,6 +211,24 @@ class TaskSubscription(_Follower):
         return dict(self._entry.task or {}) if await self._next(timeout) else None
 
 
+class DeploymentSubscription(_Follower):
+    """A waiter's view of one blue/green, linear or canary deployment."""
+
+    def __init__(self, entry: _DeploymentEntry, not_before: float, wake: asyncio.Event) -> None:
+        super().__init__(entry, not_before)
+        self._entry = entry
+        self._wake = wake
+
+    async def next(self, timeout: float) -> ServiceDeploymentState | None:
+        """The deployment as last described, or None after `timeout` (or if ECS forgot it)."""
+        return self._entry.state if await self._next(timeout) else None
+
+    def look_now(self) -> None:
+        self._entry.due = time.monotonic()
+        self._entry.interval_s = 0.0
+        self._wake.set()
+
+
 def _task_id(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
@@ -214,6 +244,7 @@ class RolloutWatcher:
         self._feed = feed
         self._entries: dict[str, _Entry] = {}
         self._tasks: dict[str, _TaskEntry] = {}
+        self._deployments: dict[str, _DeploymentEntry] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._backoff_until = 0.0
@@ -266,19 +297,30 @@ class RolloutWatcher:
     async def follow_task(self, ref: ServiceRef, arn: str) -> AsyncIterator[TaskSubscription]:
         """Follow a one-off task (in `ref`'s cluster) for the duration of the block; look at once."""
         now = time.monotonic()
-        key = _task_id(arn)
-        entry = self._tasks.get(key)
+        async with self._joined(self._tasks, _task_id(arn), lambda: _TaskEntry(ref=ref, arn=arn)) as entry:
+            yield TaskSubscription(entry, now)
+
+    @contextlib.asynccontextmanager
+    async def follow_deployment(self, ref: ServiceRef, arn: str) -> AsyncIterator[DeploymentSubscription]:
+        """Follow a service deployment for the duration of the block; look at once."""
+        now = time.monotonic()
+        async with self._joined(self._deployments, arn, lambda: _DeploymentEntry(ref=ref, arn=arn)) as entry:
+            yield DeploymentSubscription(entry, now, self._wake)
+
+    @contextlib.asynccontextmanager
+    async def _joined(self, table: dict[str, W], key: str, new: Callable[[], W]) -> AsyncIterator[W]:
+        """One entry per followed thing, shared by its waiters, looked at once when joined."""
+        entry = table.get(key)
         if entry is None:
-            entry = _TaskEntry(ref=ref, arn=arn)
-            self._tasks[key] = entry
+            entry = table[key] = new()
         entry.waiters += 1
         self._look_now(entry)
         try:
-            yield TaskSubscription(entry, now)
+            yield entry
         finally:
             entry.waiters -= 1
-            if entry.waiters == 0 and self._tasks.get(key) is entry:
-                del self._tasks[key]
+            if entry.waiters == 0 and table.get(key) is entry:
+                del table[key]
 
     async def describe(self, ref: ServiceRef, timeout: float = 60.0) -> ServiceSnapshot:
         """A fresh snapshot of one service, in the next batch of its cluster.
@@ -318,6 +360,13 @@ class RolloutWatcher:
                     for e in self._entries.values()
                     if e.ref.service == event.service and e.ref.region == event.region
                 )
+            found.extend(
+                (d, service_decides)
+                for d in self._deployments.values()
+                if d.ref.service == event.service
+                and d.ref.region == event.region
+                and event.cluster in (None, d.ref.cluster)
+            )
         return found
 
     def _look_now(self, entry: _Watch) -> None:
@@ -329,11 +378,11 @@ class RolloutWatcher:
         return self._feed is not None and self._feed.flowing(now) and not entry.silent
 
     def _watches(self) -> list[_Watch]:
-        return [*self._entries.values(), *self._tasks.values()]
+        return [*self._entries.values(), *self._tasks.values(), *self._deployments.values()]
 
     async def _run(self) -> None:
         while True:
-            if not self._entries and not self._tasks:
+            if not self._entries and not self._tasks and not self._deployments:
                 self._count_modes(time.monotonic())
                 self._wake.clear()
                 await self._wake.wait()
@@ -371,6 +420,7 @@ class RolloutWatcher:
         for watches, size in (
             (self._entries.values(), SERVICES_PER_CALL),
             (self._tasks.values(), TASKS_PER_CALL),
+            (self._deployments.values(), DEPLOYMENTS_PER_CALL),
         ):
             by_cluster: dict[tuple[str, str, str | None], list[_Watch]] = {}
             for entry in sorted(watches, key=lambda e: e.due):
@@ -394,11 +444,14 @@ class RolloutWatcher:
         started = time.monotonic()
         services = [e for e in batch if isinstance(e, _Entry)]
         tasks = [e for e in batch if isinstance(e, _TaskEntry)]
+        deployments = [e for e in batch if isinstance(e, _DeploymentEntry)]
         try:
             if services:
                 await self._describe_services(services, started)
             if tasks:
                 await self._describe_tasks(tasks, started)
+            if deployments:
+                await self._describe_deployments(deployments, started)
         except AwsError as exc:
             await self._failed(batch, exc, started)
             return
@@ -431,6 +484,21 @@ class RolloutWatcher:
             await self._publish(entry, None, started)
             entry.due = now + self._task_interval(entry, now)
 
+    async def _describe_deployments(self, entries: list[_DeploymentEntry], started: float) -> None:
+        found = await self._ecs.describe_service_deployments(entries[0].ref, [e.arn for e in entries])
+        now = time.monotonic()
+        for entry in entries:
+            state = found.get(entry.arn)
+            if state is not None:
+                hooks = tuple((h.hook_id, h.status) for h in state.hooks)
+                shape = (state.status, state.stage, state.production_weight, hooks)
+                if shape != entry.shape:
+                    entry.interval_s = 0.0  # it moves: look closely again
+                entry.looked(shape)
+            entry.state = state
+            await self._publish(entry, None, started)
+            entry.due = now + self._deployment_interval(entry)
+
     def _interval(self, entry: _Entry, snapshot: ServiceSnapshot | None, now: float) -> float:
         """How long until the next look: the safety net while events are trusted, else by phase."""
         timing = self._timing
@@ -449,6 +517,17 @@ class RolloutWatcher:
         if long_running:
             return timing.slow_s
         return timing.launching_s if phase == "launching" else timing.draining_s
+
+    def _deployment_interval(self, entry: _DeploymentEntry) -> float:
+        """A service deployment: ECS announces its pauses but not its stages or traffic steps,
+        so it is looked at like a task without events, the pause growing while nothing moves."""
+        timing = self._timing
+        if entry.rechecks:
+            return timing.fast_s
+        entry.interval_s = (
+            min(entry.interval_s * 1.3, timing.task_max_s) if entry.interval_s else timing.task_s
+        )
+        return entry.interval_s
 
     def _task_interval(self, entry: _TaskEntry, now: float) -> float:
         """A one-off task: the safety net while events are trusted, else a slowly growing pause."""

@@ -36,6 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rollout-seconds", type=float, default=4.0, help="how long a simulated rollout takes"
     )
     sandbox.add_argument(
+        "--minute-seconds",
+        type=float,
+        default=6.0,
+        help="how long a simulated ECS minute lasts (pause timeouts, bake and canary times)",
+    )
+    sandbox.add_argument(
         "--no-events", action="store_true", help="watch by polling only, without ECS events (SQS)"
     )
     sandbox.add_argument(
@@ -76,7 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.sandbox.terminal import run_sandbox
 
         return run_sandbox(
-            rollout_seconds=args.rollout_seconds, events=not args.no_events, script=args.script
+            rollout_seconds=args.rollout_seconds,
+            minute_seconds=args.minute_seconds,
+            events=not args.no_events,
+            script=args.script,
         )
     return serve()
 

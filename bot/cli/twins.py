@@ -2,7 +2,9 @@
 
 Same grammar, same operations, same lifecycle and progress events as Slack; the terminal is the
 thread. No Slack tokens are needed. With `TUGBOAT_STATE` set, a run shares the bot's state: it
-respects locks and the one-deploy-per-target claim, and lands in history and the audit trail.
+respects locks and the one-deploy-per-target claim, and lands in history and the audit trail
+(which `tugboat stats` measures). With `GITHUB_TOKEN`, GitHub hears of it as of a Slack deploy:
+a deployment with its statuses, and the CI gate.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import os
 import shlex
 import socket
 import sys
-from collections.abc import Sequence
-from typing import TextIO
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol, TextIO
 
 from bot.aws.ecs import EcsGateway
 from bot.aws.ecs_limits import ECS_LIMITS
@@ -22,14 +25,17 @@ from bot.aws.watcher import RolloutWatcher
 from bot.catalog_source import read_catalog
 from bot.domain.approvals import Approval
 from bot.domain.catalog import Catalog, CatalogError
-from bot.domain.records import Lock, OperationRecord, Target
+from bot.domain.code import CodeHost
+from bot.domain.ports import Ecs
+from bot.domain.records import GateEntry, Lock, OperationRecord, Target
 from bot.domain.text import Text, escape, plain, text
-from bot.lifecycle import Lifecycle, Origin, Reporter
+from bot.lifecycle import Lifecycle, Origin, Reporter, TaskTracker
 from bot.operations import Operations, Reply
 from bot.report.terminal import TerminalReporter, status_lines, wants_color
 from bot.report.view import ThreadView
 from bot.settings import Settings, SettingsError, load_settings
-from bot.state import SqliteStore, store_from_url
+from bot.state import SqliteStore, StateStore, store_from_url
+from commands import stats as stats_action
 from commands import status as status_action
 from commands.deploy import DeployPlan
 from commands.grammar import (
@@ -39,6 +45,7 @@ from commands.grammar import (
     RollbackRequest,
     RunTaskRequest,
     ScaleRequest,
+    StatsRequest,
     StatusRequest,
     UsageError,
     parse_slash,
@@ -53,8 +60,27 @@ TWINS = {
     "status": "/ecs-status",
     "scale": "/ecs-scale",
     "restart": "/ecs-restart",
+    "stats": "/tugboat stats",
 }
-"""The CLI verb and the slash command whose grammar it shares."""
+"""The CLI verb and the slash command (with its first word, for a `/tugboat` one) whose grammar it shares."""
+OWN_USAGE = {"stats": "/stats APP ENV [DAYS]"}
+"""The usage of a twin of one `/tugboat` command (the grammar's names every one)."""
+
+
+class CodeHostLink(Protocol):
+    """What GITHUB_TOKEN adds to a run: the reads of the CI gate (`code`), and a GitHub
+    deployment of what ships (`observe`, the lifecycle's hook). Built above the twins."""
+
+    @property
+    def code(self) -> CodeHost: ...
+
+    def observe(self, record: OperationRecord, reporter: Reporter) -> Reporter: ...
+
+    async def close(self) -> None: ...
+
+
+LinkCodeHost = Callable[[Settings, Catalog, Ecs, StateStore, TaskTracker], CodeHostLink | None]
+"""Makes a run's `CodeHostLink` from the settings (None without GITHUB_TOKEN)."""
 
 
 def actor_from_env() -> str:
@@ -66,7 +92,14 @@ def actor_from_env() -> str:
     return "unknown"
 
 
-def run_verb(verb: str, words: Sequence[str], *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def run_verb(
+    verb: str,
+    words: Sequence[str],
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    code_host: LinkCodeHost | None = None,
+) -> int:
     """`tugboat VERB WORDS…`: 0 on success, 1 on failure or refusal, 2 on bad settings or input."""
     out, err = out or sys.stdout, err or sys.stderr
     try:
@@ -75,14 +108,15 @@ def run_verb(verb: str, words: Sequence[str], *, out: TextIO | None = None, err:
     except (SettingsError, CatalogError) as exc:
         _say(err, f"tugboat: {exc}")
         return EXIT_USAGE
+    command, _, first = TWINS[verb].partition(" ")
     try:
         # The grammar reads text as Slack sends it: quoted like a shell, with &, < and > escaped.
-        request = parse_slash(TWINS[verb], escape(shell_words(words)), catalog)
+        request = parse_slash(command, " ".join(filter(None, (first, escape(shell_words(words))))), catalog)
     except UsageError as exc:
-        _say(err, usage_text(exc))
+        _say(err, usage_text(exc, verb))
         return EXIT_USAGE
     try:
-        return asyncio.run(_run(request, settings, catalog, out, err))
+        return asyncio.run(_run(request, settings, catalog, out, err, code_host))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 
@@ -99,11 +133,12 @@ def shell_words(words: Sequence[str]) -> str:
     return " ".join(quoted)
 
 
-def usage_text(exc: UsageError) -> str:
+def usage_text(exc: UsageError, verb: str = "") -> str:
     """The grammar's own words, with its slash-command usage written as the CLI's."""
     line = f"tugboat: {exc.problem}"
-    if exc.usage:
-        line += "\nusage: tugboat " + exc.usage.removeprefix("/").removeprefix("ecs-")
+    usage = OWN_USAGE.get(verb, exc.usage)
+    if usage:
+        line += "\nusage: tugboat " + usage.removeprefix("/").removeprefix("ecs-")
     return line
 
 
@@ -136,6 +171,9 @@ class TerminalFront:
     async def show_approval(self, approval: Approval, lines: list[Text], outcome: Text | None) -> None:
         return None
 
+    async def settle_pause(self, record: OperationRecord, gate: GateEntry, outcome: Text) -> None:
+        return None  # a pause's buttons live in Slack
+
 
 class TrustTheShell:
     """The CLI's rights are the AWS credentials it runs with; Slack's allow-lists do not apply."""
@@ -154,7 +192,14 @@ def _owner() -> str:
     return f"cli:{socket.gethostname()}:{os.getpid()}"
 
 
-async def _run(request: Request, settings: Settings, catalog: Catalog, out: TextIO, err: TextIO) -> int:
+async def _run(
+    request: Request,
+    settings: Settings,
+    catalog: Catalog,
+    out: TextIO,
+    err: TextIO,
+    code_host: LinkCodeHost | None,
+) -> int:
     shared = "tugboat_state" in settings.model_fields_set
     # Without TUGBOAT_STATE there is no state to share: an empty in-memory store stands in.
     store = store_from_url(settings.tugboat_state) if shared else SqliteStore(":memory:")
@@ -164,11 +209,15 @@ async def _run(request: Request, settings: Settings, catalog: Catalog, out: Text
         share=settings.tugboat_aws_share,
     )
     watcher = RolloutWatcher(ecs)
+    tracker = TaskTracker()
+    github = code_host(settings, catalog, ecs, store, tracker) if code_host else None
     lifecycle = Lifecycle(
         store=store,
         owner=_owner(),
         lease_s=settings.tugboat_lease_seconds,
+        tracker=tracker,
         interrupted="Interrupted from the terminal; ECS may still be rolling out.",
+        observe=github.observe if github else None,
     )
     ops = Operations(
         catalog=catalog,
@@ -177,6 +226,7 @@ async def _run(request: Request, settings: Settings, catalog: Catalog, out: Text
         schedules=EventBridgeSchedules(ecs),
         lifecycle=lifecycle,
         authorizer=TrustTheShell(),
+        code=github.code if github else None,
     )
     origin = Origin(actor=actor_from_env(), channel="", trigger=TRIGGER)
     front = TerminalFront(out)
@@ -191,6 +241,8 @@ async def _run(request: Request, settings: Settings, catalog: Catalog, out: Text
             f"tugboat: TUGBOAT_STATE is not set: locks and running deploys are not checked,"
             f" and this {verb} is not recorded.",
         )
+    if not shared and isinstance(request, StatsRequest):
+        _say(err, "tugboat: TUGBOAT_STATE is not set: there is no recorded history to measure.")
     await store.open()
     watcher.start()
     try:
@@ -207,6 +259,8 @@ async def _run(request: Request, settings: Settings, catalog: Catalog, out: Text
                 record = await ops.restart(request, origin, reply, front)
             case StatusRequest():
                 return await status(ops, request, out)
+            case StatsRequest():
+                return await stats(ops, request, out)
             case _:
                 _say(err, f"tugboat: `{request.verb}` has no command-line twin.")
                 return EXIT_USAGE
@@ -220,6 +274,8 @@ async def _run(request: Request, settings: Settings, catalog: Catalog, out: Text
         await lifecycle.stop(timeout=5)
         await watcher.stop()
         await store.close()
+        if github is not None:
+            await github.close()
         ecs.close()
 
 
@@ -233,6 +289,16 @@ async def status(ops: Operations, request: StatusRequest, out: TextIO) -> int:
     for line in status_lines(statuses, detail=detail, color=wants_color(out)):
         _say(out, line)
     return EXIT_OK if all(s.snapshot is not None for s in statuses) else EXIT_FAILED
+
+
+async def stats(ops: Operations, request: StatsRequest, out: TextIO) -> int:
+    """`/tugboat stats`'s four DORA figures, from the shared store's history; always 0."""
+    target = request.target
+    history = await ops.lifecycle.store.history(target.app, target.env, stats_action.HISTORY_LIMIT)
+    found = stats_action.figures(history, now=time.time(), days=request.days)
+    for line in stats_action.lines(target, found):
+        _say(out, plain(line, color=wants_color(out)))
+    return EXIT_OK
 
 
 def _say(stream: TextIO, line: str) -> None:

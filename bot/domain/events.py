@@ -81,6 +81,8 @@ class ServiceUpdated:
     previous_task_definition: str
     service: str | None = None
     """The service this is about, in an operation over several services; None for one."""
+    service_deployment: str | None = None
+    """The service deployment's ARN when the service deploys blue/green, linear or canary."""
 
     @property
     def revision(self) -> int:
@@ -100,6 +102,42 @@ class RolloutProgress:
     new_events: tuple[str, ...] = ()
     service: str | None = None
     """The service this is about, in an operation over several services; None for one."""
+
+
+@dataclass(frozen=True)
+class StageReached:
+    """A blue/green, linear or canary deployment reached a lifecycle stage (or moved traffic)."""
+
+    stage: str
+    traffic: str
+    bake_left_s: int | None = None
+    service: str | None = None
+    """The service this is about, in an operation over several services; None for one."""
+
+
+@dataclass(frozen=True)
+class GatePaused:
+    """A PAUSE hook holds the deployment until someone answers (Continue or Roll back)."""
+
+    hook_id: str
+    service_deployment: str
+    stage: str
+    traffic: str
+    expires_at: float | None
+    timeout_action: str | None
+    service: str | None = None
+    """The service this is about, in an operation over several services; None for one."""
+
+
+@dataclass(frozen=True)
+class GateAnswered:
+    """A pause ended: someone answered it, its timeout acted, or the deployment moved past it."""
+
+    hook_id: str
+    outcome: str
+    """`continued`, `rolled back`, `timed out`, … as the thread says it."""
+    by: str | None = None
+    """Who pressed, when a person did."""
 
 
 @dataclass(frozen=True)
@@ -216,6 +254,9 @@ ProgressEvent = (
     | TaskStopped
     | ServiceUpdated
     | RolloutProgress
+    | StageReached
+    | GatePaused
+    | GateAnswered
     | StoppedTasks
     | RollingBack
     | RolledBack

@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from bot.domain.aws import ServiceRef, ServiceSnapshot
+from bot.domain.gates import ServiceDeploymentState
 from bot.domain.records import Lock, OperationRecord
 from bot.domain.schedules import ScheduledTask, ScheduleRef
 
@@ -34,6 +35,22 @@ class Ecs(Protocol):
         ...
 
     async def describe_task_definition(self, ref: ServiceRef, arn: str) -> dict[str, Any]: ...
+
+    async def service_deployments(self, ref: ServiceRef, *, in_progress: bool) -> list[str]:
+        """The service's deployment ARNs, newest first (only unfinished ones with `in_progress`)."""
+        ...
+
+    async def describe_service_deployment(self, ref: ServiceRef, arn: str) -> ServiceDeploymentState | None:
+        """One blue/green, linear or canary deployment as ECS sees it now; None when unknown."""
+        ...
+
+    async def continue_service_deployment(self, ref: ServiceRef, arn: str, hook_id: str, action: str) -> None:
+        """Answer a PAUSE hook: CONTINUE or ROLLBACK. Never retried: one answer, one call."""
+        ...
+
+    async def stop_service_deployment(self, ref: ServiceRef, arn: str, stop_type: str) -> None:
+        """Stop a service deployment: ROLLBACK (ECS's own way back) or ABORT."""
+        ...
 
     async def register_task_definition(self, ref: ServiceRef, spec: dict[str, Any]) -> dict[str, Any]: ...
 
@@ -76,6 +93,18 @@ class Subscription(Protocol):
     def expect_end_in(self, seconds: float) -> None: ...
 
 
+class DeploymentSubscription(Protocol):
+    """One waiter's view of a followed service deployment."""
+
+    async def next(self, timeout: float) -> ServiceDeploymentState | None:
+        """The deployment as newly described, or None after `timeout`."""
+        ...
+
+    def look_now(self) -> None:
+        """Describe it in the next batch (someone just answered a pause)."""
+        ...
+
+
 class Watcher(Protocol):
     """The one shared poller: batched describes for every operation in flight."""
 
@@ -84,6 +113,12 @@ class Watcher(Protocol):
     ) -> AbstractAsyncContextManager[Subscription]: ...
 
     async def describe(self, ref: ServiceRef, timeout: float = 60.0) -> ServiceSnapshot: ...
+
+    def follow_deployment(
+        self, ref: ServiceRef, arn: str
+    ) -> AbstractAsyncContextManager[DeploymentSubscription]:
+        """Follow a blue/green, linear or canary deployment in the same batches (20 ARNs a call)."""
+        ...
 
 
 class TaskSubscription(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from bot.domain import events
-from bot.domain.records import OperationRecord, Phase, ServiceProgress
+from bot.domain.records import GateEntry, OperationRecord, Phase, ServiceProgress
 
 LABELLED = (
     events.TaskDefinitionRegistered,
@@ -57,7 +57,26 @@ def fold(record: OperationRecord, event: events.ProgressEvent, *, now: float | N
         ):
             record.deployment_id, record.task_definition = deployment, arn
             record.previous_task_definition = record.previous_task_definition or prev
+            record.service_deployment = event.service_deployment or record.service_deployment
             record.phase = Phase.ROLLING_OUT
+            return True
+        case events.StageReached(stage=stage):
+            record.stage = stage
+        case events.GatePaused():
+            gate = record.gate(event.hook_id)
+            if gate is None:
+                gate = GateEntry(event.hook_id, event.service_deployment, event.stage, event.traffic)
+                record.gates.append(gate)
+            gate.expires_at, gate.timeout_action = event.expires_at, event.timeout_action
+            gate.state, gate.service, record.stage = "awaiting", event.service, event.stage
+            record.phase = Phase.PAUSED
+            return True
+        case events.GateAnswered(hook_id=hook_id, outcome=outcome, by=by):
+            answered = record.gate(hook_id)
+            if answered is not None:
+                answered.state, answered.by = outcome, by or answered.by
+            if record.phase == Phase.PAUSED and not any(g.awaiting for g in record.gates):
+                record.phase = Phase.ROLLING_OUT
             return True
         case events.RolloutProgress(running=running, desired=desired, pending=pending):
             record.running, record.desired, record.pending = running, desired, pending
@@ -96,6 +115,10 @@ def phase_text(record: OperationRecord) -> str:
             return f"rolled back to rev {record.rollback_to}"
         case Phase.SCALING if record.desired is not None:
             return f"scaling to {record.desired}"
+        case Phase.PAUSED if record.stage:
+            return f"paused at {record.stage}"
+        case Phase.ROLLING_OUT if record.stage:
+            return f"rolling out: {record.stage}"
     return str(record.phase)
 
 
@@ -115,6 +138,7 @@ def _fold_service(record: OperationRecord, entry: ServiceProgress, event: events
             deployment_id=deployment, task_definition=arn, previous_task_definition=prev
         ):
             entry.deployment_id, entry.task_definition, entry.state = deployment, arn, "rolling out"
+            entry.service_deployment = event.service_deployment or entry.service_deployment
             entry.previous_task_definition = entry.previous_task_definition or prev
             record.deployment_id = record.deployment_id or deployment
             if first:

@@ -37,6 +37,7 @@ class Phase(StrEnum):
     REGISTERED = "registered"
     RUNNING_TASK = "running task"
     ROLLING_OUT = "rolling out"
+    PAUSED = "paused"
     SCALING = "scaling"
     MOVING_SCHEDULES = "moving schedules"
     ROLLING_BACK = "rolling back"
@@ -77,6 +78,8 @@ class ServiceProgress:
     previous_task_definition: str | None = None
     task_definition: str | None = None
     deployment_id: str | None = None
+    service_deployment: str | None = None
+    """The service deployment's ARN, for a blue/green, linear or canary service."""
     state: str = "waiting"
     """waiting · registered · rolling out · succeeded · failed · rolling back · rolled back ·
     rollback incomplete"""
@@ -92,6 +95,34 @@ class ServiceProgress:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ServiceProgress:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class GateEntry:
+    """A pause in a blue/green deployment: what the thread's reply with buttons shows.
+
+    `ts` is that reply, so a replica that adopts the operation edits the same message."""
+
+    hook_id: str
+    service_deployment: str
+    stage: str
+    traffic: str
+    expires_at: float | None = None
+    timeout_action: str | None = None
+    state: str = "awaiting"
+    """awaiting, or how it ended: continued · rolled back · timed out · …"""
+    by: str | None = None
+    ts: str | None = None
+    service: str | None = None
+
+    @property
+    def awaiting(self) -> bool:
+        return self.state == "awaiting"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateEntry:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -136,6 +167,15 @@ class OperationRecord:
     services: list[ServiceProgress] = field(default_factory=list)
     """Per service, for an operation over several services (a release); empty for one service,
     whose state is the fields above."""
+    service_deployment: str | None = None
+    """The service deployment's ARN, for a blue/green, linear or canary service."""
+    stage: str | None = None
+    """The lifecycle stage such a deployment reached last."""
+    gates: list[GateEntry] = field(default_factory=list)
+    """Its pauses, each shown as a reply with Continue and Roll back."""
+
+    def gate(self, hook_id: str) -> GateEntry | None:
+        return next((entry for entry in self.gates if entry.hook_id == hook_id), None)
 
     def service(self, name: str) -> ServiceProgress | None:
         return next((entry for entry in self.services if entry.name == name), None)
@@ -162,6 +202,7 @@ class OperationRecord:
         record = cls(**{k: v for k, v in data.items() if k in known})
         record.phase = Phase.parse(str(record.phase))
         record.services = [ServiceProgress.from_dict(dict(entry)) for entry in data.get("services") or []]
+        record.gates = [GateEntry.from_dict(dict(entry)) for entry in data.get("gates") or []]
         return record
 
 

@@ -36,6 +36,10 @@ EMOJI = {
     "red_circle": "🔴",
     "black_circle": "⚫",
     "pause_button": "⏸",
+    "double_vertical_bar": "⏸",
+    "fast_forward": "⏩",
+    "arrow_forward": "▶",
+    "leftwards_arrow_with_hook": "↩",
     "snowflake": "❄",
 }
 STYLES = {"bold": "\033[1m", "dim": "\033[2m", "green": "\033[32m", "red": "\033[31m", "yellow": "\033[33m"}

@@ -10,6 +10,7 @@ import time
 
 from bot.domain.aws import revision_of
 from bot.domain.freezes import when
+from bot.domain.gates import ROLLBACK, ServiceDeploymentState, traffic_words
 from bot.domain.records import OperationRecord
 from bot.domain.text import Text, bold, code, date, emoji, join, link, mention, text
 from bot.report.view import STATE_EMOJI as RESULT_EMOJI
@@ -40,6 +41,8 @@ def card_lines(status: ServiceStatus, now: float | None = None) -> list[Text]:
             rollout = f" {dep.rollout_state}" if dep.rollout_state else ""
             revision = revision_of(dep.task_definition)
             lines.append(text(f"• {dep.status}{rollout}: rev {revision} {dep.running}/{dep.desired}"))
+        if status.deployment is not None:
+            lines.append(deployment_line(status.deployment))
         for member in status.members[1:]:
             lines.extend(member_lines(member))
         events = [e.message for e in snap.events[:MAX_EVENTS]]
@@ -60,6 +63,20 @@ def card_lines(status: ServiceStatus, now: float | None = None) -> list[Text]:
     if status.last is not None:
         lines.append(text("Last: ", last_deploy(status.last, now)))
     return lines
+
+
+def deployment_line(state: ServiceDeploymentState) -> Text:
+    """`Canary: PRODUCTION_TRAFFIC_SHIFT (production 10%) · ⏸ paused, expires 12:40, then rolls back`."""
+    strategy = state.strategy.replace("_", "/").lower().capitalize()
+    line = text(f"{strategy}: ", code(state.stage or state.status), f" ({traffic_words(state)})")
+    hook = state.awaiting
+    if hook is not None:
+        then = "rolls back" if hook.timeout_action == ROLLBACK else "continues"
+        expiry = (
+            text(", expires ", date(hook.expires_at), f", then ECS {then}") if hook.expires_at else text()
+        )
+        line = text(line, " · ", emoji("double_vertical_bar"), " paused", expiry)
+    return line
 
 
 def member_lines(member: MemberStatus) -> list[Text]:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from bot.domain import events, progress
 from bot.domain.aws import family_of, revision_of
+from bot.domain.gates import ROLLBACK, stage_words
 from bot.domain.progress import phase_text
-from bot.domain.records import OperationRecord, ServiceProgress
-from bot.domain.text import Text, bold, code, emoji, join, mention, text
+from bot.domain.records import GateEntry, OperationRecord, Phase, ServiceProgress
+from bot.domain.text import Text, bold, code, date, emoji, join, mention, text
 
 STATE_EMOJI = {
     "running": "hourglass_flowing_sand",
@@ -43,7 +44,7 @@ SERVICE_EMOJI = {
 }
 """One service's state in a release, at a glance on the parent (`api ✅ 2/2`)."""
 MAX_EVENT_LINES = 8
-LABELLED = (*progress.LABELLED, events.StoppedTasks)
+LABELLED = (*progress.LABELLED, events.StoppedTasks, events.StageReached)
 """Events that may be about one service of several: their lines then start with its name."""
 
 
@@ -104,6 +105,8 @@ class ThreadView:
             text(emoji(state) if state else "", " ", bold(self.state_word())),
             text(phase_text(record)),
         ]
+        if record.phase == Phase.PAUSED and not self.finished:
+            parts[1] = paused_glance(record)
         if record.services:
             parts.extend(_glance(entry) for entry in record.services)
         else:
@@ -192,6 +195,27 @@ class ThreadView:
                         )
                     )
                 ]
+            case events.StageReached(stage=stage, traffic=traffic, bake_left_s=bake):
+                baking = text(f" · {bake // 60} min of bake time") if bake else text()
+                return [
+                    Detail(
+                        text(
+                            emoji("fast_forward"),
+                            " ",
+                            code(stage),
+                            f": {stage_words(stage)} ({traffic})",
+                            baking,
+                            ".",
+                        )
+                    )
+                ]
+            case events.GatePaused(hook_id=hook_id):
+                gate = self.record.gate(hook_id)
+                return [Detail(gate_line(gate))] if gate is not None else []
+            case events.GateAnswered(hook_id=hook_id, outcome=outcome):
+                gate = self.record.gate(hook_id)
+                where = text(" at ", code(gate.stage)) if gate is not None else text()
+                return [Detail(text(emoji("arrow_forward"), " The pause", where, f" ended: {outcome}."))]
             case events.RolloutProgress(new_events=messages):
                 if not messages:
                     return []
@@ -275,6 +299,27 @@ def _task_stopped(event: events.TaskStopped) -> Detail:
         lines.append(text("Logs: ", code(event.log_location)))
     log_tail = "\n".join(event.log_tail) if event.log_tail else None
     return Detail(join(lines, "\n"), log_tail)
+
+
+def gate_line(gate: GateEntry) -> Text:
+    """`⏸ Paused at POST_TEST_TRAFFIC_SHIFT: test traffic is on the new revision (…). Expires
+    12:40; then ECS rolls back.` What a pause's reply says above its buttons."""
+    who = text(bold(gate.service), ": ") if gate.service else text()
+    head = text(who, emoji("double_vertical_bar"), " ", bold("Paused at "), code(gate.stage))
+    lines = [text(head, f": {stage_words(gate.stage)} ({gate.traffic}).")]
+    if gate.expires_at is not None:
+        then = "rolls back" if gate.timeout_action == ROLLBACK else "continues"
+        lines.append(text("Expires ", date(gate.expires_at), f"; then ECS {then} by itself."))
+    return join(lines, "\n")
+
+
+def paused_glance(record: OperationRecord) -> Text:
+    """`⏸ paused at POST_TEST_TRAFFIC_SHIFT · expires 12:40`: the parent line while a pause waits."""
+    waiting = next((g for g in record.gates if g.awaiting), None)
+    if waiting is None:
+        return text(phase_text(record))
+    expiry = text(" · expires ", date(waiting.expires_at)) if waiting.expires_at else text()
+    return text(emoji("double_vertical_bar"), f" paused at {waiting.stage}", expiry)
 
 
 def _glance(entry: ServiceProgress) -> Text:

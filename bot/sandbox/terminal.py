@@ -179,9 +179,11 @@ def seed_example_people(fake: FakeSlack) -> None:
 
 
 @contextlib.contextmanager
-def sandbox_world(rollout_seconds: float) -> Iterator[tuple[SandboxWorld, FakeSlack]]:
+def sandbox_world(
+    rollout_seconds: float, minute_seconds: float = 6.0
+) -> Iterator[tuple[SandboxWorld, FakeSlack]]:
     """The simulated ECS and the fake Slack, seeded with the example catalog's world."""
-    world = SandboxWorld(rollout_seconds=rollout_seconds)
+    world = SandboxWorld(rollout_seconds=rollout_seconds, minute_seconds=minute_seconds)
     fake = FakeSlack()
     world.start()
     try:
@@ -238,6 +240,7 @@ def sandbox_settings(
 
 def run_sandbox(
     rollout_seconds: float = 4.0,
+    minute_seconds: float = 6.0,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     catalog_path: Path = EXAMPLE_CATALOG,
@@ -249,7 +252,7 @@ def run_sandbox(
     catalog = load_catalog(catalog_path)
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(script.open(encoding="utf-8")) if script else (stdin or sys.stdin)
-        world, fake = stack.enter_context(sandbox_world(rollout_seconds))
+        world, fake = stack.enter_context(sandbox_world(rollout_seconds, minute_seconds))
         github = stack.enter_context(FakeGitHub())
         state = stack.enter_context(tempfile.TemporaryDirectory())
         os.environ.update(world.env())
@@ -362,9 +365,10 @@ async def _converse(
 
 
 async def _settled(bot: Tugboat, fake: FakeSlack, sent: int) -> None:
-    """Every command sent is taken, its work has ended, and Slack shows the last edits."""
+    """Every command sent is taken, its work has ended (or waits for a press), and Slack shows
+    the last edits."""
     await _received(bot, sent)
-    await bot.idle()
+    await bot.idle_or_waiting_on_people()
     await fake.settled()
 
 

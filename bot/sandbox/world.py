@@ -383,6 +383,7 @@ class SandboxWorld:
     )
     EXAMPLE_TAGS: tuple[str, ...] = ("v1", "v2", "v3", "broken")
     EXAMPLE_REPOSITORY = "acme/api"
+    CANARY_REPOSITORY = "acme/shop"
 
     def __init__(
         self,
@@ -859,7 +860,29 @@ class SandboxWorld:
             seeded[environment] = self.seed_service(environment, "api", f"api-{environment}", f"{image}:v1")
             self.seed_worker(environment)
         seed_example_schedules(self, seeded["staging"], seeded["production"])
+        self.seed_canary()
         return seeded
+
+    def seed_canary(self) -> SeededService:
+        """The example's ``shop`` in production: an ECS canary (10%, then the rest) that pauses
+        after test traffic for someone to press Continue, and rolls back if nobody does."""
+        for tag in self.EXAMPLE_TAGS[:3]:
+            self.push_image(self.CANARY_REPOSITORY, tag)
+        image = f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com/{self.CANARY_REPOSITORY}:v1"
+        pause = {
+            "targetType": "PAUSE",
+            "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"],
+            "timeoutConfiguration": {"timeoutInMinutes": 30, "action": "ROLLBACK"},
+        }
+        canary = {
+            "strategy": "CANARY",
+            "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 1},
+            "bakeTimeInMinutes": 1,
+            "lifecycleHooks": [pause],
+        }
+        return self.seed_service(
+            "production", "shop", "shop-production", image, deployment_configuration=canary
+        )
 
     def seed_worker(self, environment: str, *, desired: int = 1) -> SeededService:
         """The example app's second service, ``api-worker`` in `environment`'s cluster: the same

@@ -13,6 +13,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.domain.gates import CONTINUE, ROLLBACK
 from bot.domain.records import Target
 from bot.domain.text import text
 from bot.lifecycle import Origin
@@ -20,6 +21,8 @@ from bot.operations import Reply
 from bot.slack.blocks import CANCEL_ACTION, ROLLBACK_ACTION
 from bot.slack.confirm import APPROVE_ACTION, CONFIRM_ACTION, DECLINE_ACTION, WITHDRAW_ACTION
 from bot.slack.dispatch import Dispatcher
+from bot.slack.gates import CONTINUE_ACTION as PAUSE_CONTINUE
+from bot.slack.gates import ROLLBACK_ACTION as PAUSE_ROLLBACK
 from bot.slack.replies import SlackReply
 from bot.slack.status_cards import (
     COUNT_INPUT,
@@ -120,6 +123,22 @@ def build_app(client: AsyncWebClient, dispatcher: Dispatcher) -> AsyncApp:
         await ack()
         work = ops.withdraw(_value(body), _clicker(body), _private(respond), front)
         dispatcher.submit(work, "withdraw-button")
+
+    async def pause_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        container = body.get("container", {})
+        action = str((body.get("actions") or [{}])[0].get("action_id", ""))
+        work = dispatcher.answer_pause(
+            _value(body),
+            CONTINUE if action == PAUSE_CONTINUE else ROLLBACK,
+            _clicker(body),
+            _private(respond),
+            str(container.get("message_ts", "")),
+        )
+        dispatcher.submit(work, "pause-button")
+
+    app.action(PAUSE_CONTINUE)(pause_button)
+    app.action(PAUSE_ROLLBACK)(pause_button)
 
     @app.action(REFRESH_ACTION)
     async def refresh_button(ack: AsyncAck, body: dict[str, Any]) -> None:

@@ -6,9 +6,10 @@ point gets the same parsing, the same permission checks and the same tracking.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +20,13 @@ from bot.domain.records import Target
 from bot.domain.text import Text, bold, code, join, text
 from bot.lifecycle import Origin, TaskTracker
 from bot.operations import Operations, Reply
+from bot.pauses import PauseDesk
 from bot.report.freezes import freeze_lines
 from bot.report.status import action_by, thread_link
 from bot.slack import status_cards as status_view
 from bot.slack.api import SlackApi
 from bot.slack.front import SlackFront
+from bot.slack.gates import parse_gate_value
 from bot.slack.replies import SlackReply
 from bot.state import StateStore
 from commands import stats as stats_action
@@ -81,7 +84,9 @@ class Dispatcher:
         async def run() -> None:
             await work
 
-        self.tracker.spawn(run(), name)
+        # A coroutine runs as the task itself: cancelled at shutdown before it started, it is
+        # closed with the task, not left never awaited inside a wrapper.
+        self.tracker.spawn(work if isinstance(work, Coroutine) else run(), name)
 
     def submit_slash(self, command: str, words: str, origin: Origin, reply: Reply) -> None:
         self.submit(self.slash(command, words, origin, reply), f"slash-{command}")
@@ -238,6 +243,28 @@ class Dispatcher:
             ts,
             f"{target}: {statuses[0].state}",
             status_view.card_blocks(statuses[0], may_act=may_act),
+        )
+
+    async def answer_pause(self, value: str, action: str, origin: Origin, reply: Reply, ts: str) -> None:
+        """Continue or Roll back on a pause's reply: answered once, then the reply says by whom."""
+        parsed = parse_gate_value(value)
+        if parsed is None:
+            await reply(text("That button is not one Tugboat knows; nothing changed."))
+            return
+        answered = await self.pauses.answer(parsed[0], parsed[1], action, origin, reply)
+        if answered is not None:
+            answered.gate.ts = ts or answered.gate.ts
+            await self.front.settle_pause(answered.record, answered.gate, answered.outcome)
+
+    @functools.cached_property
+    def pauses(self) -> PauseDesk:
+        ops = self.operations
+        return PauseDesk(
+            catalog=self.catalog,
+            ecs=self.ecs,
+            lifecycle=ops.lifecycle,
+            authorizer=ops.authorizer,
+            approvals=ops.approvals,
         )
 
     async def home(self, user: str) -> None:

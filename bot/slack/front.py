@@ -10,13 +10,14 @@ import logging
 from dataclasses import KW_ONLY, dataclass
 
 from bot.domain.approvals import Approval
-from bot.domain.records import Lock, OperationRecord
+from bot.domain.records import GateEntry, Lock, OperationRecord
 from bot.domain.text import Text, code, mention, mrkdwn, text
 from bot.lifecycle import Reporter
 from bot.operations import CONFIRM_TTL_S, Reply
 from bot.report.view import ThreadView
 from bot.slack.api import SlackApi
 from bot.slack.confirm import approval_blocks, confirmation_blocks
+from bot.slack.gates import gate_blocks
 from bot.slack.replies import SlackReply
 from bot.slack.thread import ThreadReporter
 from commands.deploy import DeployPlan
@@ -86,6 +87,15 @@ class SlackFront:
             await self.slack.update(approval.channel, approval.ts, summary, blocks)
         except Exception:
             log.warning("could not update an approval card", extra={"approval": approval.id})
+
+    async def settle_pause(self, record: OperationRecord, gate: GateEntry, outcome: Text) -> None:
+        if gate.ts is None or record.channel is None:
+            return
+        summary, blocks = gate_blocks(record, gate, outcome)
+        try:
+            await self.slack.update(record.channel, gate.ts, summary, blocks)
+        except Exception:
+            log.warning("could not settle a pause's reply", extra={"op": record.id})
 
     async def settle_confirmation(self, pending: OperationRecord, outcome: Text) -> None:
         """Replace the confirmation's buttons with what became of it."""

@@ -13,15 +13,19 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import KW_ONLY, dataclass
+from typing import TypeVar
 
-from bot.domain.events import ImageVerified, ProgressEvent
+from bot.domain.events import GateAnswered, GatePaused, ImageVerified, ProgressEvent
 from bot.domain.text import Text, text
 from bot.report.view import Detail, ThreadView
 from bot.slack.api import SlackApi
 from bot.slack.blocks import detail_blocks, detail_text, parent_blocks, parent_text
+from bot.slack.gates import gate_blocks
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MAX_FAILURES = 5
 MAX_INTERVAL_S = 60.0
 """Edits start ~3 s apart and double to a minute as a long rollout goes on; the final state is
@@ -49,6 +53,8 @@ class ThreadReporter:
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
         self._failures = 0
+        self._sending = asyncio.Lock()
+        """One flush at a time: a pause's reply flushes what came before it, beside the flusher."""
 
     @property
     def permalink(self) -> str | None:
@@ -67,9 +73,47 @@ class ThreadReporter:
         if isinstance(event, ImageVerified):
             # The rollout starts now, however long the image took to appear: edit briskly again.
             self._interval_s = self.min_interval_s
+        if isinstance(event, GatePaused | GateAnswered):
+            await self._show_gate(event)
+            return
         self._pending.extend(self.view.details(event))
         self._parent_dirty = True
         self._wake.set()
+
+    async def _show_gate(self, event: GatePaused | GateAnswered) -> None:
+        """A pause gets its own reply with buttons, at once; its end disables them.
+
+        The reply's ts goes into the record (the lifecycle saves it after this), so a replica
+        that adopts the operation edits the same message. A person's press edits the reply
+        itself (who pressed, what ECS did): only a timeout or the deployment's end is shown here.
+        """
+        record = self.view.record
+        gate = record.gate(event.hook_id)
+        if gate is None or self.ts is None:
+            return
+        if isinstance(event, GateAnswered):
+            if gate.ts is not None and not event.outcome.startswith(("continued", "rolled back")):
+                summary, blocks = gate_blocks(record, gate, text(f"Ended: {event.outcome}."))
+                await self._safely(self.slack.update(self.channel, gate.ts, summary, blocks))
+            self._pending.extend(self.view.details(event))
+            self._parent_dirty = True
+            self._wake.set()
+            return
+        await self._flush()  # what came before the pause reaches the thread first
+        summary, blocks = gate_blocks(record, gate)
+        if gate.ts is not None:
+            await self._safely(self.slack.update(self.channel, gate.ts, summary, blocks))
+        else:
+            gate.ts = await self._safely(self.slack.post(self.channel, summary, blocks, self.ts))
+        self._parent_dirty = True
+        self._wake.set()
+
+    async def _safely(self, call: Awaitable[T]) -> T | None:
+        try:
+            return await call
+        except Exception:
+            log.exception("could not show a pause", extra={"channel": self.channel, "ts": self.ts})
+            return None
 
     def say(self, line: Text | str) -> None:
         """Queue a line that is not an action event (a skipped auto-deploy, a takeover).
@@ -126,6 +170,10 @@ class ThreadReporter:
             await self._wake.wait()
 
     async def _flush(self) -> None:
+        async with self._sending:
+            await self._flush_now()
+
+    async def _flush_now(self) -> None:
         assert self.ts is not None
         self._last_flush = time.monotonic()
         self._interval_s = min(self._max_interval_s, self._interval_s * 2)
