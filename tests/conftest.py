@@ -78,6 +78,9 @@ def fresh_world(
     seed: int | None = None,
 ) -> SandboxWorld:
     """`world` emptied (moto, simulator, faults, counters) and seeded as example.yml says."""
+    if seed is None:
+        world.reset_to_example(rollout_seconds, tick, task_seconds=task_seconds)
+        return world
     world.reset(rollout_seconds, tick, task_seconds=task_seconds, seed=seed)
     world.seed_example()
     world.reset_calls()

@@ -34,9 +34,7 @@ BREAKER = "ECS deployment circuit breaker: tasks failed to start."
 def world(shared_world: SandboxWorld) -> SandboxWorld:
     """The session's world as conftest's `world` leaves it (other modules in this process count
     on the example being there), with ECS minutes 0.2 s long."""
-    shared_world.reset(ROLLOUT_SECONDS, TICK, task_seconds=TASK_SECONDS, minute_seconds=MINUTE)
-    shared_world.seed_example()
-    shared_world.reset_calls()
+    shared_world.reset_to_example(ROLLOUT_SECONDS, TICK, task_seconds=TASK_SECONDS, minute_seconds=MINUTE)
     return shared_world
 
 

@@ -9,6 +9,7 @@ because moto's request threads iterate them without locking.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -59,6 +60,9 @@ _new_log_stream: Any = _logs_models.LogStream
 
 _log = logging.getLogger(__name__)
 _MARKER = "_tugboat_simulator"
+INSTALLED = ("update_service", "create_service", "run_task", "stop_task", _MARKER)
+"""What the simulator puts on moto's ECS backend instance (a reset of the backend drops them)."""
+_SEEDED_STATE = ("_services", "_deployments", "_completed", "_service_deployments", "_latest", "_revisions")
 _EVENTS_KEPT = 100
 _PUBLISHED_KEPT = 5000
 _STOPPED_TASK_TTL = 3600.0
@@ -281,7 +285,7 @@ class RolloutSimulator:
             self._thread = None
         with self._lock:
             if self._installed_on is not None:
-                for name in ("update_service", "create_service", "run_task", "stop_task", _MARKER):
+                for name in INSTALLED:
                     self._installed_on.__dict__.pop(name, None)
                 self._installed_on = None
 
@@ -324,6 +328,21 @@ class RolloutSimulator:
             self._idle.clear()
             if self._thread is not None:
                 self._backend()  # reinstall the wrappers on the wiped backend now
+
+    def saved_state(self) -> dict[str, Any]:
+        """What the simulator knows of the services seeded so far (a copy), for `restore_state`."""
+        with self._lock:
+            return copy.deepcopy(
+                {name: getattr(self, name) for name in _SEEDED_STATE}, {id(self._backend()): self._backend()}
+            )
+
+    def restore_state(self, saved: dict[str, Any]) -> None:
+        """Know the seeded services again as `saved_state` found them (after a reset that put
+        their backends back)."""
+        with self._lock:
+            b = self._backend()
+            for name, value in copy.deepcopy(saved, {id(b): b}).items():
+                setattr(self, name, value)
 
     def pause(self) -> None:
         """Freeze every rollout and task where it is (wrapped calls still answer)."""

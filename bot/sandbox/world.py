@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import copy
 import fnmatch
 import hashlib
 import io
@@ -44,7 +45,7 @@ from werkzeug.serving import make_server
 from bot.sandbox.holds import CallHold
 from bot.sandbox.schedules import seed_example_schedules
 from bot.sandbox.service_deployments import ServiceDeploymentApi, ServiceDeploymentError
-from bot.sandbox.simulator import RolloutSimulator, UnstartableRule
+from bot.sandbox.simulator import INSTALLED, RolloutSimulator, UnstartableRule
 
 __all__ = ["InjectedError", "SandboxWorld", "SeededService"]
 
@@ -407,6 +408,7 @@ class SandboxWorld:
         self._session_lock = threading.Lock()
         self._network_config: dict[str, Any] | None = None
         self._holds: list[CallHold] = []
+        self._example: _SavedExample | None = None
         self.simulator = RolloutSimulator(
             account_id=self.account_id,
             region=self.region,
@@ -475,6 +477,60 @@ class SandboxWorld:
         )
         self.reset_calls()
 
+    def reset_to_example(
+        self,
+        rollout_seconds: float = 2.0,
+        tick: float = 0.1,
+        *,
+        task_seconds: float = 1.0,
+        minute_seconds: float = 6.0,
+    ) -> None:
+        """`reset()` then `seed_example()`, in a fraction of the time after the first: what the
+        first seeding left in moto's backends (and in the simulator) is saved, and put back."""
+        saved = self._example
+        if saved is None:
+            self.reset(rollout_seconds, tick, task_seconds=task_seconds, minute_seconds=minute_seconds)
+            self.seed_example()
+            self._example = self._save_example()
+            return
+        self.release_holds()
+        with self._ledger.lock:
+            self._ledger.faults.clear()
+            self._ledger.rng = random.Random()
+            self._ledger.buckets = None
+        self.simulator.reset(
+            rollout_seconds=rollout_seconds,
+            tick=tick,
+            task_seconds=task_seconds,
+            minute_seconds=minute_seconds,
+            wipe=lambda: self._put_back(saved),
+        )
+        self.simulator.restore_state(saved.simulator)
+        self.reset_calls()
+
+    def _save_example(self) -> _SavedExample:
+        backends: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for key, backend in _loaded_backends():
+            memo = {id(backend): backend}
+            kept: dict[str, Any] = {}
+            for name, value in backend.__dict__.items():
+                if name in INSTALLED or (key[0] == "ec2" and name != "enis"):
+                    continue  # the simulator's own wrappers; EC2's network is never reset
+                try:
+                    kept[name] = copy.deepcopy(value, memo)
+                except TypeError:
+                    continue  # a lock: the backend keeps its own
+            backends[key] = kept
+        return _SavedExample(backends, self.simulator.saved_state())
+
+    def _put_back(self, saved: _SavedExample) -> None:
+        """Empty every backend as `reset()` does, then give the seeded ones their saved state."""
+        self._empty_backends()
+        for key, backend in _loaded_backends():
+            state = saved.backends.get(key)
+            if state is not None:
+                backend.__dict__.update(copy.deepcopy(state, {id(backend): backend}))
+
     def _pin_task_transitions(self) -> None:
         """One-off task transitions stay manual, so the simulator decides when tasks stop."""
         state_manager.set_transition(
@@ -497,6 +553,7 @@ class SandboxWorld:
     def stop(self) -> None:
         """Stop the simulator first, so it never edits a backend nobody serves."""
         self.simulator.stop()
+        self._example = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -922,6 +979,25 @@ class SandboxWorld:
     def release_holds(self) -> None:
         while self._holds:
             self._holds.pop().release()
+
+
+@dataclass(frozen=True)
+class _SavedExample:
+    """moto's backends and the simulator's state right after `seed_example()`."""
+
+    backends: dict[tuple[str, str, str], dict[str, Any]]
+    simulator: dict[str, Any]
+
+
+def _loaded_backends() -> Iterator[tuple[tuple[str, str, str], Any]]:
+    """Every moto backend this process has loaded, by (service, account, region)."""
+    loaded: list[Any] = list(BackendDict._instances)  # type: ignore[misc] # moto's own registry
+    for backends in loaded:
+        if backends.service_name == "moto_api":
+            continue
+        for account_id, account in list(backends.items()):
+            for region, backend in list(account.items()):
+                yield (str(backends.service_name), str(account_id), str(region)), backend
 
 
 def _mark_internal(request: Any, **_: Any) -> None:

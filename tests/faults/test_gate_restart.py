@@ -44,6 +44,12 @@ async def test_kill_9_while_paused_then_the_same_buttons_continue_the_deploy(
         timeout=30,
         what="the pause's reply",
     )
+    # The parent shows the pause once the reply is posted and saved with the record.
+    await wait_for(
+        lambda: (m := fake.message("C0PROD", parent.ts)) and "paused at POST_TEST_TRAFFIC_SHIFT" in m.flat,
+        timeout=20,
+        what="the parent showing the pause",
+    )
     first.kill()
 
     await launch(processes, world, fake, tmp_path, state, catalog).up(fake)
