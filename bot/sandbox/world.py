@@ -460,22 +460,7 @@ class SandboxWorld:
         scripts, rules and pause and takes the new knobs; call counts and injected faults are
         cleared. Seed again afterwards (``seed_example()``).
         """
-        if self._server is None:
-            raise RuntimeError("SandboxWorld.start() has not been called")
-        self.release_holds()
-        with self._ledger.lock:
-            self._ledger.faults.clear()
-            self._ledger.rng = random.Random(seed)
-            self._ledger.buckets = None
-        self.simulator.reset(
-            rollout_seconds=rollout_seconds,
-            tick=tick,
-            task_seconds=task_seconds,
-            minute_seconds=minute_seconds,
-            seed=seed,
-            wipe=self._empty_backends,
-        )
-        self.reset_calls()
+        self._reset(rollout_seconds, tick, task_seconds, minute_seconds, seed, self._empty_backends)
 
     def reset_to_example(
         self,
@@ -492,20 +477,37 @@ class SandboxWorld:
             self.reset(rollout_seconds, tick, task_seconds=task_seconds, minute_seconds=minute_seconds)
             self.seed_example()
             self._example = self._save_example()
+            self.reset_calls()
             return
+        self._reset(rollout_seconds, tick, task_seconds, minute_seconds, None, lambda: self._put_back(saved))
+        self.simulator.restore_state(saved.simulator)
+
+    def _reset(
+        self,
+        rollout_seconds: float,
+        tick: float,
+        task_seconds: float,
+        minute_seconds: float,
+        seed: int | None,
+        wipe: Callable[[], None],
+    ) -> None:
+        """What every reset does: holds released, faults, buckets and counts cleared, and the
+        simulator reset while `wipe` empties (or refills) moto's backends under its lock."""
+        if self._server is None:
+            raise RuntimeError("SandboxWorld.start() has not been called")
         self.release_holds()
         with self._ledger.lock:
             self._ledger.faults.clear()
-            self._ledger.rng = random.Random()
+            self._ledger.rng = random.Random(seed)
             self._ledger.buckets = None
         self.simulator.reset(
             rollout_seconds=rollout_seconds,
             tick=tick,
             task_seconds=task_seconds,
             minute_seconds=minute_seconds,
-            wipe=lambda: self._put_back(saved),
+            seed=seed,
+            wipe=wipe,
         )
-        self.simulator.restore_state(saved.simulator)
         self.reset_calls()
 
     def _save_example(self) -> _SavedExample:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import KW_ONLY, dataclass
+from typing import Any
 
 from bot.domain.approvals import Approval
 from bot.domain.records import GateEntry, Lock, OperationRecord
@@ -83,19 +84,22 @@ class SlackFront:
         if approval.ts is None:
             return
         summary, blocks = approval_blocks(approval, lines, outcome)
-        try:
-            await self.slack.update(approval.channel, approval.ts, summary, blocks)
-        except Exception:
-            log.warning("could not update an approval card", extra={"approval": approval.id})
+        await self._redraw(approval.channel, approval.ts, summary, blocks, "an approval card")
 
     async def settle_pause(self, record: OperationRecord, gate: GateEntry, outcome: Text) -> None:
         if gate.ts is None or record.channel is None:
             return
         summary, blocks = gate_blocks(record, gate, outcome)
+        await self._redraw(record.channel, gate.ts, summary, blocks, "a pause's reply")
+
+    async def _redraw(
+        self, channel: str, ts: str, summary: str, blocks: list[dict[str, Any]], what: str
+    ) -> None:
+        """Edit a card or reply in place; a failed edit is logged, never raised into the work."""
         try:
-            await self.slack.update(record.channel, gate.ts, summary, blocks)
+            await self.slack.update(channel, ts, summary, blocks)
         except Exception:
-            log.warning("could not settle a pause's reply", extra={"op": record.id})
+            log.warning("could not update %s", what, extra={"channel": channel, "ts": ts})
 
     async def settle_confirmation(self, pending: OperationRecord, outcome: Text) -> None:
         """Replace the confirmation's buttons with what became of it."""
