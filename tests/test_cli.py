@@ -208,6 +208,10 @@ def test_check_checks_every_service_of_a_release(world: SandboxWorld, tmp_path: 
         assert f"✓ api {env}: container web is in task definition api-{env}:1" in lines
         assert f"✓ api {env}: service api-worker is ACTIVE in cluster {env}" in lines
         assert f"✓ api {env}: container worker is in task definition api-worker-{env}:1" in lines
+    assert (
+        "✓ shop production: service shop is ACTIVE in cluster production, deploys by CANARY,"
+        " pauses at POST_TEST_TRAFFIC_SHIFT (Continue and Roll back in the thread)" in lines
+    )
     assert lines[-1] == "All green."
 
     world.client("ecs").delete_service(cluster="production", service="api-worker", force=True)

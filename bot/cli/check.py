@@ -21,6 +21,7 @@ from bot.aws.schedules import EventBridgeSchedules
 from bot.catalog_source import read_catalog
 from bot.domain.aws import AwsError, awslogs_of
 from bot.domain.catalog import App, Catalog, CatalogError, Environment
+from bot.domain.gates import gated
 from bot.domain.schedules import ScheduleMissing, ScheduleRef
 from bot.domain.text import paint
 from bot.report.terminal import wants_color
@@ -223,7 +224,7 @@ async def _service(
     found = [s for s in answer.get("services", []) if s.get("serviceName") == name]
     active = next((s for s in found if s.get("status") == "ACTIVE"), None)
     if active is not None:
-        return (True, f"service {name} is ACTIVE in cluster {env.cluster}"), active
+        return (True, f"service {name} is ACTIVE in cluster {env.cluster}{_strategy(active)}"), active
     if found:
         state = found[0].get("status")
         return (False, f"service {name} is {state}, not ACTIVE, in cluster {env.cluster}"), None
@@ -326,3 +327,18 @@ def _redacted(findings: Iterable[Finding], secrets: Iterable[str]) -> list[Findi
             text = text.replace(secret, "[redacted]")
         result.append(Finding(finding.ok, finding.where, text))
     return result
+
+
+def _strategy(service: dict[str, Any]) -> str:
+    """`, deploys by CANARY, pauses at POST_TEST_TRAFFIC_SHIFT`: what a deploy's thread will show."""
+    config = service.get("deploymentConfiguration") or {}
+    if not gated(config):
+        return ""
+    stages = [
+        stage
+        for hook in config.get("lifecycleHooks") or []
+        if hook.get("targetType") == "PAUSE"
+        for stage in hook.get("lifecycleStages") or []
+    ]
+    pauses = f", pauses at {', '.join(stages)} (Continue and Roll back in the thread)" if stages else ""
+    return f", deploys by {config.get('strategy')}{pauses}"
