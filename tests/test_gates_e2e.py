@@ -314,3 +314,20 @@ async def test_with_ecs_events_the_pause_and_the_rollback_are_seen_at_once(
 
     assert "*Failed*" in final.flat and revision(world) == "shop:1"
     assert calls(world, "ContinueServiceDeployment") == 1
+
+
+async def test_rollback_while_baking_stops_the_deployment_with_ecs_s_rollback(
+    world: SandboxWorld, fake: FakeSlack, tmp_path: Path
+) -> None:
+    seed(world, bakeTimeInMinutes=100)  # 20 s of bake time: the old revision stays ready
+    async with running(fake, shop_catalog(), tmp_path / "t.db"):
+        fake.slash_command("/deploy", "shop production v2", user=DEV, channel="C0PROD")
+        parent = await wait_for(lambda: next(iter(parents(fake, "C0PROD")), None), timeout=20, what="thread")
+        await thread_text(fake, parent, must_contain="`BAKE_TIME`", timeout=20)
+        fake.slash_command("/rollback", "shop production", user=DEV, channel="C0PROD")
+        await ephemeral_to(fake, DEV, containing="ECS is rolling shop production back")
+        final = await final_parent(fake, "C0PROD", index=0, timeout=40)
+
+    assert "*Failed*" in final.flat and revision(world) == "shop:1"
+    assert calls(world, "StopServiceDeployment") == 1 and calls(world, "UpdateService") == 1
+    assert calls(world, "ContinueServiceDeployment") == 0
