@@ -331,3 +331,53 @@ async def test_rollback_while_baking_stops_the_deployment_with_ecs_s_rollback(
     assert "*Failed*" in final.flat and revision(world) == "shop:1"
     assert calls(world, "StopServiceDeployment") == 1 and calls(world, "UpdateService") == 1
     assert calls(world, "ContinueServiceDeployment") == 0
+
+
+async def test_a_release_with_a_canary_and_a_failing_worker_goes_back_as_a_whole(
+    world: SandboxWorld, fake: FakeSlack, tmp_path: Path
+) -> None:
+    """The worker fails while the canary waits at its pause: ECS takes the canary back itself
+    (StopServiceDeployment ROLLBACK), the worker goes back too, and the release fails."""
+    seed(
+        world,
+        "shop",
+        "CANARY",
+        hooks=[pause_after_test_traffic()],
+        canaryConfiguration={"canaryPercent": 10.0},
+    )
+    web = world.default_containers(
+        f"{IMAGE}:v1", log_group="/ecs/shop", stream_prefix="shop", environment="x"
+    )
+    worker = {**web[0], "name": "worker", "command": ["bin/worker"], "portMappings": []}
+    world.seed_service("bg", "shop-worker", "shop-worker", f"{IMAGE}:v1", desired=1, containers=[worker])
+    world.mark_unstartable("v2", container="worker")
+    catalog = parse_catalog(
+        f"""
+region: us-east-1
+apps:
+  shop:
+    containers: [web]
+    image: {IMAGE}
+    environments:
+      production:
+        cluster: bg
+        channel: C0PROD
+        timeout: 60
+        rollback_on_failure: true
+        services:
+          - name: shop
+          - name: shop-worker
+            containers: [worker]
+""",
+        "release.yml",
+    )
+    async with running(fake, catalog, tmp_path / "t.db"):
+        fake.slash_command("/deploy", "shop production v2", user=DEV, channel="C0PROD")
+        final = await final_parent(fake, "C0PROD", timeout=60)
+        replies = await thread_text(fake, final, must_contain="*shop*: Service is back on revision 1")
+
+    assert "*Failed*" in final.flat and "shop-worker:" in final.flat
+    assert revision(world) == "shop:1"
+    assert str(service(world, "bg", "shop-worker")["taskDefinition"]).endswith("shop-worker:1")
+    assert calls(world, "StopServiceDeployment") == 1, "the canary went back ECS's way"
+    assert "*shop-worker*: Service is back on revision 1" in replies
