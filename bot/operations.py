@@ -17,11 +17,12 @@ from typing import Protocol
 
 from bot.change_control import ApprovalDesk, freeze_of, frozen_text, plan_lines
 from bot.domain.approvals import Approval, ApprovalRule
-from bot.domain.aws import AwsError, revision_of
+from bot.domain.aws import AwsError, ServiceRef, ServiceSnapshot, revision_of
 from bot.domain.catalog import Catalog
 from bot.domain.code import CodeHost
 from bot.domain.events import Emit, Note, Started
 from bot.domain.freezes import FreezeWindow, when
+from bot.domain.gates import answer_claim
 from bot.domain.ports import Ecs, Schedules, Watcher
 from bot.domain.records import ROLLOUT_ACTIONS, GateEntry, Lock, OperationRecord, Phase, Target
 from bot.domain.text import Text, code, emoji, join, link, mention, text
@@ -659,9 +660,12 @@ class Operations:
         target = request.target
         rights = None if approval is not None else await self.authorize(target, origin)
         plain = rights is None and approval is None and request.revision is None
-        native = plain and self.approvals.rule(target, "rollback") is None
-        if native and await self._roll_back_natively(target, origin, reply, front):
-            return None
+        described: dict[str, ServiceSnapshot] | None = None
+        if plain and self.approvals.rule(target, "rollback") is None:
+            refs = [ref for _, ref in self.catalog.release_refs(target.app, target.env)]
+            described = await self.ecs.describe_services(refs)
+            if await self._roll_back_natively(target, refs, described, origin, reply, front):
+                return None
         refusal = rights or (await self.lifecycle.obstacle(target))[0]
         if refusal is not None:
             await self.refuse_approved(reply, origin, "rollback", target, refusal, front, approval)
@@ -675,6 +679,7 @@ class Operations:
                 history,
                 to_task_definition=to_task_definition,
                 to_services=to_services,
+                described=described,
             )
         except (rollback_action.RollbackRefused, AwsError) as exc:
             why = text(f"Not rolling back {target}: {exc}")
@@ -720,11 +725,17 @@ class Operations:
         self.lifecycle.launch(record, reporter, body, origin)
         return record
 
-    async def _roll_back_natively(self, target: Target, origin: Origin, reply: Reply, front: Front) -> bool:
+    async def _roll_back_natively(
+        self,
+        target: Target,
+        refs: list[ServiceRef],
+        snapshots: dict[str, ServiceSnapshot],
+        origin: Origin,
+        reply: Reply,
+        front: Front,
+    ) -> bool:
         """A blue/green deployment paused or baking goes back the way ECS does it (SPEC part two):
         no new update. False when no service of `target` has one (roll back as usual)."""
-        refs = [ref for _, ref in self.catalog.release_refs(target.app, target.env)]
-        snapshots = await self.ecs.describe_services(refs)
         found = []
         for ref in refs:
             snapshot = snapshots.get(ref.key)
@@ -737,7 +748,7 @@ class Operations:
         calls = []
         for ref, state in found:
             hook = state.awaiting
-            claim = f"pause:{state.arn}#{hook.hook_id}" if hook is not None else None
+            claim = answer_claim(state.arn, hook.hook_id) if hook is not None else None
             if claim is not None and not await self.lifecycle.store.first_delivery(claim):
                 continue  # a Roll back or Continue press answered it just now
             try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from bot.change_control import ApprovalDesk
 from bot.domain.aws import AwsError, ServiceRef
 from bot.domain.catalog import Catalog
-from bot.domain.gates import CONTINUE, ROLLBACK
+from bot.domain.gates import CONTINUE, ROLLBACK, answer_claim
 from bot.domain.ports import Ecs
 from bot.domain.records import GateEntry, OperationRecord
 from bot.domain.text import Text, code, emoji, mention, text
@@ -73,7 +73,7 @@ class PauseDesk:
             )
             return Answered(record, gate, why)
         if not await self.lifecycle.store.first_delivery(
-            f"pause:{gate.service_deployment}#{hook_id}", CLAIM_TTL_S
+            answer_claim(gate.service_deployment, hook_id), CLAIM_TTL_S
         ):
             await reply(text("Someone already answered this pause; nothing changed."))
             return None

@@ -18,6 +18,8 @@ from bot.domain.aws import AwsError, ServiceRef, ServiceSnapshot, revision_of
 from bot.domain.events import Emit, GateAnswered, GatePaused, RolledBack, RollingBack, StageReached
 from bot.domain.gates import (
     ROLLBACK,
+    ROLLBACK_ENDS,
+    ROLLED_BACK,
     SUCCESS,
     Hook,
     ServiceDeploymentState,
@@ -33,6 +35,8 @@ HOOK_ENDINGS = {
     "TIMED_OUT": "timed out",
 }
 """How a hook that stopped awaiting ended, as the thread says it."""
+ANSWERS = frozenset({"SUCCEEDED", "FAILED"})
+"""Hook statuses that someone's answer (CONTINUE, ROLLBACK) leaves, not its timeout."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ async def wait_for_deployment(
                     await emit(_paused(state, hook, wait.service))
                 elif not hook.awaiting and hook.hook_id in announced:
                     announced.discard(hook.hook_id)
-                    await emit(GateAnswered(hook.hook_id, _ending(hook)))
+                    await emit(GateAnswered(hook.hook_id, _ending(hook), hook.status in ANSWERS))
             paused_since = (paused_since or time.monotonic()) if state.awaiting else None
             if state.rolling_back or state.ended:
                 return await _ended(subscription, wait, emit, state, announced)
@@ -146,22 +150,12 @@ async def _ended(
         await emit(GateAnswered(hook_id, "ended with the deployment"))
     if state.status == SUCCESS:
         return RolloutOutcome(True, _live(state))
-    if not state.rolling_back:  # STOPPED (aborted) or a rollback that already ended
-        return await _rolled_back(wait, emit, state)
     revision = revision_of(wait.previous_task_definition)
-    await emit(RollingBack(revision, state.why, by_ecs=True, service=wait.service))
-    final = await _until_ended(subscription, wait)
-    return await _rolled_back(wait, emit, final or state, announce=False)
-
-
-async def _rolled_back(
-    wait: GatedWait, emit: Emit, state: ServiceDeploymentState, *, announce: bool = True
-) -> RolloutOutcome:
-    revision = revision_of(wait.previous_task_definition)
-    back = state.status == "ROLLBACK_SUCCESSFUL"
-    if back or state.status == "ROLLBACK_FAILED":
-        if announce:
-            await emit(RollingBack(revision, state.why, by_ecs=True, service=wait.service))
+    if state.rolling_back or state.status in ROLLBACK_ENDS:  # not STOPPED (aborted)
+        await emit(RollingBack(revision, state.why, by_ecs=True, service=wait.service))
+    final = (await _until_ended(subscription, wait) or state) if state.rolling_back else state
+    if final.status in ROLLBACK_ENDS:
+        back = final.status == ROLLED_BACK
         await emit(RolledBack(revision, completed=back, by_ecs=True, service=wait.service))
     return RolloutOutcome(False, state.why, settled_by_ecs=True)
 
@@ -199,7 +193,7 @@ async def _stop(
         return RolloutOutcome(False, why, settled_by_ecs=True)
     subscription.look_now()
     final = await _until_ended(subscription, wait)
-    back = final is not None and final.status == "ROLLBACK_SUCCESSFUL"
+    back = final is not None and final.status == ROLLED_BACK
     await emit(RolledBack(revision, completed=back, by_ecs=True, service=wait.service))
     return RolloutOutcome(False, reason, settled_by_ecs=True)
 

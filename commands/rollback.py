@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.domain.aws import AwsError, ServiceRef, family_of, revision_of
+from bot.domain.aws import AwsError, ServiceRef, ServiceSnapshot, family_of, revision_of
 from bot.domain.catalog import Catalog, Environment
 from bot.domain.events import Emit, Failed, ReleasePlanned, RollingBack, ServiceUpdated
 from bot.domain.ports import Ecs
@@ -123,16 +123,18 @@ async def prepare(
     *,
     to_task_definition: str | None = None,
     to_services: dict[str, str] | None = None,
+    described: Mapping[str, ServiceSnapshot] | None = None,
 ) -> RollbackPlan:
     """Find the revision to go back to; refuse when there is none.
 
     `to_services`: for a release, each service's revision before a given release (the button).
+    `described`: the services as the caller just described them, by `ServiceRef.key` (not again).
     """
     _, env = catalog.target(request.target.app, request.target.env)
     if env.is_release:
-        return await _prepare_release(request, ecs, catalog, history, to_services)
+        return await _prepare_release(request, ecs, catalog, history, to_services, described)
     ref = catalog.service_ref(request.target.app, request.target.env)
-    service = await ecs.describe_service(ref)
+    service = (described or {}).get(ref.key) or await ecs.describe_service(ref)
     current = service.task_definition
     family = family_of(current)
     if request.revision is not None:
@@ -160,6 +162,7 @@ async def _prepare_release(
     catalog: Catalog,
     history: Sequence[OperationRecord],
     to_services: dict[str, str] | None,
+    described: Mapping[str, ServiceSnapshot] | None,
 ) -> RollbackPlan:
     """Every service back to its revision in the last successful release (or the one given)."""
     target = request.target
@@ -173,7 +176,7 @@ async def _prepare_release(
             "successful release."
         )
     refs = [ref for _, ref in catalog.release_refs(target.app, target.env)]
-    snapshots = await ecs.describe_services(refs)
+    snapshots = described if described is not None else await ecs.describe_services(refs)
     current: dict[str, str] = {}
     for ref in refs:
         snapshot = snapshots.get(ref.key)

@@ -136,8 +136,9 @@ class GateAnswered:
     hook_id: str
     outcome: str
     """`continued`, `rolled back`, `timed out`, … as the thread says it."""
-    by: str | None = None
-    """Who pressed, when a person did."""
+    answered: bool = False
+    """Someone answered it (a press, `/rollback`, the console), rather than its timeout or the
+    deployment's end: a press draws the reply itself, so the thread leaves it alone."""
 
 
 @dataclass(frozen=True)

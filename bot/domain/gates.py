@@ -16,6 +16,7 @@ SUCCESS = "SUCCESSFUL"
 ROLLED_BACK = "ROLLBACK_SUCCESSFUL"
 ENDED = frozenset({SUCCESS, "STOPPED", ROLLED_BACK, "ROLLBACK_FAILED"})
 ROLLING_BACK = frozenset({"ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS"})
+ROLLBACK_ENDS = frozenset({ROLLED_BACK, "ROLLBACK_FAILED"})
 AWAITING = "AWAITING_ACTION"
 CONTINUE = "CONTINUE"
 ROLLBACK = "ROLLBACK"
@@ -132,6 +133,11 @@ class ServiceDeploymentState:
             strategy=str(config.get("strategy") or "ROLLING"),
             bake_minutes=int(bake) if bake is not None else None,
         )
+
+
+def answer_claim(service_deployment: str, hook_id: str) -> str:
+    """The store key whose first write answers a pause: a press, or `/rollback`, never both."""
+    return f"pause:{service_deployment}#{hook_id}"
 
 
 def stage_words(stage: str | None) -> str:

@@ -71,10 +71,10 @@ def fold(record: OperationRecord, event: events.ProgressEvent, *, now: float | N
             gate.state, gate.service, record.stage = "awaiting", event.service, event.stage
             record.phase = Phase.PAUSED
             return True
-        case events.GateAnswered(hook_id=hook_id, outcome=outcome, by=by):
+        case events.GateAnswered(hook_id=hook_id, outcome=outcome):
             answered = record.gate(hook_id)
             if answered is not None:
-                answered.state, answered.by = outcome, by or answered.by
+                answered.state = outcome
             if record.phase == Phase.PAUSED and not any(g.awaiting for g in record.gates):
                 record.phase = Phase.ROLLING_OUT
             return True

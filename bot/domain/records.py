@@ -113,7 +113,6 @@ class GateEntry:
     timeout_action: str | None = None
     state: str = "awaiting"
     """awaiting, or how it ended: continued · rolled back · timed out · …"""
-    by: str | None = None
     ts: str | None = None
     service: str | None = None
 

@@ -92,7 +92,7 @@ class ThreadReporter:
         if gate is None or self.ts is None:
             return
         if isinstance(event, GateAnswered):
-            if gate.ts is not None and not event.outcome.startswith(("continued", "rolled back")):
+            if gate.ts is not None and not event.answered:
                 summary, blocks = gate_blocks(record, gate, text(f"Ended: {event.outcome}."))
                 await self._safely(self.slack.update(self.channel, gate.ts, summary, blocks))
             self._pending.extend(self.view.details(event))

@@ -456,22 +456,30 @@ class DynamoStore:
         return _record(item) if item else None
 
     async def unfinished(self) -> list[OperationRecord]:
-        records: list[OperationRecord] = []
+        items = await self._scan(
+            "begins_with(pk, :op) AND #state = :running", {":op": _s("op#"), ":running": _s("running")}
+        )
+        records = (r for r in map(_record, items) if r is not None)
+        return sorted(records, key=lambda r: r.created_at)
+
+    async def _scan(self, where: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every item `where` holds for (a consistent, filtered scan, page after page);
+        `#state` in `where` names the `state` attribute."""
+        items: list[dict[str, Any]] = []
         start: dict[str, Any] | None = None
         while True:
             page = await self._call(
                 "scan",
                 ConsistentRead=True,
-                FilterExpression="begins_with(pk, :op) AND #state = :running",
+                FilterExpression=where,
                 ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":op": _s("op#"), ":running": _s("running")},
+                ExpressionAttributeValues=values,
                 **({"ExclusiveStartKey": start} if start else {}),
             )
-            records.extend(r for r in map(_record, page.get("Items", [])) if r is not None)
+            items.extend(page.get("Items", []))
             start = page.get("LastEvaluatedKey")
             if not start:
-                break
-        return sorted(records, key=lambda r: r.created_at)
+                return items
 
     async def adopt(self, record: OperationRecord, owner: str, lease_s: float) -> bool:
         now = time.time()
@@ -624,23 +632,12 @@ class DynamoStore:
 
     async def open_approvals(self) -> list[Approval]:
         """A filtered scan; items written before `state` was kept are judged by their body."""
-        found: list[Approval] = []
-        start: dict[str, Any] | None = None
-        while True:
-            page = await self._call(
-                "scan",
-                ConsistentRead=True,
-                FilterExpression="begins_with(pk, :approval)"
-                " AND (#state = :open OR attribute_not_exists(#state))",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":approval": _s("approval#"), ":open": _s("open")},
-                **({"ExclusiveStartKey": start} if start else {}),
-            )
-            bodies = (_str(item, "body") for item in page.get("Items", []))
-            found.extend(Approval.from_json(body) for body in bodies if body is not None)
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                break
+        items = await self._scan(
+            "begins_with(pk, :approval) AND (#state = :open OR attribute_not_exists(#state))",
+            {":approval": _s("approval#"), ":open": _s("open")},
+        )
+        bodies = (_str(item, "body") for item in items)
+        found = (Approval.from_json(body) for body in bodies if body is not None)
         return sorted((a for a in found if a.state == "open"), key=lambda a: a.created_at)
 
     async def update_approval(self, approval: Approval) -> bool:
